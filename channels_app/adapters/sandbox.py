@@ -1,0 +1,60 @@
+"""The sandbox: a provider for every channel that decides a message's fate by its recipient.
+
+It stands in for a remote provider, so its "remote side" (posting receipts later) runs as a
+Celery task, and its receipts travel through :func:`channels_app.receipts.ingest` like every
+real provider's.
+"""
+
+import uuid
+from typing import Any, ClassVar
+
+from channels_app.adapters.base import Adapter, OutboundMessage, SendResult
+from channels_app.errors import ErrorKind, ProviderError
+from channels_app.sandbox.fates import Fate, fate_of, planned_receipts
+
+
+class SandboxAdapter(Adapter):
+    name: ClassVar[str] = "sandbox"
+    channels: ClassVar[frozenset[str]] = frozenset(
+        {"sms", "mms", "messenger", "viber_service_msg", "viber_service", "whatsapp"}
+    )
+
+    def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
+        recipient = str(message.recipient.get("number") or message.recipient.get("id") or "")
+        fate = fate_of(recipient)
+        if fate == Fate.REJECTED:
+            raise ProviderError(ErrorKind.PERMANENT, "Unroutable", code=1250, provider_code="1")
+        if fate == Fate.FLAKY and message.attempt_number == 1:
+            raise ProviderError(
+                ErrorKind.TRANSIENT, "Throttled", code=1000, provider_code="5", retry_after=0.5
+            )
+        provider_message_id = f"sbx-{uuid.uuid4()}"
+        self._schedule_receipts(message, fate, provider_message_id, config)
+        return SendResult(
+            provider_message_ids=[provider_message_id],
+            response={"message_id": provider_message_id, "fate": fate.value},
+        )
+
+    @staticmethod
+    def _schedule_receipts(
+        message: OutboundMessage, fate: Fate, provider_message_id: str, config: dict[str, Any]
+    ) -> None:
+        from channels_app.sandbox.tasks import emit_receipt
+
+        plan = planned_receipts(
+            fate,
+            message.channel,
+            deliver_after=float(config.get("deliver_after", 1.0)),
+            read_after=float(config.get("read_after", 2.0)),
+        )
+        for receipt in plan:
+            emit_receipt.apply_async(
+                (
+                    provider_message_id,
+                    message.client_ref,
+                    receipt.status.value,
+                    receipt.error_code,
+                    receipt.error_reason,
+                ),
+                countdown=receipt.after,
+            )

@@ -1,0 +1,32 @@
+"""The sandbox provider's side: it posts receipts later, like a real provider would."""
+
+from celery import shared_task
+
+from channels_app import receipts
+from channels_app.statuses import ReceiptEvent, ReceiptStatus
+
+
+@shared_task(name="sandbox.emit_receipt", acks_late=True)
+def emit_receipt(
+    provider_message_id: str,
+    client_ref: str,
+    status: str,
+    error_code: int | None = None,
+    error_reason: str = "",
+) -> None:
+    raw = {"message_id": provider_message_id, "client_ref": client_ref, "status": status}
+    if error_code is not None:
+        raw["error"] = {"code": error_code, "reason": error_reason}
+    receipts.ingest(
+        [
+            ReceiptEvent(
+                provider="sandbox",
+                provider_message_id=provider_message_id,
+                status=ReceiptStatus(status),
+                client_ref=client_ref,
+                error_code=error_code,
+                error_reason=error_reason,
+                raw=raw,
+            )
+        ]
+    )

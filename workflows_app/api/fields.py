@@ -1,0 +1,40 @@
+"""Fields that do not coerce: a number where a string belongs is an error, not a string."""
+
+import math
+
+import phonenumbers
+from rest_framework import serializers
+
+
+class StrictCharField(serializers.CharField):
+    default_error_messages = {"invalid": "Must be a string."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    default_error_messages = {"invalid": "Must be an integer."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        if isinstance(data, float) and (not math.isfinite(data) or not data.is_integer()):
+            self.fail("invalid")
+        return super().to_internal_value(int(data))
+
+
+class StrictDictField(serializers.DictField):
+    default_error_messages = {"not_a_dict": "Must be an object."}
+
+
+def is_e164_without_plus(value: str) -> bool:
+    """E.164 digits without a leading ``+`` or ``00``, of a length some country allows."""
+    if not value.isdigit() or value.startswith("0") or not 7 <= len(value) <= 15:
+        return False
+    try:
+        return phonenumbers.is_possible_number(phonenumbers.parse("+" + value))
+    except phonenumbers.NumberParseException:
+        return False

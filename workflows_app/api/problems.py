@@ -1,0 +1,179 @@
+"""RFC 7807 problem responses in the shape the Vonage APIs used.
+
+Validation errors use the Messages/Workflows ``InvalidParams`` type with ``invalid_parameters``
+naming the field; everything else uses Vonage's generic error slugs
+(``https://developer.nexmo.com/api-errors#<slug>``).
+"""
+
+import uuid
+from typing import Any
+
+from django.http import JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+INVALID_PARAMS_TYPE = "https://www.nexmo.com/messages/Errors#InvalidParams"
+GENERIC_TYPE = "https://developer.nexmo.com/api-errors#{slug}"
+
+# slug, title, detail per HTTP status for the generic errors.
+GENERIC: dict[int, tuple[str, str, str]] = {
+    400: ("bad-request", "Bad Request", "The request could not be understood."),
+    401: ("unauthorized", "Unauthorized", "You did not provide correct credentials."),
+    403: ("forbidden", "Forbidden", "You are not allowed to do this."),
+    404: (
+        "not-found",
+        "Not Found",
+        "The requested resource does not exist, or you do not have access to it.",
+    ),
+    405: ("wrong-verb", "Wrong HTTP verb", "This endpoint does not support that HTTP method."),
+    406: (
+        "accept-header",
+        "Invalid Accept header",
+        "This endpoint only produces application/json.",
+    ),
+    409: ("conflict", "Conflict", "The resource is not in a state that allows this."),
+    413: ("payload-too-large", "Payload Too Large", "The request body is too large."),
+    415: (
+        "content-type-header",
+        "Invalid Content-Type header",
+        "Send the body as application/json.",
+    ),
+    422: ("unprocessable", "Unprocessable Entity", "The request could not be processed."),
+    429: ("throttled", "Too Many Requests", "You have sent too many requests."),
+    500: ("internal-error", "Internal Error", "Something went wrong on our side."),
+    503: ("unavailable", "Service Unavailable", "Please try again shortly."),
+}
+
+
+def trace_id() -> str:
+    return uuid.uuid4().hex
+
+
+def problem_body(
+    http_status: int,
+    *,
+    slug: str | None = None,
+    title: str | None = None,
+    detail: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    default_slug, default_title, default_detail = GENERIC.get(http_status, GENERIC[400])
+    body = {
+        "type": GENERIC_TYPE.format(slug=slug or default_slug),
+        "title": title or default_title,
+        "detail": detail or default_detail,
+        "instance": trace_id(),
+    }
+    body.update(extra)
+    return body
+
+
+def invalid_params_body(name: str, reason: str) -> dict[str, Any]:
+    return {
+        "type": INVALID_PARAMS_TYPE,
+        "title": "Invalid Parameters",
+        "detail": "Your request parameters did not validate.",
+        "instance": trace_id(),
+        "invalid_parameters": {"name": name, "reason": reason},
+    }
+
+
+class Problem(exceptions.APIException):
+    """Raise from a view to answer with a specific problem body."""
+
+    def __init__(
+        self, http_status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(body.get("detail"))
+        self.status_code = http_status
+        self.body = body
+        self.headers = headers or {}
+
+
+class InvalidParameter(Problem):
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(status.HTTP_400_BAD_REQUEST, invalid_params_body(name, reason))
+
+
+def first_invalid_parameter(errors: Any, path: str = "") -> tuple[str, str]:
+    """Flatten DRF's nested error structure to the first ``(name, reason)``.
+
+    Names read like ``workflow[0].failover.expiry_time``.
+    """
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            if key in ("non_field_errors", "__all__"):
+                child = path
+            elif isinstance(key, int):
+                child = f"{path}[{key}]"
+            else:
+                child = f"{path}.{key}" if path else str(key)
+            return first_invalid_parameter(value, child)
+        return path or "body", "invalid"
+    if isinstance(errors, list) and errors:
+        if all(isinstance(item, str) for item in errors):
+            return path or "body", str(errors[0])
+        for index, item in enumerate(errors):
+            if item:
+                return first_invalid_parameter(item, f"{path}[{index}]")
+    return path or "body", str(errors)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF exception handler: every error the API raises becomes a problem response."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, Problem):
+        http_status, body, headers = exc.status_code, exc.body, exc.headers
+    elif isinstance(exc, exceptions.ValidationError):
+        http_status = 400
+        body = invalid_params_body(*first_invalid_parameter(exc.detail))
+    elif isinstance(exc, exceptions.ParseError):
+        http_status = 400
+        body = problem_body(
+            400,
+            slug="invalid-json",
+            title="Invalid JSON",
+            detail=f"The request body did not contain valid JSON: {exc.detail}",
+        )
+    elif isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        http_status = 401
+        body = problem_body(
+            401,
+            detail=str(exc.detail) if isinstance(exc, exceptions.AuthenticationFailed) else None,
+        )
+        headers["WWW-Authenticate"] = 'Basic realm="api"'
+    elif isinstance(exc, exceptions.Throttled):
+        http_status = 429
+        body = problem_body(429)
+        if exc.wait is not None:
+            headers["Retry-After"] = str(int(exc.wait) + 1)
+    elif isinstance(exc, exceptions.APIException):
+        http_status = exc.status_code
+        body = problem_body(http_status)
+    else:
+        return None
+    return Response(body, status=http_status, headers=headers, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def problem_json_response(http_status: int, **kwargs: Any) -> JsonResponse:
+    """A problem response outside DRF (Django's 400/404/500 handlers)."""
+    return JsonResponse(
+        problem_body(http_status, **kwargs), status=http_status, content_type=PROBLEM_CONTENT_TYPE
+    )
+
+
+def handler400(request, exception=None):
+    return problem_json_response(400)
+
+
+def handler403(request, exception=None):
+    return problem_json_response(403)
+
+
+def handler404(request, exception=None):
+    return problem_json_response(404)
+
+
+def handler500(request):
+    return problem_json_response(500)

@@ -1,0 +1,210 @@
+"""Request validation for the Workflows / Dispatch API (reference/vonage-api.md §1.2).
+
+Structure is checked field by field; the per-channel rules (which of ``id``/``number``, content
+types, text length, allowed ``condition_status``) come from :mod:`workflows_app.api.channels`.
+"""
+
+from django.conf import settings
+from rest_framework import serializers
+
+from workflows_app.api.channels import CHANNELS, CONTENT_TYPES
+from workflows_app.api.fields import (
+    StrictCharField,
+    StrictDictField,
+    StrictIntegerField,
+    is_e164_without_plus,
+)
+from workflows_app.services.workflows import StepSpec
+
+E164_REASON = "Must be an E.164 number without a leading + or 00, e.g. 447700900000."
+
+
+class EndpointSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=sorted(CHANNELS))
+    id = StrictCharField(min_length=1, max_length=50, required=False, trim_whitespace=False)
+    number = StrictCharField(min_length=1, max_length=50, required=False, trim_whitespace=False)
+
+
+class MediaSerializer(serializers.Serializer):
+    url = serializers.URLField(max_length=2000)
+    caption = StrictCharField(min_length=1, max_length=3000, required=False)
+
+
+class TemplateParameterSerializer(serializers.Serializer):
+    default = StrictCharField(max_length=1000, allow_blank=True)
+
+
+class TemplateSerializer(serializers.Serializer):
+    name = StrictCharField(min_length=1, max_length=512)
+    parameters = serializers.ListField(
+        child=TemplateParameterSerializer(), required=False, max_length=100
+    )
+
+
+class ContentSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=CONTENT_TYPES)
+    text = StrictCharField(min_length=1, max_length=4096, required=False, trim_whitespace=False)
+    image = MediaSerializer(required=False)
+    audio = MediaSerializer(required=False)
+    video = MediaSerializer(required=False)
+    file = MediaSerializer(required=False)
+    template = TemplateSerializer(required=False)
+    custom = StrictDictField(required=False)
+
+    def validate(self, attrs):
+        kind = attrs["type"]
+        if kind not in attrs:
+            raise serializers.ValidationError({kind: f"Required when type is {kind}."})
+        return attrs
+
+
+class ViberOptionsSerializer(serializers.Serializer):
+    category = serializers.ChoiceField(choices=["transaction", "promotion"], required=False)
+    ttl = StrictIntegerField(min_value=30, max_value=86400, required=False)
+
+
+class MessengerOptionsSerializer(serializers.Serializer):
+    category = serializers.ChoiceField(
+        choices=["response", "update", "message_tag"], required=False
+    )
+    tag = StrictCharField(min_length=1, max_length=64, required=False)
+
+    def validate(self, attrs):
+        if attrs.get("category") == "message_tag" and not attrs.get("tag"):
+            raise serializers.ValidationError({"tag": "Required when category is message_tag."})
+        return attrs
+
+
+class WhatsappOptionsSerializer(serializers.Serializer):
+    policy = serializers.ChoiceField(
+        choices=["deterministic"],
+        required=False,
+        error_messages={
+            "invalid_choice": "Only deterministic is supported; fallback was retired in 2020."
+        },
+    )
+    locale = serializers.RegexField(
+        r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})*$", max_length=35, required=False
+    )
+
+
+class MessageSerializer(serializers.Serializer):
+    content = ContentSerializer()
+    viber_service_msg = ViberOptionsSerializer(required=False)
+    messenger = MessengerOptionsSerializer(required=False)
+    whatsapp = WhatsappOptionsSerializer(required=False)
+
+
+class FailoverSerializer(serializers.Serializer):
+    expiry_time = StrictIntegerField()
+    condition_status = serializers.ChoiceField(choices=["delivered", "read"])
+
+    def validate_expiry_time(self, value: int) -> int:
+        low, high = settings.WORKFLOWS_MIN_EXPIRY_TIME, settings.WORKFLOWS_MAX_EXPIRY_TIME
+        if not low <= value <= high:
+            raise serializers.ValidationError(f"Must be between {low} and {high} seconds.")
+        return value
+
+
+class WorkflowItemSerializer(serializers.Serializer):
+    to = EndpointSerializer()
+    message = MessageSerializer()
+    failover = FailoverSerializer(required=False)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = EndpointSerializer()  # `from` is a Python keyword
+        return fields
+
+    def validate(self, attrs):
+        channel = attrs["to"]["type"]
+        rules = CHANNELS[channel]
+        if attrs["from"]["type"] != channel:
+            raise serializers.ValidationError({"from": {"type": "Must match to.type."}})
+        for side, field_name in (("to", rules.to_field), ("from", rules.from_field)):
+            if not attrs[side].get(field_name):
+                raise serializers.ValidationError(
+                    {side: {field_name: f"Required for {rules.label}."}}
+                )
+        number = attrs["to"].get("number")
+        if rules.to_field == "number" and not is_e164_without_plus(number):
+            raise serializers.ValidationError({"to": {"number": E164_REASON}})
+        sender = attrs["from"].get("number")
+        if channel in ("whatsapp", "mms") and not is_e164_without_plus(sender):
+            raise serializers.ValidationError({"from": {"number": E164_REASON}})
+        self._validate_content(attrs["message"]["content"], rules)
+        failover = attrs.get("failover")
+        if failover and failover["condition_status"] not in rules.conditions:
+            allowed = ", ".join(sorted(rules.conditions))
+            reason = f"{rules.label} supports only {allowed}."
+            raise serializers.ValidationError({"failover": {"condition_status": reason}})
+        return attrs
+
+    @staticmethod
+    def _validate_content(content, rules) -> None:
+        kind = content["type"]
+        if kind not in rules.content_types:
+            raise serializers.ValidationError(
+                {
+                    "message": {
+                        "content": {
+                            "type": f"{rules.label} does not support {kind} content; it supports "
+                            f"{', '.join(sorted(rules.content_types))}."
+                        }
+                    }
+                }
+            )
+        if kind == "text" and len(content["text"]) > rules.max_text:
+            raise serializers.ValidationError(
+                {
+                    "message": {
+                        "content": {
+                            "text": f"{rules.label} text is limited to {rules.max_text} characters."
+                        }
+                    }
+                }
+            )
+
+
+class WorkflowRequestSerializer(serializers.Serializer):
+    template = serializers.ChoiceField(choices=["failover"])
+    workflow = serializers.ListField(child=WorkflowItemSerializer(), min_length=1)
+    client_ref = StrictCharField(max_length=100, required=False, allow_blank=True)
+
+    def validate_workflow(self, items):
+        limit = settings.WORKFLOWS_MAX_STEPS
+        if len(items) > limit:
+            raise serializers.ValidationError(f"At most {limit} items are allowed.")
+        last = len(items) - 1
+        for index, item in enumerate(items):
+            if index < last and "failover" not in item:
+                raise serializers.ValidationError(
+                    {index: {"failover": "Required on every item but the last."}}
+                )
+            if index == last and "failover" in item:
+                raise serializers.ValidationError(
+                    {index: {"failover": "Not allowed on the last item."}}
+                )
+        return items
+
+    def step_specs(self) -> list[StepSpec]:
+        return [
+            StepSpec(
+                channel=item["to"]["type"],
+                sender=dict(item["from"]),
+                recipient=dict(item["to"]),
+                message=_plain(item["message"]),
+                condition_status=item.get("failover", {}).get("condition_status"),
+                expiry_time=item.get("failover", {}).get("expiry_time"),
+            )
+            for item in self.validated_data["workflow"]
+        ]
+
+
+def _plain(value):
+    """Validated data as plain dicts and lists, ready for a JSON column."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value

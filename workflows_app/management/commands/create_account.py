@@ -1,0 +1,25 @@
+import json
+
+from django.core.management.base import BaseCommand
+
+from workflows_app.services.accounts import account_create
+
+
+class Command(BaseCommand):
+    help = 'Create an API account; prints {"api_key", "api_secret", "signature_secret"}.'
+
+    def add_arguments(self, parser):
+        parser.add_argument("--name", required=True)
+        parser.add_argument("--status-url", default="")
+
+    def handle(self, *args, name: str, status_url: str, **options):
+        created = account_create(name=name, status_url=status_url)
+        self.stdout.write(
+            json.dumps(
+                {
+                    "api_key": created.account.api_key,
+                    "api_secret": created.api_secret,
+                    "signature_secret": created.account.signature_secret,
+                }
+            )
+        )

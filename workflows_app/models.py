@@ -1,0 +1,222 @@
+"""Accounts, applications, and the runs: Workflow → Step → Attempt, with an append-only Event log.
+
+Only :mod:`workflows_app.services.transitions` writes ``Step.state`` and ``Workflow.status``.
+"""
+
+import hashlib
+import hmac
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+from .states import FailoverReason, MessageStatus, StepState, WorkflowStatus
+
+
+def hash_secret(secret: str) -> str:
+    """SHA-256 of an API secret.
+
+    Secrets are 128-bit random values we generate, so a fast hash is safe (nothing to brute
+    force) and keeps Basic auth cheap on every request, unlike a password KDF.
+    """
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class Account(models.Model):
+    name = models.CharField(max_length=200)
+    api_key = models.CharField(max_length=32, unique=True)
+    api_secret_hash = models.CharField(max_length=64)
+    signature_secret = models.CharField(max_length=128)
+    status_url = models.URLField(max_length=2000, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.api_key})"
+
+    def check_secret(self, secret: str) -> bool:
+        return hmac.compare_digest(self.api_secret_hash, hash_secret(secret))
+
+
+class Application(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="applications")
+    name = models.CharField(max_length=200)
+    public_key = models.TextField()
+    status_url = models.URLField(max_length=2000, blank=True, default="")
+    inbound_url = models.URLField(max_length=2000, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.id})"
+
+
+class ApiFlavour(models.TextChoices):
+    WORKFLOWS = "workflows", "Workflows (/beta/workflows)"
+    DISPATCH = "dispatch", "Dispatch (/v0.1/dispatch)"
+    MESSAGES_V01 = "messages_v0.1", "Messages v0.1"
+    MESSAGES_V1 = "messages_v1", "Messages v1"
+
+
+class Workflow(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="workflows")
+    application = models.ForeignKey(
+        Application, null=True, blank=True, on_delete=models.SET_NULL, related_name="workflows"
+    )
+    template = models.CharField(max_length=32, default="failover")
+    api_flavour = models.CharField(max_length=16, choices=ApiFlavour.choices)
+    status = models.CharField(
+        max_length=16,
+        choices=[(s.value, s.value) for s in WorkflowStatus],
+        default=WorkflowStatus.RUNNING,
+    )
+    client_ref = models.CharField(max_length=100, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "-created_at"])]
+
+    def __str__(self) -> str:
+        return str(self.id)
+
+
+class Step(models.Model):
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="steps")
+    index = models.PositiveSmallIntegerField()
+    channel = models.CharField(max_length=32)
+    sender = models.JSONField()  # the request's `from` object
+    recipient = models.JSONField()  # the request's `to` object
+    message = models.JSONField()  # the request's `message` object (content + channel options)
+    condition_status = models.CharField(max_length=16, null=True, blank=True)
+    expiry_time = models.PositiveIntegerField(null=True, blank=True)
+
+    state = models.CharField(
+        max_length=16, choices=[(s.value, s.value) for s in StepState], default=StepState.PENDING
+    )
+    # Set when it is this step's turn to be sent (or retried); the scheduler re-dispatches a
+    # pending step whose ready_at passed long ago and which no worker picked up.
+    ready_at = models.DateTimeField(null=True, blank=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    attempt_count = models.PositiveSmallIntegerField(default=0)
+    message_uuid = models.UUIDField(null=True, blank=True, unique=True)
+    message_status = models.CharField(
+        max_length=16, null=True, blank=True, choices=[(s.value, s.value) for s in MessageStatus]
+    )
+    error = models.JSONField(null=True, blank=True)  # {"code": int, "reason": str}
+    failover_reason = models.CharField(
+        max_length=16, null=True, blank=True, choices=[(s.value, s.value) for s in FailoverReason]
+    )
+    send_started_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    timer_armed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # A receipt that arrived after the step had already failed over (the person may have got
+    # the message on two channels).
+    late_receipt = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["workflow", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "index"], name="step_unique_index"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["deadline_at"],
+                name="step_waiting_deadline",
+                condition=Q(state=StepState.WAITING),
+            ),
+            models.Index(
+                fields=["ready_at"],
+                name="step_pending_ready",
+                condition=Q(state=StepState.PENDING, ready_at__isnull=False),
+            ),
+            models.Index(
+                fields=["send_started_at"],
+                name="step_sending_started",
+                condition=Q(state=StepState.SENDING),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow_id}#{self.index} {self.channel} {self.state}"
+
+    @property
+    def is_last(self) -> bool:
+        return self.condition_status is None
+
+
+class Attempt(models.Model):
+    """One provider call for a step. Its id is the ``client_ref`` we give the provider."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveSmallIntegerField()
+    provider = models.CharField(max_length=32)
+    connection_id = models.CharField(max_length=64, blank=True, default="")
+    request_summary = models.JSONField(default=dict)
+    outcome = models.CharField(max_length=16, blank=True, default="")  # accepted | error
+    error_kind = models.CharField(max_length=16, blank=True, default="")
+    error_code = models.CharField(max_length=64, blank=True, default="")
+    error_detail = models.TextField(blank=True, default="")
+    provider_message_ids = models.JSONField(default=list)
+    response = models.JSONField(null=True, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["step", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["step", "number"], name="attempt_unique_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of {self.step_id} via {self.provider}"
+
+
+class ProviderMessage(models.Model):
+    """Maps a provider's message id to our attempt, so receipts find their step."""
+
+    provider = models.CharField(max_length=32)
+    provider_message_id = models.CharField(max_length=255)
+    attempt = models.ForeignKey(Attempt, on_delete=models.CASCADE, related_name="provider_messages")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "provider_message_id"], name="provider_message_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.provider_message_id}"
+
+
+class Event(models.Model):
+    """Append-only: every transition and every receipt, with the raw payload."""
+
+    workflow = models.ForeignKey(
+        Workflow, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    step = models.ForeignKey(
+        Step, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    kind = models.CharField(max_length=32)  # step.transition, workflow.transition, receipt, ...
+    from_state = models.CharField(max_length=16, blank=True, default="")
+    to_state = models.CharField(max_length=16, blank=True, default="")
+    detail = models.CharField(max_length=255, blank=True, default="")
+    data = models.JSONField(default=dict)
+    # Receipts carry provider:message:status here, so a duplicate receipt is a no-op insert.
+    dedupe_key = models.CharField(max_length=300, null=True, blank=True, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["workflow", "id"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.from_state}→{self.to_state}"

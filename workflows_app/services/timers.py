@@ -1,0 +1,142 @@
+"""Durable timers. Postgres holds them; Celery only hurries them.
+
+``Step.deadline_at`` is the truth. :func:`scheduler_tick` runs every ``SCHEDULER_INTERVAL``
+seconds (``manage.py run_scheduler``) and, using the database clock:
+
+1. fails over waiting steps whose deadline passed (``FOR UPDATE SKIP LOCKED``, so several
+   schedulers split the work instead of repeating it);
+2. arms a countdown task for deadlines inside ``TIMER_HORIZON`` (the fast path), so worker
+   memory stays bounded however many runs wait;
+3. re-dispatches pending steps that were due long ago and never picked up (a lost message);
+4. settles steps stuck in ``sending`` past ``SENDING_LEASE`` (a worker died mid-call): the
+   provider may have accepted, so it is counted as submitted and the timer decides.
+"""
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+
+from workflows_app.models import Step
+from workflows_app.services.clock import db_now
+from workflows_app.services.dispatch import arm_timer_on_commit, send_on_commit
+from workflows_app.services.workflows import step_fail_over, step_start_waiting
+from workflows_app.states import FailoverReason, MessageStatus, StepState
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TickReport:
+    expired: int = 0
+    armed: int = 0
+    redispatched: int = 0
+    settled: int = 0
+    duration_ms: float = 0.0
+
+
+def step_expire(step_id: int) -> bool:
+    """Fail over one step if, by the database clock, its deadline has passed."""
+    with transaction.atomic():
+        now = db_now()
+        step = (
+            Step.objects.select_for_update(skip_locked=True)
+            .filter(id=step_id, state=StepState.WAITING, deadline_at__lte=now)
+            .first()
+        )
+        if step is None:
+            return False
+        step_fail_over(step, FailoverReason.EXPIRED, detail="deadline passed")
+    return True
+
+
+def scheduler_tick(batch: int | None = None) -> TickReport:
+    started = time.perf_counter()
+    batch = batch or settings.SCHEDULER_BATCH_SIZE
+    report = TickReport(
+        expired=_expire_due(batch),
+        armed=_arm_near(batch),
+        redispatched=_redispatch_pending(batch),
+        settled=_settle_stuck_sending(batch),
+    )
+    report.duration_ms = (time.perf_counter() - started) * 1000
+    return report
+
+
+def _expire_due(batch: int) -> int:
+    with transaction.atomic():
+        now = db_now()
+        due = list(
+            Step.objects.select_for_update(skip_locked=True)
+            .filter(state=StepState.WAITING, deadline_at__lte=now)
+            .order_by("deadline_at")[:batch]
+        )
+        for step in due:
+            step_fail_over(step, FailoverReason.EXPIRED, detail="deadline passed (scheduler)")
+    return len(due)
+
+
+def _arm_near(batch: int) -> int:
+    with transaction.atomic():
+        now = db_now()
+        near = list(
+            Step.objects.select_for_update(skip_locked=True)
+            .filter(
+                state=StepState.WAITING,
+                timer_armed_at__isnull=True,
+                deadline_at__lte=now + timedelta(seconds=settings.TIMER_HORIZON),
+            )
+            .order_by("deadline_at")
+            .only("id", "deadline_at")[:batch]
+        )
+        Step.objects.filter(id__in=[s.id for s in near]).update(timer_armed_at=now)
+        for step in near:
+            arm_timer_on_commit(step.id, (step.deadline_at - now).total_seconds())
+    return len(near)
+
+
+def _redispatch_pending(batch: int) -> int:
+    with transaction.atomic():
+        now = db_now()
+        stale = now - timedelta(seconds=settings.PENDING_GRACE)
+        lost = list(
+            Step.objects.select_for_update(skip_locked=True)
+            .filter(state=StepState.PENDING, ready_at__lte=stale)
+            .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lte=stale))
+            .order_by("ready_at")
+            .values_list("id", flat=True)[:batch]
+        )
+        Step.objects.filter(id__in=lost).update(dispatched_at=now)
+        for step_id in lost:
+            send_on_commit(step_id)
+    if lost:
+        logger.warning("re-dispatched %d pending step(s) that no worker picked up", len(lost))
+    return len(lost)
+
+
+def _settle_stuck_sending(batch: int) -> int:
+    with transaction.atomic():
+        now = db_now()
+        stuck = list(
+            Step.objects.select_for_update(skip_locked=True)
+            .filter(
+                state=StepState.SENDING,
+                send_started_at__lte=now - timedelta(seconds=settings.SENDING_LEASE),
+            )
+            .order_by("send_started_at")[:batch]
+        )
+        for step in stuck:
+            step_start_waiting(
+                step,
+                started_at=step.send_started_at,
+                sent_at=now,
+                message_status=step.message_status or MessageStatus.SUBMITTED,
+                detail="send lease expired: outcome unknown, not resent",
+            )
+    if stuck:
+        logger.warning("settled %d step(s) stuck in sending as submitted", len(stuck))
+    return len(stuck)

@@ -1,0 +1,85 @@
+"""The only writer of ``Step.state`` and ``Workflow.status``.
+
+Each change is checked against the table in :mod:`workflows_app.states`, applied as a
+compare-and-set (``UPDATE … WHERE id = %s AND state = %s``) and recorded as an Event in the same
+transaction. A lost race, a repeated task or a duplicate receipt therefore changes nothing and
+the caller learns so from the ``False`` it gets back.
+"""
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from workflows_app.models import Event, Step, Workflow
+from workflows_app.states import (
+    STEP_TRANSITIONS,
+    WORKFLOW_TRANSITIONS,
+    StepState,
+    WorkflowStatus,
+)
+
+
+class IllegalTransition(Exception):
+    """A transition that is not in the table: a programming error, never user input."""
+
+
+def step_transition(
+    step: Step,
+    to: StepState,
+    *,
+    detail: str = "",
+    data: dict[str, Any] | None = None,
+    **fields: Any,
+) -> bool:
+    """Move ``step`` from the state it was read in to ``to``; set ``fields`` alongside.
+
+    Returns True if this call made the change (and updates ``step`` in memory), False if the
+    row had already moved on. Raises IllegalTransition for a pair that is not in the table.
+    """
+    source = StepState(step.state)
+    if (source, to) not in STEP_TRANSITIONS:
+        raise IllegalTransition(f"step {source} → {to}")
+    now = timezone.now()
+    with transaction.atomic():
+        changed = Step.objects.filter(id=step.id, state=source).update(
+            state=to, updated_at=now, **fields
+        )
+        if changed != 1:
+            return False
+        Event.objects.create(
+            workflow_id=step.workflow_id,
+            step_id=step.id,
+            kind="step.transition",
+            from_state=source,
+            to_state=to,
+            detail=detail or STEP_TRANSITIONS[(source, to)],
+            data=data or {},
+        )
+    step.state = to
+    for name, value in fields.items():
+        setattr(step, name, value)
+    return True
+
+
+def workflow_transition(
+    workflow_id: Any, source: WorkflowStatus, to: WorkflowStatus, *, detail: str = ""
+) -> bool:
+    """Move a workflow from ``source`` to ``to`` as a compare-and-set with an Event."""
+    if (source, to) not in WORKFLOW_TRANSITIONS:
+        raise IllegalTransition(f"workflow {source} → {to}")
+    now = timezone.now()
+    with transaction.atomic():
+        changed = Workflow.objects.filter(id=workflow_id, status=source).update(
+            status=to, updated_at=now, finished_at=now
+        )
+        if changed != 1:
+            return False
+        Event.objects.create(
+            workflow_id=workflow_id,
+            kind="workflow.transition",
+            from_state=source,
+            to_state=to,
+            detail=detail or WORKFLOW_TRANSITIONS[(source, to)],
+        )
+    return True

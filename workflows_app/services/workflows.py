@@ -1,0 +1,174 @@
+"""Starting runs and moving them between steps: the heart of the engine.
+
+Callers hold a transaction; every function here takes a Step read in that transaction and
+changes it only through :mod:`workflows_app.services.transitions`.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from workflows_app.models import Account, Application, Event, Step, Workflow
+from workflows_app.services.clock import db_now
+from workflows_app.services.dispatch import arm_timer_on_commit, send_on_commit
+from workflows_app.services.transitions import step_transition, workflow_transition
+from workflows_app.states import (
+    FAILURE_STATUSES,
+    FailoverReason,
+    MessageStatus,
+    StepState,
+    WorkflowStatus,
+    condition_met,
+)
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """One validated workflow item."""
+
+    channel: str
+    sender: dict[str, Any]
+    recipient: dict[str, Any]
+    message: dict[str, Any]
+    condition_status: str | None = None
+    expiry_time: int | None = None
+
+
+def workflow_create(
+    *,
+    account: Account,
+    flavour: str,
+    steps: list[StepSpec],
+    application: Application | None = None,
+    client_ref: str = "",
+) -> Workflow:
+    """Store a run and queue its first send (after commit). Returns the new Workflow."""
+    with transaction.atomic():
+        workflow = Workflow.objects.create(
+            account=account, application=application, api_flavour=flavour, client_ref=client_ref
+        )
+        now = db_now()
+        rows = Step.objects.bulk_create(
+            [
+                Step(
+                    workflow=workflow,
+                    index=index,
+                    channel=spec.channel,
+                    sender=spec.sender,
+                    recipient=spec.recipient,
+                    message=spec.message,
+                    condition_status=spec.condition_status,
+                    expiry_time=spec.expiry_time,
+                    ready_at=now if index == 0 else None,
+                    dispatched_at=now if index == 0 else None,
+                )
+                for index, spec in enumerate(steps)
+            ]
+        )
+        Event.objects.create(
+            workflow=workflow,
+            kind="workflow.created",
+            to_state="running",
+            data={"steps": len(steps), "flavour": flavour},
+        )
+        send_on_commit(rows[0].id)
+    return workflow
+
+
+def step_wanted_status(step: Step) -> str:
+    """The status that ends the run successfully: the condition, or `delivered` for the last."""
+    return step.condition_status or MessageStatus.DELIVERED
+
+
+def step_evaluate(step: Step) -> None:
+    """Decide an active step from its message status: succeed, fail over, or keep waiting.
+
+    Call inside a transaction with the step row locked (``select_for_update``), after the
+    message status changed or the step entered ``waiting``.
+    """
+    if step.state not in (StepState.SENDING, StepState.WAITING):
+        return
+    if step.message_status in FAILURE_STATUSES:
+        step_fail_over(step, FailoverReason(step.message_status))
+    elif condition_met(step_wanted_status(step), step.message_status):
+        step_succeed(step)
+
+
+def step_succeed(step: Step) -> None:
+    """The condition was met in time: the run completes and later steps are skipped."""
+    now = db_now()
+    if not step_transition(step, StepState.SUCCEEDED, finished_at=now):
+        return
+    later = Step.objects.filter(
+        workflow_id=step.workflow_id, index__gt=step.index, state=StepState.PENDING
+    )
+    for pending in later:
+        step_transition(pending, StepState.SKIPPED, finished_at=now)
+    workflow_transition(step.workflow_id, WorkflowStatus.RUNNING, WorkflowStatus.COMPLETED)
+
+
+def step_fail_over(step: Step, reason: FailoverReason, *, detail: str = "") -> None:
+    """Rejected, undeliverable or expired: start the next step, or end the run in `error`."""
+    now = db_now()
+    fields = {"failover_reason": reason, "finished_at": now}
+    if step.is_last:
+        if step_transition(step, StepState.FAILED, detail=detail, **fields):
+            workflow_transition(step.workflow_id, WorkflowStatus.RUNNING, WorkflowStatus.ERROR)
+        return
+    if not step_transition(step, StepState.FAILED_OVER, detail=detail, **fields):
+        return
+    next_id = (
+        Step.objects.filter(
+            workflow_id=step.workflow_id,
+            index=step.index + 1,
+            state=StepState.PENDING,
+            ready_at__isnull=True,
+        )
+        .values_list("id", flat=True)
+        .first()
+    )
+    if next_id is not None:
+        Step.objects.filter(id=next_id).update(ready_at=now, dispatched_at=now)
+        send_on_commit(next_id)
+
+
+def step_start_waiting(step: Step, *, started_at: Any, detail: str = "", **fields: Any) -> bool:
+    """``sending`` → ``waiting`` with its deadline counted from ``started_at``; arms the timer."""
+    seconds = (
+        step.expiry_time if step.expiry_time is not None else settings.WORKFLOWS_FINAL_STEP_TIMEOUT
+    )
+    deadline = started_at + timedelta(seconds=seconds)
+    now = db_now()
+    armed = deadline - now <= timedelta(seconds=settings.TIMER_HORIZON)
+    if not step_transition(
+        step,
+        StepState.WAITING,
+        detail=detail,
+        deadline_at=deadline,
+        timer_armed_at=now if armed else None,
+        **fields,
+    ):
+        return False
+    if armed:
+        arm_timer_on_commit(step.id, (deadline - now).total_seconds())
+    return True
+
+
+def workflow_cancel(workflow: Workflow) -> bool:
+    """Cancel a running workflow: pending and waiting steps are cancelled, timers disarmed.
+
+    Returns False if the run had already finished.
+    """
+    with transaction.atomic():
+        if not workflow_transition(workflow.id, WorkflowStatus.RUNNING, WorkflowStatus.CANCELLED):
+            return False
+        now = db_now()
+        active = Step.objects.select_for_update().filter(
+            workflow_id=workflow.id, state__in=[StepState.PENDING, StepState.WAITING]
+        )
+        for step in active:
+            step_transition(step, StepState.CANCELLED, finished_at=now)
+    return True

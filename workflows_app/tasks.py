@@ -1,0 +1,21 @@
+"""Thin Celery tasks: they take ids, return early when the state moved on, and call a service."""
+
+from celery import shared_task
+
+from workflows_app.services.sending import step_send
+from workflows_app.services.timers import scheduler_tick, step_expire
+
+
+@shared_task(name="workflows.send_step", acks_late=True)
+def send_step(step_id: int) -> None:
+    step_send(step_id)
+
+
+@shared_task(name="workflows.expire_step", acks_late=True)
+def expire_step(step_id: int) -> None:
+    step_expire(step_id)
+
+
+@shared_task(name="workflows.scheduler_tick", acks_late=True)
+def tick() -> None:
+    scheduler_tick()

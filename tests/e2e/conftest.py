@@ -1,0 +1,146 @@
+"""A real stack for end-to-end tests: gunicorn, a Celery worker and the scheduler, started as
+separate processes on the test database (PostgreSQL) and Redis."""
+
+import os
+from dataclasses import dataclass, field
+
+import pytest
+import redis
+import requests
+
+from tests.conftest import basic_auth
+from tests.services import (
+    BIN,
+    Process,
+    free_port,
+    require_postgres_and_redis,
+    test_database_url,
+    wait_for,
+)
+
+STACK_SETTINGS = {
+    "WORKFLOWS_MIN_EXPIRY_TIME": "1",
+    "SANDBOX_DELIVER_AFTER": "0.3",
+    "SANDBOX_READ_AFTER": "0.6",
+    "SCHEDULER_INTERVAL": "0.5",
+    "SEND_RETRY_BASE_DELAY": "0.2",
+    "PENDING_GRACE": "3",
+    "LOG_LEVEL": "INFO",
+}
+
+
+@dataclass
+class Stack:
+    base_url: str
+    redis_url: str
+    env: dict[str, str]
+    log_dir: object
+    processes: dict[str, Process] = field(default_factory=dict)
+
+    def start(self, name: str) -> Process:
+        argv = {
+            "web": [
+                str(BIN / "gunicorn"),
+                "orchestrator.wsgi",
+                "--bind",
+                self.base_url.removeprefix("http://"),
+                "--workers",
+                "2",
+                "--threads",
+                "4",
+                "--timeout",
+                "30",
+            ],
+            "worker": [
+                str(BIN / "celery"),
+                "-A",
+                "orchestrator",
+                "worker",
+                "--concurrency",
+                "2",
+                "-l",
+                "info",
+                "-n",
+                f"{name}@%h",
+            ],
+            "scheduler": [str(BIN / "python"), "manage.py", "run_scheduler"],
+        }[name.rstrip("0123456789")]
+        process = Process(name, argv, self.env, self.log_dir).start()
+        self.processes[name] = process
+        return process
+
+    def flush_redis(self) -> None:
+        redis.Redis.from_url(self.redis_url).flushdb()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {n}\n{p.log_tail()}" for n, p in self.processes.items())
+
+
+@pytest.fixture(scope="session")
+def stack(django_db_setup, django_db_blocker, tmp_path_factory):
+    with django_db_blocker.unblock():
+        redis_url = require_postgres_and_redis()
+        database_url = test_database_url()
+    env = {
+        **os.environ,
+        **STACK_SETTINGS,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "CONN_MAX_AGE": "0",
+    }
+    env.pop("CELERY_BROKER_URL", None)
+    redis.Redis.from_url(redis_url).flushdb()
+    stack = Stack(
+        base_url=f"http://127.0.0.1:{free_port()}",
+        redis_url=redis_url,
+        env=env,
+        log_dir=tmp_path_factory.mktemp("stack-logs"),
+    )
+    for name in ("web", "worker", "scheduler"):
+        stack.start(name)
+    try:
+        wait_for(lambda: _answers(stack.base_url), 30, message="gunicorn to answer")
+        yield stack
+    finally:
+        for process in stack.processes.values():
+            process.kill()
+
+
+def _answers(base_url: str) -> bool:
+    try:
+        requests.get(base_url + "/beta/workflows/x", timeout=1)
+    except requests.RequestException:
+        return False
+    return True
+
+
+class Client:
+    """The API over real HTTP, as a caller's service would use it."""
+
+    def __init__(self, base_url: str, api_key: str, api_secret: str) -> None:
+        self.base_url = base_url
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = basic_auth(api_key, api_secret)
+
+    def create(self, body: dict, path: str = "/beta/workflows") -> str:
+        response = self.session.post(self.base_url + path, json=body, timeout=10)
+        assert response.status_code == 202, response.text
+        return response.json()["workflow_uuid"]
+
+    def get(self, workflow_uuid: str) -> dict:
+        response = self.session.get(f"{self.base_url}/beta/workflows/{workflow_uuid}", timeout=10)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def wait_until_finished(self, workflow_uuid: str, timeout: float = 20) -> dict:
+        return wait_for(
+            lambda: (run := self.get(workflow_uuid))["status"] != "running" and run,
+            timeout,
+            interval=0.2,
+            message=f"run {workflow_uuid} to finish",
+        )
+
+
+@pytest.fixture
+def client(stack, transactional_db, account):
+    return Client(stack.base_url, account.account.api_key, account.api_secret)

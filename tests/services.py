@@ -1,0 +1,114 @@
+"""Finding the real services the suite runs against, and starting our own processes on them."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def require(reason: str) -> None:
+    """Skip, or fail when REQUIRE_SERVICES=1 (CI must run everything)."""
+    if os.environ.get("REQUIRE_SERVICES") == "1":
+        pytest.fail(f"REQUIRE_SERVICES=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def redis_url() -> str | None:
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        return None
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        return None
+    return url
+
+
+def require_postgres_and_redis() -> str:
+    """Return the Redis URL, or skip/fail if Postgres or Redis is not what the suite runs on."""
+    if connection.vendor != "postgresql":
+        require("DATABASE_URL does not point at PostgreSQL")
+    url = redis_url()
+    if url is None:
+        require("REDIS_URL is not set or Redis does not answer")
+    return url
+
+
+def test_database_url() -> str:
+    """A URL for the database pytest-django created, for processes we start."""
+    s = connection.settings_dict
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(
+    predicate: Callable[[], Any], timeout: float, interval: float = 0.1, message: str = "condition"
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+class Process:
+    """A child process in its own process group, with its output kept in a log file."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name, self.argv, self.env = name, argv, env
+        self.log_path = log_dir / f"{name}.log"
+        self.popen: subprocess.Popen | None = None
+
+    def start(self) -> "Process":
+        log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
+        self.popen = subprocess.Popen(
+            self.argv,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.popen and self.popen.poll() is None:
+            try:
+                os.killpg(self.popen.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.popen.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(timeout=5)
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""

@@ -1,0 +1,141 @@
+"""Receipts: recorded once, status only forward, late ones never reopen a run."""
+
+import pytest
+
+from channels_app import receipts
+from channels_app.statuses import ReceiptEvent, ReceiptStatus
+from workflows_app.models import Event, Step, Workflow
+from workflows_app.services.sending import step_send
+from workflows_app.services.workflows import StepSpec, workflow_create
+
+
+def spec(channel: str, recipient: str, condition: str | None = None, expiry: int | None = None):
+    to_key = "id" if channel == "messenger" else "number"
+    return StepSpec(
+        channel=channel,
+        sender={"type": channel, to_key: "100200300" if to_key == "id" else "447700900001"},
+        recipient={"type": channel, to_key: recipient},
+        message={"content": {"type": "text", "text": "hi"}},
+        condition_status=condition,
+        expiry_time=expiry,
+    )
+
+
+@pytest.fixture
+def waiting_run(account):
+    """A two-step run whose first step (a silent sandbox recipient) is waiting for `read`."""
+    workflow = workflow_create(
+        account=account.account,
+        flavour="workflows",
+        steps=[spec("messenger", "1000000003", "read", 600), spec("sms", "447700900000")],
+    )
+    first = workflow.steps.get(index=0)
+    step_send(first.id)
+    first.refresh_from_db()
+    assert first.state == "waiting"
+    return workflow, first
+
+
+def receipt(step: Step, status: ReceiptStatus) -> ReceiptEvent:
+    attempt = step.attempts.get()
+    return ReceiptEvent(
+        provider="sandbox",
+        provider_message_id=attempt.provider_message_ids[0],
+        status=status,
+        raw={"status": status.value},
+    )
+
+
+def test_a_duplicate_receipt_changes_nothing(waiting_run):
+    workflow, step = waiting_run
+    receipts.ingest([receipt(step, ReceiptStatus.DELIVERED)])
+    events_after_first = Event.objects.count()
+    receipts.ingest([receipt(step, ReceiptStatus.DELIVERED)])
+    assert Event.objects.count() == events_after_first
+    step.refresh_from_db()
+    assert (step.state, step.message_status) == ("waiting", "delivered")
+
+
+def test_status_never_moves_backwards(waiting_run):
+    workflow, step = waiting_run
+    receipts.ingest([receipt(step, ReceiptStatus.DELIVERED)])
+    receipts.ingest([receipt(step, ReceiptStatus.SUBMITTED)])
+    step.refresh_from_db()
+    assert step.message_status == "delivered"
+
+
+def test_read_meets_the_condition_and_skips_later_steps(waiting_run):
+    workflow, step = waiting_run
+    receipts.ingest([receipt(step, ReceiptStatus.READ)])
+    workflow.refresh_from_db()
+    assert workflow.status == "completed"
+    assert list(workflow.steps.values_list("state", flat=True)) == ["succeeded", "skipped"]
+
+
+def test_a_receipt_after_failover_is_recorded_but_never_reopens_the_run(waiting_run):
+    workflow, step = waiting_run
+    receipts.ingest([receipt(step, ReceiptStatus.UNDELIVERABLE)])
+    step.refresh_from_db()
+    assert (step.state, step.failover_reason) == ("failed_over", "undeliverable")
+    receipts.ingest([receipt(step, ReceiptStatus.READ)])
+    step.refresh_from_db()
+    assert step.state == "failed_over"
+    assert step.message_status == "undeliverable"  # a failure is final
+
+
+def test_a_late_positive_receipt_is_flagged(waiting_run):
+    workflow, step = waiting_run
+    Step.objects.filter(id=step.id).update(deadline_at=step.deadline_at.replace(year=2000))
+    from workflows_app.services.timers import step_expire
+
+    assert step_expire(step.id) is True
+    assert step_expire(step.id) is False  # a second delivery of the timer is a no-op
+    receipts.ingest([receipt(step, ReceiptStatus.READ)])
+    step.refresh_from_db()
+    assert (step.state, step.message_status, step.late_receipt) == ("failed_over", "read", True)
+    workflow.refresh_from_db()
+    assert workflow.status == "running"  # the SMS step decides now
+
+
+def test_a_receipt_for_an_unknown_message_is_recorded(db):
+    receipts.ingest(
+        [
+            ReceiptEvent(
+                provider="sandbox", provider_message_id="nope", status=ReceiptStatus.DELIVERED
+            )
+        ]
+    )
+    assert Event.objects.filter(kind="receipt.unmatched").count() == 1
+
+
+def test_a_receipt_that_beats_the_send_record_is_applied_once_the_send_is_recorded(
+    account, monkeypatch
+):
+    workflow = workflow_create(
+        account=account.account,
+        flavour="workflows",
+        steps=[spec("messenger", "1000000003", "delivered", 600), spec("sms", "447700900000")],
+    )
+    first = workflow.steps.get(index=0)
+    from channels_app.adapters.base import SendResult
+    from workflows_app.services import sending
+
+    original = sending._attempt_accepted
+
+    def deliver_first(attempt, result: SendResult):
+        receipts.ingest(
+            [
+                ReceiptEvent(
+                    provider="sandbox",
+                    provider_message_id=result.provider_message_ids[0],
+                    status=ReceiptStatus.DELIVERED,
+                )
+            ]
+        )
+        original(attempt, result)
+
+    monkeypatch.setattr(sending, "_attempt_accepted", deliver_first)
+    step_send(first.id)
+    first.refresh_from_db()
+    assert (first.state, first.message_status) == ("succeeded", "delivered")
+    assert Workflow.objects.get(id=workflow.id).status == "completed"

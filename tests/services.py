@@ -1,5 +1,6 @@
 """Finding the real services the suite runs against, and starting our own processes on them."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -94,10 +95,8 @@ class Process:
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.popen and self.popen.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, sig)
-            except ProcessLookupError:
-                pass
             try:
                 self.popen.wait(timeout=15)
             except subprocess.TimeoutExpired:

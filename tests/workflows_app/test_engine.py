@@ -1,0 +1,108 @@
+"""The state machine and the scheduler's recovery paths, driven through the services."""
+
+from datetime import timedelta
+
+import pytest
+
+from tests.workflows_app.test_receipts import spec
+from workflows_app.models import Event, Step
+from workflows_app.services.sending import step_send
+from workflows_app.services.timers import scheduler_tick
+from workflows_app.services.transitions import IllegalTransition, step_transition
+from workflows_app.services.workflows import workflow_cancel, workflow_create
+from workflows_app.states import STEP_TRANSITIONS, StepState
+
+
+@pytest.fixture
+def two_steps(account):
+    return workflow_create(
+        account=account.account,
+        flavour="workflows",
+        steps=[spec("messenger", "1000000003", "read", 600), spec("sms", "447700900000")],
+    )
+
+
+def test_every_transition_in_the_table_leaves_an_allowed_state():
+    sources = {source for source, _ in STEP_TRANSITIONS}
+    assert StepState.SUCCEEDED not in sources and StepState.SKIPPED not in sources
+
+
+def test_a_transition_not_in_the_table_is_refused(two_steps):
+    step = two_steps.steps.get(index=0)
+    with pytest.raises(IllegalTransition):
+        step_transition(step, StepState.SUCCEEDED)  # pending → succeeded is not allowed
+
+
+def test_a_lost_race_changes_nothing(two_steps):
+    step = two_steps.steps.get(index=0)
+    stale = Step.objects.get(id=step.id)
+    assert step_transition(step, StepState.SENDING) is True
+    events = Event.objects.count()
+    assert step_transition(stale, StepState.SENDING) is False  # read as pending, now sending
+    assert Event.objects.count() == events
+
+
+def test_sending_twice_makes_one_attempt(two_steps):
+    step = two_steps.steps.get(index=0)
+    step_send(step.id)
+    step_send(step.id)
+    step.refresh_from_db()
+    assert step.state == "waiting"
+    assert step.attempts.count() == 1
+
+
+def test_the_scheduler_fails_over_a_step_whose_deadline_passed(two_steps):
+    step = two_steps.steps.get(index=0)
+    step_send(step.id)
+    step.refresh_from_db()
+    Step.objects.filter(id=step.id).update(deadline_at=step.deadline_at - timedelta(days=1))
+    report = scheduler_tick()
+    assert report.expired == 1
+    step.refresh_from_db()
+    assert (step.state, step.failover_reason) == ("failed_over", "expired")
+    second = two_steps.steps.get(index=1)
+    assert second.state == "pending" and second.ready_at is not None
+    assert scheduler_tick().expired == 0
+
+
+def test_the_scheduler_settles_a_step_whose_worker_died_mid_send(two_steps):
+    step = two_steps.steps.get(index=0)
+    stale = Step.objects.get(id=step.id)
+    step_transition(stale, StepState.SENDING, send_started_at=stale.created_at - timedelta(hours=1))
+    report = scheduler_tick()
+    assert report.settled == 1
+    step.refresh_from_db()
+    # The provider may have accepted: never resent, counted as submitted, the timer decides.
+    assert (step.state, step.message_status) == ("waiting", "submitted")
+    assert step.attempts.count() == 0
+
+
+def test_the_scheduler_redispatches_a_pending_step_nobody_picked_up(two_steps, settings):
+    step = two_steps.steps.get(index=0)
+    long_ago = step.created_at - timedelta(minutes=5)
+    Step.objects.filter(id=step.id).update(ready_at=long_ago, dispatched_at=long_ago)
+    assert scheduler_tick().redispatched == 1
+    assert scheduler_tick().redispatched == 0  # dispatched_at moved: not again at once
+
+
+def test_the_scheduler_arms_timers_only_inside_the_horizon(account, settings):
+    settings.TIMER_HORIZON = 60
+    workflow = workflow_create(
+        account=account.account,
+        flavour="workflows",
+        steps=[spec("messenger", "1000000003", "read", 3600), spec("sms", "447700900000")],
+    )
+    step = workflow.steps.get(index=0)
+    step_send(step.id)
+    step.refresh_from_db()
+    assert step.timer_armed_at is None  # an hour away: Postgres holds it, no countdown
+    assert scheduler_tick().armed == 0
+    Step.objects.filter(id=step.id).update(deadline_at=step.deadline_at - timedelta(minutes=59))
+    assert scheduler_tick().armed == 1
+
+
+def test_cancelling_cancels_what_has_not_finished(two_steps):
+    step_send(two_steps.steps.get(index=0).id)
+    assert workflow_cancel(two_steps) is True
+    assert list(two_steps.steps.values_list("state", flat=True)) == ["cancelled", "cancelled"]
+    assert workflow_cancel(two_steps) is False

@@ -47,6 +47,7 @@ STEP_TRANSITIONS: dict[tuple[StepState, StepState], str] = {
     (S.SENDING, S.SUCCEEDED): "condition reached before the send was recorded",
     (S.SENDING, S.FAILED_OVER): "permanent error: fail over now",
     (S.SENDING, S.FAILED): "permanent error on the last step",
+    (S.SENDING, S.CANCELLED): "run cancelled while the attempt was in flight",
     (S.WAITING, S.SUCCEEDED): "condition reached in time",
     (S.WAITING, S.FAILED_OVER): "rejected, undeliverable or deadline passed",
     (S.WAITING, S.FAILED): "the last step failed",

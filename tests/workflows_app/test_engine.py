@@ -106,3 +106,16 @@ def test_cancelling_cancels_what_has_not_finished(two_steps):
     assert workflow_cancel(two_steps) is True
     assert list(two_steps.steps.values_list("state", flat=True)) == ["cancelled", "cancelled"]
     assert workflow_cancel(two_steps) is False
+
+
+def test_cancelling_during_a_send_stops_the_run_there(two_steps):
+    from workflows_app.services import sending
+
+    step = two_steps.steps.get(index=0)
+    attempt, route, outbound = sending._attempt_start(step.id)
+    assert workflow_cancel(two_steps) is True
+    sending._attempt_accepted(attempt, route.adapter.send(outbound, route.config))
+    step.refresh_from_db()
+    assert step.state == "cancelled"
+    assert step.attempts.get().outcome == "accepted"  # recorded, but the run stays cancelled
+    assert two_steps.steps.get(index=1).state == "cancelled"

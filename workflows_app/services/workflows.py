@@ -16,6 +16,7 @@ from workflows_app.services.clock import db_now
 from workflows_app.services.dispatch import arm_timer_on_commit, send_on_commit
 from workflows_app.services.transitions import step_transition, workflow_transition
 from workflows_app.states import (
+    ACTIVE_STEP_STATES,
     FAILURE_STATUSES,
     FailoverReason,
     MessageStatus,
@@ -158,7 +159,10 @@ def step_start_waiting(step: Step, *, started_at: Any, detail: str = "", **field
 
 
 def workflow_cancel(workflow: Workflow) -> bool:
-    """Cancel a running workflow: pending and waiting steps are cancelled, timers disarmed.
+    """Cancel a running workflow: every unfinished step is cancelled and its timer disarmed.
+
+    A step whose attempt is in flight is cancelled too; the message may still reach the
+    person, and its receipts are recorded, but nothing further is sent.
 
     Returns False if the run had already finished.
     """
@@ -167,7 +171,7 @@ def workflow_cancel(workflow: Workflow) -> bool:
             return False
         now = db_now()
         active = Step.objects.select_for_update().filter(
-            workflow_id=workflow.id, state__in=[StepState.PENDING, StepState.WAITING]
+            workflow_id=workflow.id, state__in=ACTIVE_STEP_STATES
         )
         for step in active:
             step_transition(step, StepState.CANCELLED, finished_at=now)

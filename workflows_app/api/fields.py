@@ -32,7 +32,9 @@ class StrictDictField(serializers.DictField):
 
 def is_e164_without_plus(value: str) -> bool:
     """E.164 digits without a leading ``+`` or ``00``, of a length some country allows."""
-    if not value.isdigit() or value.startswith("0") or not 7 <= len(value) <= 15:
+    # isascii(): isdigit() alone also accepts fullwidth, Arabic-Indic and superscript digits.
+    ascii_digits = value.isascii() and value.isdigit()
+    if not ascii_digits or value.startswith("0") or not 7 <= len(value) <= 15:
         return False
     try:
         return phonenumbers.is_possible_number(phonenumbers.parse("+" + value))

@@ -8,6 +8,7 @@ naming the field; everything else uses Vonage's generic error slugs
 import uuid
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -123,7 +124,10 @@ def first_invalid_parameter(errors: Any, path: str = "") -> tuple[str, str]:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF exception handler: every error the API raises becomes a problem response."""
     headers: dict[str, str] = {}
-    if isinstance(exc, Problem):
+    if isinstance(exc, RequestDataTooBig):
+        # Raised by Django's `request.body` when DRF reads a body over the cap.
+        http_status, body = 413, problem_body(413)
+    elif isinstance(exc, Problem):
         http_status, body, headers = exc.status_code, exc.body, exc.headers
     elif isinstance(exc, exceptions.ValidationError):
         http_status = 400
@@ -164,6 +168,9 @@ def problem_json_response(http_status: int, **kwargs: Any) -> JsonResponse:
 
 
 def handler400(request, exception=None):
+    """Django's 400 handler, which also receives a body over the cap read outside DRF."""
+    if isinstance(exception, RequestDataTooBig):
+        return problem_json_response(413)
     return problem_json_response(400)
 
 

@@ -133,11 +133,6 @@ class WorkflowItemSerializer(serializers.Serializer):
         if channel in ("whatsapp", "mms") and not is_e164_without_plus(sender):
             raise serializers.ValidationError({"from": {"number": E164_REASON}})
         self._validate_content(attrs["message"]["content"], rules)
-        failover = attrs.get("failover")
-        if failover and failover["condition_status"] not in rules.conditions:
-            allowed = ", ".join(sorted(rules.conditions))
-            reason = f"{rules.label} supports only {allowed}."
-            raise serializers.ValidationError({"failover": {"condition_status": reason}})
         return attrs
 
     @staticmethod
@@ -172,6 +167,9 @@ class WorkflowRequestSerializer(serializers.Serializer):
     client_ref = StrictCharField(max_length=100, required=False, allow_blank=True)
 
     def validate_workflow(self, items):
+        """Rules across items: the step limit, then where ``failover`` belongs, then which
+        ``condition_status`` each channel allows (a misplaced failover is reported as such,
+        not as a condition the channel does not support)."""
         limit = settings.WORKFLOWS_MAX_STEPS
         if len(items) > limit:
             raise serializers.ValidationError(f"At most {limit} items are allowed.")
@@ -185,6 +183,8 @@ class WorkflowRequestSerializer(serializers.Serializer):
                 raise serializers.ValidationError(
                     {index: {"failover": "Not allowed on the last item."}}
                 )
+        for index, item in enumerate(items[:last]):
+            _validate_condition(index, item)
         return items
 
     def step_specs(self) -> list[StepSpec]:
@@ -199,6 +199,15 @@ class WorkflowRequestSerializer(serializers.Serializer):
             )
             for item in self.validated_data["workflow"]
         ]
+
+
+def _validate_condition(index: int, item: dict) -> None:
+    """Raise unless the item's channel can report its ``failover.condition_status``."""
+    rules = CHANNELS[item["to"]["type"]]
+    if item["failover"]["condition_status"] not in rules.conditions:
+        allowed = ", ".join(sorted(rules.conditions))
+        reason = f"{rules.label} supports only {allowed}."
+        raise serializers.ValidationError({index: {"failover": {"condition_status": reason}}})
 
 
 def _plain(value):

@@ -101,7 +101,8 @@ class MessengerAdapter(Adapter):
         raise unsupported_content(self.name, message)
 
     def error(self, response: Any, body: dict[str, Any] | None) -> ProviderError:
-        graph = (body or {}).get("error") or {}
+        graph = (body or {}).get("error")
+        graph = graph if isinstance(graph, dict) else {}
         code, subcode = graph.get("code"), graph.get("error_subcode")
         detail = str(graph.get("message", ""))[:200]
         if code is None:

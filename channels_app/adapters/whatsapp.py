@@ -85,7 +85,8 @@ class WhatsAppAdapter(Adapter):
             if not messages or not messages[0].get("id"):
                 raise http.unreadable_success(response)
             return SendResult([str(messages[0]["id"])], {"contacts": body.get("contacts")})
-        graph = (body or {}).get("error") or {}
+        graph = (body or {}).get("error")
+        graph = graph if isinstance(graph, dict) else {}
         code = graph.get("code")
         retry_after = http.retry_after(response)
         if code is None:

@@ -28,9 +28,7 @@ class Command(BaseCommand):
         adapter = ADAPTERS[provider]
         served = ", ".join(sorted(adapter.channels))
         if channel not in adapter.channels:
-            raise CommandError(
-                f"{provider} does not serve {channel}; it serves {served}"
-            )
+            raise CommandError(f"{provider} does not serve {channel}; it serves {served}")
         try:
             credentials = json.loads(config)
         except ValueError as error:

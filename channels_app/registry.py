@@ -143,3 +143,21 @@ def connection_report_error(connection_id: str, kind: str, reason: str) -> None:
         ProviderConnection.objects.filter(id=connection_id).update(**fields)
     except (ValueError, ValidationError):  # not a connection id: nothing to flag
         logger.warning("could not record an error on connection %r", connection_id)
+
+
+def polling_providers() -> set[str]:
+    """Providers whose adapters can be asked for a message's status (a receipt backstop)."""
+    return {name for name, adapter in ADAPTERS.items() if adapter.supports_polling}
+
+
+def poll(provider: str, connection_id: str, provider_message_id: str) -> list:
+    """Ask the provider, through the connection that sent it, for a message's status.
+
+    Returns normalised receipts (ReceiptEvent). Raises ProviderError when the provider cannot
+    answer. Call outside any transaction: this is a network call.
+    """
+    from channels_app.models import ProviderConnection
+
+    adapter = ADAPTERS[provider]
+    connection = ProviderConnection.objects.get(id=connection_id)
+    return adapter.poll(provider_message_id, connection_config(connection))

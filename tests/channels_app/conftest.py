@@ -53,7 +53,11 @@ def specs() -> dict[str, ProviderSpec]:
                 "messenger",
                 {"type": "messenger", "id": "page-1"},
                 "id",
-                {"page_access_token": "page-token", "app_secret": "app-secret", "verify_token": "vt"},
+                {
+                    "page_access_token": "page-token",
+                    "app_secret": "app-secret",
+                    "verify_token": "vt",
+                },
                 "app_secret",
             ),
             ProviderSpec(

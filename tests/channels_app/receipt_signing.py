@@ -33,26 +33,54 @@ def receipt_body(provider: str, message_id: str, status: str = "delivered") -> d
             event["delivery"] = {"mids": [message_id], "watermark": now_ms}
         return {"object": "page", "entry": [{"id": "page-1", "time": now_ms, "messaging": [event]}]}
     if provider == "whatsapp":
-        item = {"id": message_id, "status": status, "timestamp": str(int(time.time())),
-                "recipient_id": "447700900000"}
+        item = {
+            "id": message_id,
+            "status": status,
+            "timestamp": str(int(time.time())),
+            "recipient_id": "447700900000",
+        }
         value = {"messaging_product": "whatsapp", "statuses": [item]}
-        return {"object": "whatsapp_business_account",
-                "entry": [{"id": "waba", "changes": [{"field": "messages", "value": value}]}]}
+        return {
+            "object": "whatsapp_business_account",
+            "entry": [{"id": "waba", "changes": [{"field": "messages", "value": value}]}],
+        }
     if provider == "viber":
         event = {"read": "seen"}.get(status, status)
-        return {"event": event, "timestamp": now_ms, "message_token": int(message_id),
-                "user_id": "viber-user"}
+        return {
+            "event": event,
+            "timestamp": now_ms,
+            "message_token": int(message_id),
+            "user_id": "viber-user",
+        }
     if provider == "vonage_sms":
-        return {"msisdn": "447700900000", "to": "Shop", "messageId": message_id,
-                "status": status, "err-code": "0", "client-ref": "",
-                "message-timestamp": "2025-01-01 10:00:00"}
+        return {
+            "msisdn": "447700900000",
+            "to": "Shop",
+            "messageId": message_id,
+            "status": status,
+            "err-code": "0",
+            "client-ref": "",
+            "message-timestamp": "2025-01-01 10:00:00",
+        }
     if provider == "twilio":
-        return {"MessageSid": message_id, "SmsSid": message_id, "MessageStatus": status,
-                "AccountSid": "AC0123456789", "To": "+447700900000", "From": "+447700900002",
-                "ApiVersion": "2010-04-01"}
+        return {
+            "MessageSid": message_id,
+            "SmsSid": message_id,
+            "MessageStatus": status,
+            "AccountSid": "AC0123456789",
+            "To": "+447700900000",
+            "From": "+447700900002",
+            "ApiVersion": "2010-04-01",
+        }
     if provider == "vonage_messages":
-        return {"message_uuid": message_id, "to": "447700900000", "from": "447700900003",
-                "channel": "sms", "timestamp": "2025-01-01T10:00:00Z", "status": status}
+        return {
+            "message_uuid": message_id,
+            "to": "447700900000",
+            "from": "447700900003",
+            "channel": "sms",
+            "timestamp": "2025-01-01T10:00:00Z",
+            "status": status,
+        }
     raise ValueError(provider)
 
 
@@ -76,13 +104,21 @@ def sign(provider: str, payload: dict | bytes, secret: str, url: str) -> SignedR
         params = {} if isinstance(payload, bytes) else payload
         body = payload if isinstance(payload, bytes) else urlencode(payload).encode()
         signature = RequestValidator(secret).compute_signature(url, params)
-        return SignedReceipt(body, "application/x-www-form-urlencoded",
-                             {"X-Twilio-Signature": signature})
+        return SignedReceipt(
+            body, "application/x-www-form-urlencoded", {"X-Twilio-Signature": signature}
+        )
     if provider == "vonage_messages":
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        token = jwt.encode({"iat": int(time.time()), "jti": str(uuid.uuid4()), "iss": "Vonage",
-                            "payload_hash": hashlib.sha256(body).hexdigest()},
-                           secret, algorithm="HS256")
+        token = jwt.encode(
+            {
+                "iat": int(time.time()),
+                "jti": str(uuid.uuid4()),
+                "iss": "Vonage",
+                "payload_hash": hashlib.sha256(body).hexdigest(),
+            },
+            secret,
+            algorithm="HS256",
+        )
         return SignedReceipt(body, "application/json", {"Authorization": f"Bearer {token}"})
     raise ValueError(provider)
 

@@ -126,7 +126,11 @@ def test_missing_credentials_are_a_configuration_error(simulator):
 
 def test_messenger_sends_the_requests_message_tag(simulator):
     result = send(
-        "messenger", "447700900000", simulator.base_url, category="message_tag", tag="account_update"
+        "messenger",
+        "447700900000",
+        simulator.base_url,
+        category="message_tag",
+        tag="account_update",
     )
     sent = simulator.messages()[result.provider_message_ids[0]]
     assert sent["extra"] == {"messaging_type": "MESSAGE_TAG", "tag": "ACCOUNT_UPDATE"}

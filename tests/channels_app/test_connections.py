@@ -80,7 +80,10 @@ def test_add_connection_stores_an_encrypted_connection_and_prints_its_id():
     )
     row = ProviderConnection.objects.get(id=out.getvalue().strip())
     assert (row.provider, row.channel, row.senders, row.priority) == (
-        "vonage_sms", "sms", ["447700900001", "Acme"], 5,
+        "vonage_sms",
+        "sms",
+        ["447700900001", "Acme"],
+        5,
     )
     assert row.config == {"api_key": "k", "api_secret": "s3cret"}
     assert "s3cret" not in row.config_encrypted
@@ -103,8 +106,14 @@ def test_admin_keeps_stored_credentials_when_the_field_is_left_empty():
     client = Client()
     client.login(username="admin", password="pw")
     form = {
-        "name": "renamed", "provider": "twilio", "channel": "sms", "senders": "[]",
-        "priority": "3", "enabled": "on", "base_url": "", "new_config": "",
+        "name": "renamed",
+        "provider": "twilio",
+        "channel": "sms",
+        "senders": "[]",
+        "priority": "3",
+        "enabled": "on",
+        "base_url": "",
+        "new_config": "",
     }
     response = client.post(f"/admin/channels_app/providerconnection/{row.id}/change/", form)
     assert response.status_code == 302, response.content[:2000]
@@ -120,9 +129,12 @@ def test_admin_keeps_stored_credentials_when_the_field_is_left_empty():
 def test_the_meta_webhook_handshake_echoes_the_challenge_only_for_our_verify_token(provider):
     row = connect(SPECS[provider], verify_token="let-me-in")
     path = f"/webhooks/receipts/{provider}/{row.id}"
-    ok = Client().get(path, {"hub.mode": "subscribe", "hub.verify_token": "let-me-in",
-                             "hub.challenge": "1158201444"})
+    ok = Client().get(
+        path,
+        {"hub.mode": "subscribe", "hub.verify_token": "let-me-in", "hub.challenge": "1158201444"},
+    )
     assert (ok.status_code, ok.content) == (200, b"1158201444")
-    bad = Client().get(path, {"hub.mode": "subscribe", "hub.verify_token": "guess",
-                              "hub.challenge": "1158201444"})
+    bad = Client().get(
+        path, {"hub.mode": "subscribe", "hub.verify_token": "guess", "hub.challenge": "1158201444"}
+    )
     assert bad.status_code == 403

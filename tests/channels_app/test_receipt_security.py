@@ -4,7 +4,6 @@ correctly signed, well-formed, reasonably sized receipt changes anything."""
 import pytest
 from django.test import Client
 
-from workflows_app.models import Event
 from tests.channels_app.conftest import PROVIDERS, SPECS, connect
 from tests.channels_app.receipt_signing import (
     receipt_body,
@@ -12,6 +11,7 @@ from tests.channels_app.receipt_signing import (
     strip_signature,
     tamper,
 )
+from workflows_app.models import Event
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +33,9 @@ def endpoint(request):
 def post(path: str, signed) -> int:
     return (
         Client()
-        .generic("POST", path, signed.body, content_type=signed.content_type, headers=signed.headers)
+        .generic(
+            "POST", path, signed.body, content_type=signed.content_type, headers=signed.headers
+        )
         .status_code
     )
 
@@ -44,7 +46,9 @@ def receipts_recorded() -> int:
 
 def signed_receipt(provider: str, path: str, secret: str, status: str = "delivered"):
     message_id = MESSAGE_ID.get(provider, f"{provider}-msg-1")
-    return sign(provider, receipt_body(provider, message_id, status), secret, f"http://testserver{path}")
+    return sign(
+        provider, receipt_body(provider, message_id, status), secret, f"http://testserver{path}"
+    )
 
 
 def test_a_correctly_signed_receipt_for_an_unknown_message_is_accepted_and_recorded(endpoint):
@@ -75,7 +79,9 @@ def test_a_receipt_signed_with_another_secret_is_refused(endpoint):
 
 def test_a_receipt_for_another_connection_is_refused(endpoint, db):
     provider, path, secret = endpoint
-    other = connect(SPECS[provider], **{SPECS[provider].secret_key: "other-secret-0123456789abcdef"})
+    other = connect(
+        SPECS[provider], **{SPECS[provider].secret_key: "other-secret-0123456789abcdef"}
+    )
     other_path = f"/webhooks/receipts/{provider}/{other.id}"
     assert post(other_path, signed_receipt(provider, other_path, secret)) == 403
 

@@ -17,8 +17,11 @@ from workflows_app.services.workflows import StepSpec, workflow_create
 
 def start_run(account, *steps: dict, condition: str | None = None, expiry: int = 600) -> Step:
     specs = [
-        StepSpec(**step, condition_status=condition if i < len(steps) - 1 else None,
-                 expiry_time=expiry if i < len(steps) - 1 else None)
+        StepSpec(
+            **step,
+            condition_status=condition if i < len(steps) - 1 else None,
+            expiry_time=expiry if i < len(steps) - 1 else None,
+        )
         for i, step in enumerate(steps)
     ]
     workflow = workflow_create(account=account.account, flavour="workflows", steps=specs)
@@ -53,7 +56,9 @@ def test_transient_errors_retry_then_move_to_the_next_connection(account, simula
 def test_a_configuration_error_fails_over_at_once_and_flags_the_connection(account, simulator):
     row = connect(SPECS["twilio"], simulator.base_url, auth_token="")
     step = start_run(
-        account, SPECS["twilio"].step("447700900000"), SPECS["twilio"].step("447700900000"),
+        account,
+        SPECS["twilio"].step("447700900000"),
+        SPECS["twilio"].step("447700900000"),
         condition="delivered",
     )
     step_send(step.id)
@@ -118,8 +123,9 @@ def test_a_signed_delivery_receipt_from_the_provider_completes_the_run(
 def test_a_read_receipt_meets_a_read_condition(provider, account, receipts_to_live_server):
     receipts_to_live_server(provider)
     spec = SPECS[provider]
-    step = start_run(account, spec.step("447700900000"), spec.step("447700900000"),
-                     condition="read")
+    step = start_run(
+        account, spec.step("447700900000"), spec.step("447700900000"), condition="read"
+    )
     step_send(step.id)
     step = wait_for_state(step, "succeeded")
     assert step.message_status == "read"
@@ -128,8 +134,12 @@ def test_a_read_receipt_meets_a_read_condition(provider, account, receipts_to_li
 @pytest.mark.django_db(transaction=True)
 def test_an_undeliverable_receipt_fails_over(account, receipts_to_live_server):
     receipts_to_live_server("twilio")
-    step = start_run(account, SPECS["twilio"].step("447700900002"),
-                     SPECS["twilio"].step("447700900000"), condition="delivered")
+    step = start_run(
+        account,
+        SPECS["twilio"].step("447700900002"),
+        SPECS["twilio"].step("447700900000"),
+        condition="delivered",
+    )
     step_send(step.id)
     step = wait_for_state(step, "failed_over")
     assert (step.message_status, step.failover_reason) == ("undeliverable", "undeliverable")
@@ -150,8 +160,13 @@ def test_a_read_watermark_reads_every_earlier_message_to_that_person(account, si
     later = start_run(account, spec.step("psid-77"), spec.step("psid-77"), condition="read")
     simulator.fault("psid-77", "drop_receipts")
     step_send(later.id)
-    receipts.ingest([ReceiptEvent("messenger", "", ReceiptStatus.READ, recipient="psid-77",
-                                  watermark=watermark)])
+    receipts.ingest(
+        [
+            ReceiptEvent(
+                "messenger", "", ReceiptStatus.READ, recipient="psid-77", watermark=watermark
+            )
+        ]
+    )
     states = [Step.objects.get(id=s.id).message_status for s in (first, second, later)]
     assert states == ["read", "read", "submitted"]
 

@@ -1,15 +1,58 @@
-"""Which adapter sends a step: provider names to adapters, and channels to routes."""
+"""Which adapter sends a step: provider names to adapters, and channels to routes.
 
+Routes come from :class:`~channels_app.models.ProviderConnection` rows. A channel with no
+connection at all is served by the sandbox (the embedded default).
+"""
+
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.utils import timezone
 
-from channels_app.adapters.base import Adapter
+from channels_app.adapters.base import Adapter, OutboundMessage, SendResult
+from channels_app.adapters.messenger import MessengerAdapter
 from channels_app.adapters.sandbox import SandboxAdapter
+from channels_app.adapters.twilio import TwilioAdapter
+from channels_app.adapters.viber import ViberAdapter
+from channels_app.adapters.vonage_messages import VonageMessagesAdapter
+from channels_app.adapters.vonage_sms import VonageSmsAdapter
+from channels_app.adapters.whatsapp import WhatsAppAdapter
+from channels_app.crypto import CredentialsUnreadable
+from channels_app.errors import ErrorKind, ProviderError
+
+logger = logging.getLogger(__name__)
+
+
+class UnroutedAdapter(Adapter):
+    """Stands in when a channel has connections but none serves this sender."""
+
+    name = "unrouted"
+    channels = frozenset()
+
+    def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
+        raise ProviderError(
+            ErrorKind.CONFIGURATION,
+            f"no provider connection serves sender {message.from_!r} on {message.channel}",
+            code=1420,
+            provider_code="no-route",
+        )
+
 
 ADAPTERS: dict[str, Adapter] = {
-    SandboxAdapter.name: SandboxAdapter(),
+    adapter.name: adapter
+    for adapter in (
+        SandboxAdapter(),
+        MessengerAdapter(),
+        ViberAdapter(),
+        VonageSmsAdapter(),
+        TwilioAdapter(),
+        WhatsAppAdapter(),
+        VonageMessagesAdapter(),
+        UnroutedAdapter(),
+    )
 }
 
 
@@ -17,16 +60,104 @@ ADAPTERS: dict[str, Adapter] = {
 class Route:
     adapter: Adapter
     connection_id: str = ""
-    config: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def sandbox_route() -> Route:
+    config = {
+        "deliver_after": settings.SANDBOX_DELIVER_AFTER,
+        "read_after": settings.SANDBOX_READ_AFTER,
+    }
+    return Route(ADAPTERS[SandboxAdapter.name], connection_id="sandbox", config=config)
+
+
+def receipt_url(provider: str, connection_id: str) -> str:
+    """Our receipt endpoint for one connection, or "" when PUBLIC_BASE_URL is not set."""
+    if not settings.PUBLIC_BASE_URL:
+        return ""
+    return f"{settings.PUBLIC_BASE_URL}/webhooks/receipts/{provider}/{connection_id}"
+
+
+def connection_config(connection: Any) -> dict[str, Any]:
+    """A connection's decrypted config, merged with its base URL, timeouts and receipt URL."""
+    config = {
+        "connect_timeout": settings.PROVIDER_CONNECT_TIMEOUT,
+        "read_timeout": settings.PROVIDER_READ_TIMEOUT,
+        "receipt_url": receipt_url(connection.provider, str(connection.id)),
+    }
+    config.update(connection.config)
+    if connection.base_url:
+        config["base_url"] = connection.base_url
+    return config
 
 
 def routes_for(channel: str, sender: dict[str, Any]) -> list[Route]:
     """The connections that may send on ``channel`` from ``sender``, best first.
 
-    Until provider connections are configured, the sandbox serves every channel.
+    Connections flagged with a configuration error go last (the operator clears the flag once
+    fixed). With no enabled connection for the channel, the sandbox serves it; connections that
+    exist for the channel but serve other senders leave this sender with no route: the sandbox
+    then serves it only if ``channel`` has no connection at all, never as a silent stand-in.
     """
-    sandbox_config = {
-        "deliver_after": settings.SANDBOX_DELIVER_AFTER,
-        "read_after": settings.SANDBOX_READ_AFTER,
+    from channels_app.models import ProviderConnection
+
+    rows = list(ProviderConnection.objects.filter(channel=channel, enabled=True))
+    if not rows:
+        return [sandbox_route()]
+    sender_id = str(sender.get("number") or sender.get("id") or "")
+    serving = [c for c in rows if c.serves(sender_id) and c.provider in ADAPTERS]
+    serving.sort(key=lambda c: (c.configuration_error, c.priority, c.created_at))
+    routes = []
+    for connection in serving:
+        try:
+            config = connection_config(connection)
+        except CredentialsUnreadable:
+            logger.error("connection %s: credentials cannot be decrypted", connection.id)
+            continue
+        routes.append(Route(ADAPTERS[connection.provider], str(connection.id), config))
+    return routes or [unrouted_route(channel)]
+
+
+def unrouted_route(channel: str) -> Route:
+    """A route that fails every send with a configuration error (nothing serves this sender)."""
+    return Route(ADAPTERS["unrouted"], connection_id="", config={"channel": channel})
+
+
+def connection_report_error(connection_id: str, kind: str, reason: str) -> None:
+    """Record a provider error on a connection; a configuration error flags it for operators.
+
+    Called by the engine when an attempt through the connection failed. ``reason`` must not
+    hold credentials (adapters build reasons from provider codes, never from our request).
+    """
+    from channels_app.models import ProviderConnection
+
+    if not connection_id or connection_id == "sandbox":
+        return
+    fields: dict[str, Any] = {
+        "last_error": f"{kind}: {reason}"[:500],
+        "last_error_at": timezone.now(),
     }
-    return [Route(ADAPTERS[SandboxAdapter.name], connection_id="sandbox", config=sandbox_config)]
+    if kind == ErrorKind.CONFIGURATION:
+        fields["configuration_error"] = True
+    try:
+        ProviderConnection.objects.filter(id=connection_id).update(**fields)
+    except (ValueError, ValidationError):  # not a connection id: nothing to flag
+        logger.warning("could not record an error on connection %r", connection_id)
+
+
+def polling_providers() -> set[str]:
+    """Providers whose adapters can be asked for a message's status (a receipt backstop)."""
+    return {name for name, adapter in ADAPTERS.items() if adapter.supports_polling}
+
+
+def poll(provider: str, connection_id: str, provider_message_id: str) -> list:
+    """Ask the provider, through the connection that sent it, for a message's status.
+
+    Returns normalised receipts (ReceiptEvent). Raises ProviderError when the provider cannot
+    answer. Call outside any transaction: this is a network call.
+    """
+    from channels_app.models import ProviderConnection
+
+    adapter = ADAPTERS[provider]
+    connection = ProviderConnection.objects.get(id=connection_id)
+    return adapter.poll(provider_message_id, connection_config(connection))

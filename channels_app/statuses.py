@@ -22,6 +22,10 @@ class ReceiptEvent:
 
     ``client_ref`` is the attempt id we gave the provider, when the provider echoes it; else the
     receipt is matched by ``(provider, provider_message_id)``.
+
+    A *watermark* receipt (Messenger's delivery/read watermarks, Viber's ``seen``) covers every
+    message sent to ``recipient`` through ``provider`` at or before ``watermark``; it may carry
+    no ``provider_message_id`` at all.
     """
 
     provider: str
@@ -32,7 +36,16 @@ class ReceiptEvent:
     error_code: int | None = None
     error_reason: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
+    recipient: str = ""
+    watermark: datetime | None = None
+
+    @property
+    def is_watermark(self) -> bool:
+        return self.watermark is not None
 
     @property
     def dedupe_key(self) -> str:
+        if self.watermark is not None:
+            stamp = int(self.watermark.timestamp() * 1000)
+            return f"{self.provider}:wm:{self.recipient}:{stamp}:{self.status}"
         return f"{self.provider}:{self.provider_message_id}:{self.status}"

@@ -135,6 +135,25 @@ SEND_RETRY_BASE_DELAY = env.float("SEND_RETRY_BASE_DELAY", default=1.0)
 PROVIDER_CONNECT_TIMEOUT = env.float("PROVIDER_CONNECT_TIMEOUT", default=5.0)
 PROVIDER_READ_TIMEOUT = env.float("PROVIDER_READ_TIMEOUT", default=20.0)
 
+# --- Provider connections and receipts -----------------------------------------------------
+# Fernet key(s) that encrypt provider credentials at rest: comma-separated, the first encrypts
+# and all decrypt (rotation). Unset, a key is derived from SECRET_KEY so embedded mode works;
+# set a real one (`Fernet.generate_key()`) in production, since changing SECRET_KEY would then
+# make every stored credential unreadable.
+CREDENTIALS_KEY = env.str("CREDENTIALS_KEY", default="")
+# The public origin providers reach us at (e.g. https://orchestrator.example.com). When set,
+# adapters that accept a per-message callback (Twilio, Vonage) are given
+# PUBLIC_BASE_URL/webhooks/receipts/<provider>/<connection id>; Twilio signatures are checked
+# against this origin too, since a proxy may rewrite the Host.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="").rstrip("/")
+RECEIPT_MAX_BODY_BYTES = env.int("RECEIPT_MAX_BODY_BYTES", default=64 * 1024)
+# Signed receipts whose own timestamp (Vonage `timestamp`, JWT `iat`) is older than this are
+# refused; duplicates within the window are harmless (receipts are deduplicated).
+RECEIPT_MAX_AGE = env.int("RECEIPT_MAX_AGE", default=3600)
+# A waiting step on a provider that can be polled is polled once this many seconds before its
+# deadline, in case its receipt was lost.
+POLL_BEFORE_DEADLINE = env.float("POLL_BEFORE_DEADLINE", default=10.0)
+
 SANDBOX_DELIVER_AFTER = env.float("SANDBOX_DELIVER_AFTER", default=1.0)
 SANDBOX_READ_AFTER = env.float("SANDBOX_READ_AFTER", default=2.0)
 

@@ -3,6 +3,7 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("webhooks/receipts/", include("channels_app.receipts.urls")),
     path("", include("workflows_app.api.urls")),
 ]
 

@@ -116,6 +116,8 @@ class Step(models.Model):
     # A receipt that arrived after the step had already failed over (the person may have got
     # the message on two channels).
     late_receipt = models.BooleanField(default=False)
+    # When the provider was last asked for this step's status (the receipt backstop).
+    polled_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -179,16 +181,32 @@ class Attempt(models.Model):
 
 
 class ProviderMessage(models.Model):
-    """Maps a provider's message id to our attempt, so receipts find their step."""
+    """Maps a provider's message id to our attempt, so receipts find their step.
+
+    A long SMS is several provider messages (parts) of one attempt, each with its own receipts:
+    ``status`` is this part's, and the step's message status follows the least advanced part.
+    ``recipient`` and ``sent_at`` let a watermark receipt ("everything sent to this person
+    before T was read") find every message it covers.
+    """
 
     provider = models.CharField(max_length=32)
     provider_message_id = models.CharField(max_length=255)
     attempt = models.ForeignKey(Attempt, on_delete=models.CASCADE, related_name="provider_messages")
+    recipient = models.CharField(max_length=255, blank=True, default="")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(
+        max_length=16, null=True, blank=True, choices=[(s.value, s.value) for s in MessageStatus]
+    )
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["provider", "provider_message_id"], name="provider_message_unique"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["provider", "recipient", "sent_at"], name="provider_message_recipient"
             ),
         ]
 

@@ -2,6 +2,7 @@
 
 from celery import shared_task
 
+from workflows_app.services.polling import step_poll
 from workflows_app.services.sending import step_send
 from workflows_app.services.timers import scheduler_tick, step_expire
 
@@ -19,3 +20,8 @@ def expire_step(step_id: int) -> None:
 @shared_task(name="workflows.scheduler_tick", acks_late=True)
 def tick() -> None:
     scheduler_tick()
+
+
+@shared_task(name="workflows.poll_step", acks_late=True)
+def poll_step(step_id: int) -> None:
+    step_poll(step_id)

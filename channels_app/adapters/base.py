@@ -2,11 +2,16 @@
 
 An adapter translates between our message and one provider's send API. It never touches the
 ORM, Celery or settings: its connection's config is passed in, and failures are raised as
-:class:`~channels_app.errors.ProviderError` by kind.
+:class:`~channels_app.errors.ProviderError` by kind. Each adapter keeps one visible table
+(``ERRORS``) from provider codes to an :class:`ErrorRule`.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+from channels_app.errors import ErrorKind, ProviderError
+from channels_app.statuses import ReceiptEvent
 
 
 @dataclass(frozen=True)
@@ -18,6 +23,27 @@ class OutboundMessage:
     client_ref: str  # our attempt id; providers that echo it let receipts find the attempt
     attempt_number: int = 1
 
+    @property
+    def content(self) -> dict[str, Any]:
+        return self.message.get("content") or {}
+
+    @property
+    def content_type(self) -> str:
+        return str(self.content.get("type", ""))
+
+    @property
+    def to(self) -> str:
+        """The recipient's number or id, as the caller gave it."""
+        return str(self.recipient.get("number") or self.recipient.get("id") or "")
+
+    @property
+    def from_(self) -> str:
+        return str(self.sender.get("number") or self.sender.get("id") or "")
+
+    def channel_options(self) -> dict[str, Any]:
+        """The request's per-channel block, e.g. ``message.messenger`` (Vonage v0.1 shape)."""
+        return self.message.get(self.channel) or {}
+
 
 @dataclass(frozen=True)
 class SendResult:
@@ -25,10 +51,77 @@ class SendResult:
     response: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ErrorRule:
+    """How one provider error code is handled, and the Vonage code/reason callers see."""
+
+    kind: ErrorKind
+    code: int | None
+    reason: str
+
+
+def error_from_table(
+    table: Mapping[Any, ErrorRule],
+    provider_code: Any,
+    *,
+    fallback: ErrorRule,
+    detail: str = "",
+    retry_after: float | None = None,
+) -> ProviderError:
+    """Build the ProviderError for ``provider_code`` from an adapter's table."""
+    rule = table.get(provider_code, fallback)
+    reason = rule.reason if not detail else f"{rule.reason}: {detail}"
+    return ProviderError(
+        rule.kind,
+        reason[:500],
+        code=rule.code,
+        provider_code=str(provider_code),
+        retry_after=retry_after,
+    )
+
+
+def unsupported_content(provider: str, message: OutboundMessage) -> ProviderError:
+    """A content type this provider cannot carry on this channel: permanent, fail over."""
+    return ProviderError(
+        ErrorKind.PERMANENT,
+        f"{provider} cannot send {message.content_type or 'empty'} content on {message.channel}",
+        code=1440,
+        provider_code="unsupported-content",
+    )
+
+
+def missing_config(provider: str, *keys: str) -> ProviderError:
+    return ProviderError(
+        ErrorKind.CONFIGURATION,
+        f"{provider} connection is missing config: {', '.join(keys)}",
+        provider_code="missing-config",
+    )
+
+
+def require(config: dict[str, Any], provider: str, *keys: str) -> None:
+    """Raise a configuration error unless every key in ``keys`` has a value."""
+    missing = [key for key in keys if not config.get(key)]
+    if missing:
+        raise missing_config(provider, *missing)
+
+
 class Adapter:
     name: ClassVar[str]
     channels: ClassVar[frozenset[str]]
+    default_base_url: ClassVar[str] = ""
+    # True when :meth:`poll` can ask the provider for a message's status (a receipt backstop).
+    supports_polling: ClassVar[bool] = False
 
     def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
         """Send one message. Returns the provider's ids; raises ProviderError by kind."""
         raise NotImplementedError
+
+    def poll(self, provider_message_id: str, config: dict[str, Any]) -> list[ReceiptEvent]:
+        """Ask the provider for a message's current status, as receipts (possibly none).
+
+        Raises ProviderError when the provider cannot answer.
+        """
+        raise NotImplementedError
+
+    def base_url(self, config: dict[str, Any]) -> str:
+        return str(config.get("base_url") or self.default_base_url).rstrip("/")

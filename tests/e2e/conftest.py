@@ -81,17 +81,20 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
     with django_db_blocker.unblock():
         redis_url = require_postgres_and_redis()
         database_url = test_database_url()
+    base_url = f"http://127.0.0.1:{free_port()}"
     env = {
         **os.environ,
         **STACK_SETTINGS,
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "CONN_MAX_AGE": "0",
+        # Providers given a per-message callback (Twilio, Vonage) call us back here.
+        "PUBLIC_BASE_URL": base_url,
     }
     env.pop("CELERY_BROKER_URL", None)
     redis.Redis.from_url(redis_url).flushdb()
     stack = Stack(
-        base_url=f"http://127.0.0.1:{free_port()}",
+        base_url=base_url,
         redis_url=redis_url,
         env=env,
         log_dir=tmp_path_factory.mktemp("stack-logs"),

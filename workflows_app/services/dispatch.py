@@ -41,3 +41,17 @@ def arm_timer_on_commit(step_id: int, countdown: float) -> None:
             )
 
     transaction.on_commit(_arm)
+
+
+def poll_on_commit(step_id: int) -> None:
+    """Queue a status poll of ``step_id`` (a lost poll only means the deadline decides)."""
+
+    def _poll() -> None:
+        from workflows_app.tasks import poll_step
+
+        try:
+            poll_step.apply_async((step_id,))
+        except Exception:
+            logger.warning("could not queue poll of step %s", step_id, exc_info=True)
+
+    transaction.on_commit(_poll)

@@ -7,6 +7,8 @@ receipt for a step that already finished is recorded and flagged, and never reop
 
 import logging
 import uuid
+from dataclasses import replace
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -15,6 +17,7 @@ from channels_app.statuses import ReceiptEvent
 from workflows_app.models import Attempt, Event, ProviderMessage, Step
 from workflows_app.states import (
     FAILURE_STATUSES,
+    MESSAGE_STATUS_RANK,
     MessageStatus,
     StepState,
     statuses_replaceable_by,
@@ -51,6 +54,8 @@ def _attempt_for(event: ReceiptEvent) -> Attempt | None:
 
 def receipt_apply(event: ReceiptEvent, *, replayed: bool = False) -> bool:
     """Record one receipt and apply it. Returns False for a duplicate."""
+    if event.is_watermark:
+        return watermark_apply(event)
     with transaction.atomic():
         attempt = _attempt_for(event)
         step = Step.objects.select_for_update().get(id=attempt.step_id) if attempt else None
@@ -58,18 +63,82 @@ def receipt_apply(event: ReceiptEvent, *, replayed: bool = False) -> bool:
             return False
         if step is None:
             return True
-        _apply_status(step, event)
+        status = _part_apply(attempt, event)
+        if status is not None:
+            _apply_status(step, event, status)
     return True
 
 
-def _record(event: ReceiptEvent, step: Step | None) -> bool:
+# A watermark covers messages sent at most this long before it: receipts for older ones
+# would have come long ago, and the bound keeps the lookup small.
+WATERMARK_LOOKBACK = timedelta(days=7)
+
+
+def watermark_apply(event: ReceiptEvent) -> bool:
+    """Apply a watermark receipt to every message it covers.
+
+    Messenger's delivery and read watermarks and Viber's ``seen`` say "every message sent to
+    this person before T has reached this status" (reference/providers.md §1, §2). Each covered
+    message is found by provider + recipient + send time (the time we started the call, which
+    precedes the provider's own timestamp) and gets an ordinary per-message receipt, so its
+    step's log shows it. Returns False for a duplicate watermark.
+    """
+    watermark = event.watermark
+    assert watermark is not None
+    new = MessageStatus(event.status)
+    replaceable = [s for s in statuses_replaceable_by(new) if s is not None]
+    with transaction.atomic():
+        if not _record(event, None, kind="receipt.watermark"):
+            return False
+        covered = list(
+            ProviderMessage.objects.filter(
+                provider=event.provider,
+                recipient=event.recipient.lstrip("+"),
+                sent_at__lte=watermark,
+                sent_at__gte=watermark - WATERMARK_LOOKBACK,
+                status__in=replaceable,
+            ).values_list("provider_message_id", flat=True)
+        )
+    for provider_message_id in covered:
+        receipt_apply(
+            replace(
+                event,
+                provider_message_id=provider_message_id,
+                watermark=None,
+                raw={"watermark": event.dedupe_key, **event.raw},
+            )
+        )
+    return True
+
+
+def _part_apply(attempt: Attempt, event: ReceiptEvent) -> MessageStatus | None:
+    """Record this part's status; return the status the whole message has reached, if any.
+
+    A message sent as several parts (a long SMS) is delivered when every part is, and fails
+    when any part fails. ``None`` means the message as a whole has not moved.
+    """
+    new = MessageStatus(event.status)
+    parts = list(ProviderMessage.objects.filter(attempt=attempt))
+    this = next((p for p in parts if p.provider_message_id == event.provider_message_id), None)
+    if this is not None and this.status in statuses_replaceable_by(new):
+        ProviderMessage.objects.filter(id=this.id).update(status=new)
+        this.status = new
+    if len(parts) <= 1 or new in FAILURE_STATUSES:
+        return new
+    statuses = [MessageStatus(p.status) if p.status else None for p in parts]
+    if any(s is None or s in FAILURE_STATUSES for s in statuses):
+        return None
+    return min(statuses, key=lambda s: MESSAGE_STATUS_RANK[s])
+
+
+def _record(event: ReceiptEvent, step: Step | None, kind: str = "") -> bool:
     """Insert the raw receipt; False if this (provider, message, status) was seen before."""
     try:
         with transaction.atomic():
             Event.objects.create(
                 workflow_id=step.workflow_id if step else None,
                 step=step,
-                kind="receipt" if step else UNMATCHED,
+                kind=kind or ("receipt" if step else UNMATCHED),
                 to_state=event.status,
                 detail=f"{event.provider}:{event.provider_message_id}"[:255],
                 data={
@@ -85,10 +154,9 @@ def _record(event: ReceiptEvent, step: Step | None) -> bool:
     return True
 
 
-def _apply_status(step: Step, event: ReceiptEvent) -> None:
+def _apply_status(step: Step, event: ReceiptEvent, new: MessageStatus) -> None:
     from workflows_app.services.workflows import step_evaluate
 
-    new = MessageStatus(event.status)
     fields: dict = {"message_status": new}
     if new in FAILURE_STATUSES and event.error_code is not None:
         fields["error"] = {"code": event.error_code, "reason": event.error_reason}

@@ -13,7 +13,7 @@ from django.db.models import Min
 
 from channels_app.adapters.base import OutboundMessage, SendResult
 from channels_app.errors import ErrorKind, ProviderError
-from channels_app.registry import Route, routes_for
+from channels_app.registry import Route, connection_report_error, routes_for
 from workflows_app.models import Attempt, ProviderMessage, Step
 from workflows_app.services.clock import db_now
 from workflows_app.services.dispatch import send_on_commit
@@ -106,16 +106,22 @@ def _attempt_accepted(attempt: Attempt, result: SendResult) -> None:
             response=result.response,
             finished_at=now,
         )
+        step = _locked_step(attempt)
+        recipient = str(step.recipient.get("number") or step.recipient.get("id") or "")
         ProviderMessage.objects.bulk_create(
             [
                 ProviderMessage(
-                    provider=attempt.provider, provider_message_id=pmid, attempt_id=attempt.id
+                    provider=attempt.provider,
+                    provider_message_id=pmid,
+                    attempt_id=attempt.id,
+                    recipient=recipient.lstrip("+"),
+                    sent_at=attempt.started_at,  # before the call: watermarks compare to it
+                    status=MessageStatus.SUBMITTED,
                 )
                 for pmid in result.provider_message_ids
             ],
             ignore_conflicts=True,
         )
-        step = _locked_step(attempt)
         if step.message_status is None:
             Step.objects.filter(id=step.id, message_status__isnull=True).update(
                 message_status=MessageStatus.SUBMITTED
@@ -159,6 +165,7 @@ def _attempt_failed(attempt: Attempt, error: ProviderError) -> None:
                 attempt.connection_id,
                 error.reason,
             )
+            connection_report_error(attempt.connection_id, error.kind, error.reason)
         step_error = {"code": error.code, "reason": error.reason}
         Step.objects.filter(id=step.id).update(
             message_status=MessageStatus.REJECTED, error=step_error

@@ -9,7 +9,9 @@ seconds (``manage.py run_scheduler``) and, using the database clock:
    memory stays bounded however many runs wait;
 3. re-dispatches pending steps that were due long ago and never picked up (a lost message);
 4. settles steps stuck in ``sending`` past ``SENDING_LEASE`` (a worker died mid-call): the
-   provider may have accepted, so it is counted as submitted and the timer decides.
+   provider may have accepted, so it is counted as submitted and the timer decides;
+5. dispatches one status poll for waiting steps whose deadline is within
+   ``POLL_BEFORE_DEADLINE`` and whose provider can be polled (the receipt backstop).
 """
 
 import logging
@@ -19,11 +21,12 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
-from workflows_app.models import Step
+from channels_app.registry import polling_providers
+from workflows_app.models import Attempt, Step
 from workflows_app.services.clock import db_now
-from workflows_app.services.dispatch import arm_timer_on_commit, send_on_commit
+from workflows_app.services.dispatch import arm_timer_on_commit, poll_on_commit, send_on_commit
 from workflows_app.services.workflows import step_fail_over, step_start_waiting
 from workflows_app.states import FailoverReason, MessageStatus, StepState
 
@@ -36,6 +39,7 @@ class TickReport:
     armed: int = 0
     redispatched: int = 0
     settled: int = 0
+    polled: int = 0
     duration_ms: float = 0.0
 
 
@@ -62,6 +66,7 @@ def scheduler_tick(batch: int | None = None) -> TickReport:
         armed=_arm_near(batch),
         redispatched=_redispatch_pending(batch),
         settled=_settle_stuck_sending(batch),
+        polled=_poll_near(batch),
     )
     report.duration_ms = (time.perf_counter() - started) * 1000
     return report
@@ -140,3 +145,32 @@ def _settle_stuck_sending(batch: int) -> int:
     if stuck:
         logger.warning("settled %d step(s) stuck in sending as submitted", len(stuck))
     return len(stuck)
+
+
+def _poll_near(batch: int) -> int:
+    providers = polling_providers()
+    if not providers:
+        return 0
+    with transaction.atomic():
+        now = db_now()
+        near = list(
+            Step.objects.select_for_update(skip_locked=True)
+            .filter(
+                state=StepState.WAITING,
+                polled_at__isnull=True,
+                deadline_at__lte=now + timedelta(seconds=settings.POLL_BEFORE_DEADLINE),
+            )
+            .filter(
+                Exists(
+                    Attempt.objects.filter(
+                        step=OuterRef("pk"), outcome="accepted", provider__in=providers
+                    )
+                )
+            )
+            .order_by("deadline_at")
+            .values_list("id", flat=True)[:batch]
+        )
+        Step.objects.filter(id__in=near).update(polled_at=now)
+        for step_id in near:
+            poll_on_commit(step_id)
+    return len(near)

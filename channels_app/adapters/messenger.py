@@ -1,0 +1,120 @@
+"""Facebook Messenger through the Graph API Send API.
+
+Docs: developers.facebook.com/docs/messenger-platform/reference/send-api and
+.../send-api/error-codes (reference/providers.md §1).
+
+Config: ``page_access_token`` (send), ``app_secret`` (receipt signatures), ``verify_token``
+(webhook handshake), optional ``api_version`` and ``page_id``.
+"""
+
+from typing import Any, ClassVar
+
+from channels_app import http
+from channels_app.adapters.base import (
+    Adapter,
+    ErrorRule,
+    OutboundMessage,
+    SendResult,
+    error_from_table,
+    require,
+    unsupported_content,
+)
+from channels_app.errors import ErrorKind, ProviderError
+
+P, T, C = ErrorKind.PERMANENT, ErrorKind.TRANSIENT, ErrorKind.CONFIGURATION
+
+# Graph errors by (code, error_subcode); a (code, None) row covers every subcode of that code.
+ERRORS: dict[tuple[int, int | None], ErrorRule] = {
+    (1200, None): ErrorRule(T, 1331, "Temporary send failure"),
+    (2, None): ErrorRule(T, 1331, "Unexpected error, retry later"),
+    (4, None): ErrorRule(T, 1000, "Throttled"),
+    (4, 2018022): ErrorRule(T, 1241, "Too many send requests"),
+    (613, None): ErrorRule(T, 1000, "Throttled"),
+    (190, None): ErrorRule(C, 1370, "Expired access token"),
+    (10, None): ErrorRule(P, 1340, "Outside allowed window"),
+    (10, 2018278): ErrorRule(P, 1340, "Outside allowed window"),
+    (100, None): ErrorRule(P, 1020, "Invalid params"),
+    (100, 2018001): ErrorRule(P, 1430, "Invalid recipient"),
+    (551, None): ErrorRule(P, 1300, "Not part of provider network"),
+    (200, None): ErrorRule(P, 1300, "Permission denied for this person"),
+    (200, 1545041): ErrorRule(P, 1300, "Person unavailable"),
+    (368, None): ErrorRule(C, 1060, "Page blocked by policy"),
+}
+FALLBACK = ErrorRule(P, 1331, "Provider error")
+
+MEDIA = {"image", "audio", "video", "file"}
+# Vonage's `message.messenger.category` onto the Send API's `messaging_type`.
+MESSAGING_TYPES = {"response": "RESPONSE", "update": "UPDATE", "message_tag": "MESSAGE_TAG"}
+
+
+class MessengerAdapter(Adapter):
+    name: ClassVar[str] = "messenger"
+    channels: ClassVar[frozenset[str]] = frozenset({"messenger"})
+    default_base_url: ClassVar[str] = "https://graph.facebook.com"
+
+    def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
+        require(config, self.name, "page_access_token")
+        version = config.get("api_version", "v19.0")
+        # The token goes in the Authorization header, not the documented `access_token` query
+        # parameter, so it can never leak through a logged URL; the Graph API accepts both.
+        response = http.request(
+            "POST",
+            f"{self.base_url(config)}/{version}/me/messages",
+            config=config,
+            json=self.payload(message),
+            headers={"Authorization": f"Bearer {config['page_access_token']}"},
+        )
+        body = http.json_body(response)
+        if response.ok:
+            if body is None or not body.get("message_id"):
+                raise http.unreadable_success(response)
+            return SendResult([str(body["message_id"])], {"recipient_id": body.get("recipient_id")})
+        raise self.error(response, body)
+
+    def payload(self, message: OutboundMessage) -> dict[str, Any]:
+        options = message.channel_options()
+        category = str(options.get("category", "response")).lower()
+        payload: dict[str, Any] = {
+            "recipient": {"id": message.to},
+            "messaging_type": MESSAGING_TYPES.get(category, "RESPONSE"),
+            "message": self.content(message),
+        }
+        if options.get("tag"):
+            payload["messaging_type"] = "MESSAGE_TAG"
+            payload["tag"] = str(options["tag"]).upper()
+        return payload
+
+    def content(self, message: OutboundMessage) -> dict[str, Any]:
+        content = message.content
+        if message.content_type == "text":
+            return {"text": content.get("text", "")}
+        if message.content_type in MEDIA:
+            url = (content.get(message.content_type) or {}).get("url")
+            return {
+                "attachment": {
+                    "type": message.content_type,
+                    "payload": {"url": url, "is_reusable": False},
+                }
+            }
+        if message.content_type == "custom":
+            return dict(content.get("custom") or {})
+        raise unsupported_content(self.name, message)
+
+    def error(self, response: Any, body: dict[str, Any] | None) -> ProviderError:
+        graph = (body or {}).get("error")
+        graph = graph if isinstance(graph, dict) else {}
+        code, subcode = graph.get("code"), graph.get("error_subcode")
+        detail = str(graph.get("message", ""))[:200]
+        if code is None:
+            kind = http.kind_for_status(response.status_code)
+            return ProviderError(
+                kind,
+                f"HTTP {response.status_code}",
+                code=1331,
+                provider_code=str(response.status_code),
+                retry_after=http.retry_after(response),
+            )
+        key = (code, subcode) if (code, subcode) in ERRORS else (code, None)
+        return error_from_table(
+            ERRORS, key, fallback=FALLBACK, detail=detail, retry_after=http.retry_after(response)
+        )

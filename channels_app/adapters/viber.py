@@ -1,0 +1,108 @@
+"""Viber REST Bot API, for the `viber_service_msg` channel.
+
+Docs: developers.viber.com/docs/api/rest-bot-api/, Viber/viber-bot-python
+(reference/providers.md §2). Failures come back as HTTP 200 with a non-zero ``status``.
+Viber addresses people by Viber user id, never by phone number: ``to.id`` (or ``to.number``)
+must hold the user id.
+
+Config: ``auth_token`` (send, and the key of receipt signatures), ``sender_name`` (≤ 28
+characters), optional ``sender_avatar``.
+"""
+
+from typing import Any, ClassVar
+
+from channels_app import http
+from channels_app.adapters.base import (
+    Adapter,
+    ErrorRule,
+    OutboundMessage,
+    SendResult,
+    error_from_table,
+    require,
+    unsupported_content,
+)
+from channels_app.errors import ErrorKind, ProviderError
+
+P, T, C = ErrorKind.PERMANENT, ErrorKind.TRANSIENT, ErrorKind.CONFIGURATION
+
+ERRORS: dict[int, ErrorRule] = {
+    1: ErrorRule(C, 1380, "invalidUrl"),
+    2: ErrorRule(C, 1110, "invalidAuthToken"),
+    3: ErrorRule(P, 1020, "badData"),
+    4: ErrorRule(P, 1010, "missingData"),
+    5: ErrorRule(P, 1300, "receiverNotRegistered"),
+    6: ErrorRule(P, 1300, "receiverNotSubscribed"),
+    7: ErrorRule(C, 1060, "publicAccountBlocked"),
+    8: ErrorRule(C, 1060, "publicAccountNotFound"),
+    9: ErrorRule(C, 1060, "publicAccountSuspended"),
+    10: ErrorRule(C, 1140, "webhookNotSet"),
+    11: ErrorRule(P, 1310, "receiverNoSuitableDevice"),
+    12: ErrorRule(T, 1000, "tooManyRequests"),
+    13: ErrorRule(P, 1440, "apiVersionNotSupported"),
+    14: ErrorRule(P, 1440, "incompatibleWithVersion"),
+    15: ErrorRule(C, 1060, "publicAccountNotAuthorized"),
+    **{status: ErrorRule(P, 1140, "not allowed for this account") for status in range(16, 21)},
+}
+FALLBACK = ErrorRule(T, 1331, "generalError")
+
+
+class ViberAdapter(Adapter):
+    name: ClassVar[str] = "viber"
+    channels: ClassVar[frozenset[str]] = frozenset({"viber_service_msg", "viber_service"})
+    default_base_url: ClassVar[str] = "https://chatapi.viber.com"
+
+    def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
+        require(config, self.name, "auth_token")
+        response = http.request(
+            "POST",
+            f"{self.base_url(config)}/pa/send_message",
+            config=config,
+            json=self.payload(message, config),
+            headers={"X-Viber-Auth-Token": config["auth_token"]},
+        )
+        body = http.json_body(response)
+        if not response.ok:
+            raise ProviderError(
+                http.kind_for_status(response.status_code),
+                f"HTTP {response.status_code}",
+                code=1331,
+                provider_code=str(response.status_code),
+                retry_after=http.retry_after(response),
+            )
+        if body is None or "status" not in body:
+            raise http.unreadable_success(response)
+        if body["status"] != 0:
+            raise error_from_table(
+                ERRORS,
+                body["status"],
+                fallback=FALLBACK,
+                detail=str(body.get("status_message", ""))[:200],
+                retry_after=http.retry_after(response),
+            )
+        # message_token is a 64-bit integer: keep it as a string (providers.md §2).
+        return SendResult([str(body["message_token"])], {"status": 0})
+
+    def payload(self, message: OutboundMessage, config: dict[str, Any]) -> dict[str, Any]:
+        sender = {"name": str(config.get("sender_name") or message.from_ or "Notifications")[:28]}
+        if config.get("sender_avatar"):
+            sender["avatar"] = config["sender_avatar"]
+        payload: dict[str, Any] = {
+            "receiver": message.to,
+            "sender": sender,
+            "tracking_data": message.client_ref,
+            "min_api_version": 1,
+        }
+        content = message.content
+        if message.content_type == "text":
+            payload.update(type="text", text=content.get("text", ""))
+        elif message.content_type == "image":
+            image = content.get("image") or {}
+            payload.update(type="picture", media=image.get("url"), text=image.get("caption", ""))
+        elif message.content_type in ("video", "file"):
+            media = content.get(message.content_type) or {}
+            payload.update(type=message.content_type, media=media.get("url"), size=0)
+            if message.content_type == "file":
+                payload["file_name"] = media.get("name") or media.get("url", "").rsplit("/")[-1]
+        else:
+            raise unsupported_content(self.name, message)
+        return payload

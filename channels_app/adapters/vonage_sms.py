@@ -1,0 +1,133 @@
+"""Vonage (Nexmo) SMS API.
+
+Docs: developer.vonage.com/en/api/sms, Nexmo/api-specification `definitions/sms.yml`
+(reference/providers.md §3). The answer is always HTTP 200; each part carries its own status.
+
+Config: ``api_key``, ``api_secret`` (send), ``signature_secret`` and ``signature_method``
+(``md5hash`` default, or ``md5``/``sha1``/``sha256``/``sha512`` HMAC) for signed DLRs.
+"""
+
+from typing import Any, ClassVar
+
+from channels_app import http
+from channels_app.adapters.base import (
+    Adapter,
+    ErrorRule,
+    OutboundMessage,
+    SendResult,
+    error_from_table,
+    require,
+    unsupported_content,
+)
+from channels_app.errors import ErrorKind, ProviderError
+
+P, T, C = ErrorKind.PERMANENT, ErrorKind.TRANSIENT, ErrorKind.CONFIGURATION
+
+# `messages[].status` of the send response. The Vonage codes are the same table's
+# asynchronous twins (reference/vonage-api.md §2.7: 1000 + 10 * status, mostly).
+ERRORS: dict[str, ErrorRule] = {
+    "1": ErrorRule(T, 1000, "Throttled"),
+    "2": ErrorRule(P, 1010, "Missing params"),
+    "3": ErrorRule(P, 1020, "Invalid params"),
+    "4": ErrorRule(C, 1110, "Invalid credentials"),
+    "5": ErrorRule(T, 1030, "Internal error"),
+    "6": ErrorRule(P, 1040, "Invalid message"),
+    "7": ErrorRule(P, 1050, "Number barred"),
+    "8": ErrorRule(C, 1060, "Partner account barred"),
+    "9": ErrorRule(C, 1070, "Partner quota exceeded"),
+    "10": ErrorRule(T, 1331, "Too many existing binds"),
+    "11": ErrorRule(C, 1080, "Account not enabled for REST"),
+    "12": ErrorRule(P, 1090, "Message too long"),
+    "14": ErrorRule(C, 1110, "Invalid signature"),
+    "15": ErrorRule(P, 1120, "Illegal sender address"),
+    "22": ErrorRule(P, 1020, "Invalid network code"),
+    "23": ErrorRule(C, 1020, "Invalid callback URL"),
+    "29": ErrorRule(P, 1160, "Non-whitelisted destination"),
+    "32": ErrorRule(C, 1110, "Signature and api secret disallowed"),
+    "33": ErrorRule(P, 1240, "Number de-activated"),
+}
+FALLBACK = ErrorRule(T, 1331, "Provider error")
+
+# DLR `err-code` (failures only), for the receipt parser.
+DLR_ERRORS: dict[str, ErrorRule] = {
+    "1": ErrorRule(P, 1330, "Unknown"),
+    "2": ErrorRule(T, 1180, "Absent subscriber (temporary)"),
+    "3": ErrorRule(P, 1190, "Absent subscriber (permanent)"),
+    "4": ErrorRule(P, 1280, "Call barred by user"),
+    "5": ErrorRule(P, 1200, "Portability error"),
+    "6": ErrorRule(P, 1210, "Anti-spam rejection"),
+    "7": ErrorRule(T, 1220, "Handset busy"),
+    "8": ErrorRule(T, 1230, "Network error"),
+    "9": ErrorRule(P, 1240, "Illegal number"),
+    "10": ErrorRule(P, 1040, "Invalid message"),
+    "11": ErrorRule(P, 1250, "Unroutable"),
+    "12": ErrorRule(P, 1260, "Destination unreachable"),
+    "13": ErrorRule(P, 1270, "Age restriction"),
+    "14": ErrorRule(P, 1280, "Blocked by carrier"),
+    "15": ErrorRule(T, 1290, "Pre-paid insufficient funds"),
+    "99": ErrorRule(T, 1331, "General error"),
+}
+
+
+class VonageSmsAdapter(Adapter):
+    name: ClassVar[str] = "vonage_sms"
+    channels: ClassVar[frozenset[str]] = frozenset({"sms"})
+    default_base_url: ClassVar[str] = "https://rest.nexmo.com"
+
+    def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
+        require(config, self.name, "api_key", "api_secret")
+        if message.content_type != "text":
+            raise unsupported_content(self.name, message)
+        text = str(message.content.get("text", ""))
+        form = {
+            "api_key": config["api_key"],
+            "api_secret": config["api_secret"],
+            "from": message.from_,
+            "to": message.to.lstrip("+"),
+            "text": text,
+            "type": "text" if text.isascii() else "unicode",
+            "client-ref": message.client_ref,  # echoed in every DLR
+        }
+        callback = config.get("callback") or config.get("receipt_url")
+        if callback:
+            form["callback"] = callback
+        response = http.request(
+            "POST", f"{self.base_url(config)}/sms/json", config=config, data=form
+        )
+        body = http.json_body(response)
+        if not response.ok:
+            raise ProviderError(
+                http.kind_for_status(response.status_code),
+                f"HTTP {response.status_code}",
+                code=1331,
+                provider_code=str(response.status_code),
+                retry_after=http.retry_after(response),
+            )
+        if body is None or not isinstance(body.get("messages"), list) or not body["messages"]:
+            raise http.unreadable_success(response)
+        return self.result(body["messages"], http.retry_after(response))
+
+    def result(self, parts: list[dict[str, Any]], retry_after: float | None) -> SendResult:
+        """Every part must be accepted; one accepted part means the person may get something."""
+        accepted = [str(p["message-id"]) for p in parts if str(p.get("status")) == "0"]
+        failed = [p for p in parts if str(p.get("status")) != "0"]
+        if failed and not accepted:
+            first = failed[0]
+            return_error = error_from_table(
+                ERRORS,
+                str(first.get("status")),
+                fallback=FALLBACK,
+                detail=str(first.get("error-text", ""))[:200],
+                retry_after=retry_after,
+            )
+            raise return_error
+        if failed:
+            # Part of a long text left: resending would duplicate it. The accepted parts' DLRs
+            # decide, and a missing part leaves the message short of `delivered`.
+            raise ProviderError(
+                ErrorKind.PERMANENT,
+                f"only {len(accepted)} of {len(parts)} parts accepted",
+                code=1331,
+                provider_code="partial",
+            )
+        return SendResult(accepted, {"message-count": str(len(parts))})

@@ -1,0 +1,151 @@
+"""WhatsApp Business Cloud API: text, media and template messages.
+
+Docs: developers.facebook.com/docs/whatsapp/cloud-api/reference/messages and
+.../support/error-codes (reference/providers.md §5).
+
+Config: ``access_token``, ``phone_number_id`` (send), ``app_secret`` (receipt signatures),
+``verify_token`` (webhook handshake), optional ``api_version``.
+"""
+
+from typing import Any, ClassVar
+
+from channels_app import http
+from channels_app.adapters.base import (
+    Adapter,
+    ErrorRule,
+    OutboundMessage,
+    SendResult,
+    error_from_table,
+    require,
+    unsupported_content,
+)
+from channels_app.errors import ErrorKind, ProviderError
+
+P, T, C = ErrorKind.PERMANENT, ErrorKind.TRANSIENT, ErrorKind.CONFIGURATION
+
+ERRORS: dict[int, ErrorRule] = {
+    0: ErrorRule(C, 1110, "Authentication failed"),
+    190: ErrorRule(C, 1370, "Access token expired"),
+    3: ErrorRule(C, 1140, "Missing permission"),
+    10: ErrorRule(C, 1140, "Permission denied"),
+    4: ErrorRule(T, 1000, "Throttled"),
+    80007: ErrorRule(T, 1000, "Throttled"),
+    130429: ErrorRule(T, 1000, "Throttled"),
+    131056: ErrorRule(T, 1241, "Too many send requests to this recipient"),
+    # Spam rate limits last longer than any failover window (providers.md §5).
+    131048: ErrorRule(P, 1210, "Spam rate limit"),
+    2: ErrorRule(T, 1331, "Service unavailable"),
+    131000: ErrorRule(T, 1331, "Unknown error"),
+    131016: ErrorRule(T, 1331, "Service overloaded"),
+    100: ErrorRule(P, 1020, "Invalid params"),
+    131008: ErrorRule(P, 1010, "Missing params"),
+    131009: ErrorRule(P, 1020, "Invalid params"),
+    131051: ErrorRule(P, 1440, "Unsupported message type"),
+    131026: ErrorRule(P, 1300, "Not part of provider network"),
+    131047: ErrorRule(P, 1340, "Outside allowed window"),
+    131049: ErrorRule(P, 1210, "Not delivered to maintain a healthy ecosystem"),
+    131021: ErrorRule(P, 1430, "Sender equals recipient"),
+    131030: ErrorRule(C, 1160, "Recipient not in allowed list"),
+    131031: ErrorRule(C, 1060, "Account locked"),
+    368: ErrorRule(C, 1060, "Account restricted"),
+    131042: ErrorRule(C, 1070, "Payment issue"),
+    **{code: ErrorRule(P, 1022, "Invalid template") for code in range(132000, 132017)},
+}
+# Codes 200-299 are permission errors (providers.md §5).
+PERMISSION = ErrorRule(C, 1140, "Permission denied")
+FALLBACK = ErrorRule(P, 1331, "Provider error")
+
+MEDIA = {"image", "audio", "video", "file"}
+
+
+def rule_for(code: Any) -> ErrorRule:
+    if isinstance(code, int) and 200 <= code <= 299:
+        return PERMISSION
+    return ERRORS.get(code, FALLBACK)
+
+
+class WhatsAppAdapter(Adapter):
+    name: ClassVar[str] = "whatsapp"
+    channels: ClassVar[frozenset[str]] = frozenset({"whatsapp"})
+    default_base_url: ClassVar[str] = "https://graph.facebook.com"
+
+    def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
+        require(config, self.name, "access_token", "phone_number_id")
+        version = config.get("api_version", "v19.0")
+        response = http.request(
+            "POST",
+            f"{self.base_url(config)}/{version}/{config['phone_number_id']}/messages",
+            config=config,
+            json=self.payload(message),
+            headers={"Authorization": f"Bearer {config['access_token']}"},
+        )
+        body = http.json_body(response)
+        if response.ok:
+            messages = (body or {}).get("messages") or []
+            if not messages or not messages[0].get("id"):
+                raise http.unreadable_success(response)
+            return SendResult([str(messages[0]["id"])], {"contacts": body.get("contacts")})
+        graph = (body or {}).get("error")
+        graph = graph if isinstance(graph, dict) else {}
+        code = graph.get("code")
+        retry_after = http.retry_after(response)
+        if code is None:
+            raise ProviderError(
+                http.kind_for_status(response.status_code),
+                f"HTTP {response.status_code}",
+                code=1331,
+                provider_code=str(response.status_code),
+                retry_after=retry_after,
+            )
+        rule = rule_for(code)
+        raise error_from_table(
+            {code: rule},
+            code,
+            fallback=rule,
+            detail=str((graph.get("error_data") or {}).get("details") or graph.get("message", ""))[
+                :200
+            ],
+            retry_after=retry_after,
+        )
+
+    def payload(self, message: OutboundMessage) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": message.to.lstrip("+"),
+            "biz_opaque_callback_data": message.client_ref,  # echoed in status webhooks
+        }
+        content = message.content
+        kind = message.content_type
+        if kind == "text":
+            payload.update(
+                type="text", text={"preview_url": False, "body": content.get("text", "")}
+            )
+        elif kind in MEDIA:
+            media = content.get(kind) or {}
+            wa_type = "document" if kind == "file" else kind
+            body: dict[str, Any] = {"link": media.get("url")}
+            if media.get("caption") and kind != "audio":
+                body["caption"] = media["caption"]
+            payload.update(type=wa_type, **{wa_type: body})
+        elif kind == "template":
+            payload.update(type="template", template=self.template(message))
+        elif kind == "custom":
+            payload.update(content.get("custom") or {})
+        else:
+            raise unsupported_content(self.name, message)
+        return payload
+
+    @staticmethod
+    def template(message: OutboundMessage) -> dict[str, Any]:
+        """Vonage's `{name, parameters}` template onto a Cloud API template with one body."""
+        template = message.content.get("template") or {}
+        policy = (message.channel_options() or {}).get("locale") or "en_US"
+        parameters = [
+            {"type": "text", "text": str(p.get("default", p) if isinstance(p, dict) else p)}
+            for p in template.get("parameters") or []
+        ]
+        built: dict[str, Any] = {"name": template.get("name", ""), "language": {"code": policy}}
+        if parameters:
+            built["components"] = [{"type": "body", "parameters": parameters}]
+        return built

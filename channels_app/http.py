@@ -1,0 +1,137 @@
+"""The one HTTP seam every adapter calls providers through.
+
+It owns timeouts and the mapping of network failures to error kinds, so no adapter has to
+decide what a reset socket means:
+
+- the request never left (DNS failure, connection refused, connect timeout): ``transient``;
+  nothing reached the provider, so another attempt is safe;
+- the request left but no answer came back (read timeout, connection reset or closed while
+  waiting): ``ambiguous``; the provider may have accepted it, so the engine must not resend.
+
+Adapters read HTTP status codes and bodies themselves, helped by :func:`kind_for_status` and
+:func:`retry_after`.
+"""
+
+import email.utils
+import time
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+
+from channels_app.errors import ErrorKind, ProviderError
+
+DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_READ_TIMEOUT = 20.0
+USER_AGENT = "failover-orchestrator/0.1"
+
+_session: requests.Session | None = None
+
+
+def session() -> requests.Session:
+    """A process-wide session (connection pooling). urllib3 never retries on its own here:
+    a silent retry after the request was sent could send a message twice."""
+    global _session
+    if _session is None:
+        s = requests.Session()
+        adapter = HTTPAdapter(max_retries=0, pool_maxsize=20)
+        s.mount("http://", adapter)
+        s.mount("https://", adapter)
+        s.headers["User-Agent"] = USER_AGENT
+        _session = s
+    return _session
+
+
+def request(method: str, url: str, *, config: dict[str, Any], **kwargs: Any) -> requests.Response:
+    """Send one HTTP request to a provider and return its response, whatever its status.
+
+    ``config`` is the connection's config; ``connect_timeout`` and ``read_timeout`` (seconds)
+    come from it. Raises :class:`ProviderError` (transient or ambiguous) when no response came.
+    Error reasons never carry the URL, which may hold credentials in its query string.
+    """
+    timeout = (
+        float(config.get("connect_timeout") or DEFAULT_CONNECT_TIMEOUT),
+        float(config.get("read_timeout") or DEFAULT_READ_TIMEOUT),
+    )
+    try:
+        return session().request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
+    except requests.ConnectTimeout:
+        raise ProviderError(
+            ErrorKind.TRANSIENT, "connect timeout: request not sent", code=1100
+        ) from None
+    except requests.ReadTimeout:
+        raise ProviderError(
+            ErrorKind.AMBIGUOUS, "read timeout after the request was sent", code=1100
+        ) from None
+    except requests.ConnectionError as error:
+        if _never_connected(error):
+            raise ProviderError(
+                ErrorKind.TRANSIENT, "could not connect: request not sent", code=1100
+            ) from None
+        raise ProviderError(
+            ErrorKind.AMBIGUOUS, "connection lost after the request was sent", code=1100
+        ) from None
+    except requests.RequestException as error:  # invalid URL, too many redirects, ...
+        raise ProviderError(
+            ErrorKind.CONFIGURATION, f"bad request setup: {type(error).__name__}"
+        ) from None
+
+
+def _never_connected(error: requests.ConnectionError) -> bool:
+    """True when the failure happened while connecting, before any byte was sent."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, NewConnectionError | ConnectTimeoutError | NameResolutionError):
+            return True
+        reason = getattr(cause, "reason", None)
+        if isinstance(reason, BaseException) and id(reason) not in seen:
+            cause = reason
+            continue
+        nested = cause.args[0] if cause.args and isinstance(cause.args[0], BaseException) else None
+        cause = nested or cause.__cause__ or cause.__context__
+    return False
+
+
+def kind_for_status(status: int) -> ErrorKind:
+    """The default kind of an HTTP error status, for codes an adapter's table does not know."""
+    if status == 429 or status >= 500:
+        return ErrorKind.TRANSIENT
+    if status in (401, 403, 407):
+        return ErrorKind.CONFIGURATION
+    return ErrorKind.PERMANENT
+
+
+def retry_after(response: requests.Response) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date, RFC 9110 §10.2.3)."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def json_body(response: requests.Response) -> dict[str, Any] | None:
+    """The response's JSON object, or None when the body is not one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def unreadable_success(response: requests.Response) -> ProviderError:
+    """A 2xx whose body we cannot read: the provider probably accepted, so never resend."""
+    return ProviderError(
+        ErrorKind.AMBIGUOUS,
+        f"HTTP {response.status_code} with an unreadable body",
+        code=1331,
+        provider_code=str(response.status_code),
+    )

@@ -1,0 +1,52 @@
+"""Provider connections: which provider account sends which channel, for which senders."""
+
+import uuid
+from typing import Any
+
+from django.db import models
+
+from channels_app.crypto import decrypt_config, encrypt_config
+
+
+class ProviderConnection(models.Model):
+    """One provider account serving one channel. Credentials are stored encrypted
+    (:mod:`channels_app.crypto`) and never shown back in admin, responses, logs or Events."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200, blank=True, default="")
+    provider = models.CharField(max_length=32)
+    channel = models.CharField(max_length=32)
+    # `from` numbers or ids this connection sends for; empty means every sender.
+    senders = models.JSONField(default=list, blank=True)
+    # Lower is tried first.
+    priority = models.IntegerField(default=100)
+    enabled = models.BooleanField(default=True)
+    config_encrypted = models.TextField(blank=True, default="")
+    base_url = models.URLField(
+        max_length=500, blank=True, default="", help_text="Regional endpoint, proxy or simulator."
+    )
+    # Health: set when the provider refuses our credentials or configuration.
+    configuration_error = models.BooleanField(default=False)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["channel", "priority", "created_at"]
+        indexes = [models.Index(fields=["channel", "priority"], name="connection_channel_prio")]
+
+    def __str__(self) -> str:
+        return f"{self.name or self.provider} ({self.channel}, {self.id})"
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return decrypt_config(self.config_encrypted)
+
+    @config.setter
+    def config(self, value: dict[str, Any]) -> None:
+        self.config_encrypted = encrypt_config(value)
+
+    def serves(self, sender: str) -> bool:
+        wanted = {str(s).lstrip("+") for s in self.senders or []}
+        return not wanted or sender.lstrip("+") in wanted

@@ -1,0 +1,299 @@
+"""The provider simulator's HTTP server.
+
+``POST`` on a provider's real send path answers as that provider would for the recipient's
+sandbox fate (design.md, "Sandbox recipients"; :mod:`channels_app.sandbox.fates`), then posts
+that provider's signed receipts to the registered webhook (or the callback URL the send
+carried). Control endpoints, under ``/_simulator/``:
+
+- ``POST /_simulator/webhooks`` ``{"provider", "url", "secret", "signature_method"}``: where
+  (and with which secret) a provider's receipts go, like the provider's dashboard setting.
+  Viber's own ``POST /pa/set_webhook`` works too (the auth token signs).
+- ``POST /_simulator/faults`` ``{"recipient", "fault", "times": 1, "retry_after", "delay"}``:
+  the next ``times`` sends to ``recipient`` (0 = all) meet ``fault``: ``http_500``,
+  ``http_429``, ``slow`` (answer after ``delay``), ``reset`` (drop the connection after
+  reading the request), ``timeout_after_accept`` (accept, then answer after ``delay``),
+  ``malformed`` (accept, answer with an unreadable body), ``drop_receipts`` (accept, never
+  call back; the status API still tells the truth).
+- ``GET /_simulator/messages``: what was accepted; ``POST /_simulator/reset``.
+- Twilio's ``GET .../Messages/<sid>.json`` reports the simulated status (for polling).
+"""
+
+import contextlib
+import logging
+import socket
+import struct
+import threading
+import time
+from dataclasses import asdict, dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from channels_app.sandbox.fates import Fate, fate_of, planned_receipts
+from channels_app.simulator.providers import (
+    PROVIDERS,
+    Answer,
+    Request,
+    Sent,
+    SimProvider,
+    Twilio,
+    Webhook,
+)
+from channels_app.statuses import ReceiptStatus
+
+logger = logging.getLogger("channels_app.simulator")
+
+FAULTS = {
+    "http_500",
+    "http_429",
+    "slow",
+    "reset",
+    "timeout_after_accept",
+    "malformed",
+    "drop_receipts",
+}
+
+
+@dataclass
+class Fault:
+    fault: str
+    times: int = 1  # 0 = every time
+    retry_after: float | None = None
+    delay: float = 0.0
+
+
+class Simulator:
+    """The simulated providers' shared state. Thread-safe; one per server."""
+
+    def __init__(
+        self,
+        *,
+        callback_base: str = "",
+        secret: str = "simulator-secret",
+        deliver_after: float = 0.3,
+        read_after: float = 0.6,
+    ) -> None:
+        self.callback_base = callback_base.rstrip("/")
+        self.secret = secret
+        self.deliver_after, self.read_after = deliver_after, read_after
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with getattr(self, "lock", threading.Lock()):
+            self.webhooks: dict[str, Webhook] = {}
+            self.viber_webhooks: dict[str, str] = {}
+            self.faults: dict[str, Fault] = {}
+            self.seen: dict[tuple[str, str], int] = {}
+            self.messages: dict[str, Sent] = {}
+            self.receipts_posted = 0
+
+    def webhook_for(self, provider: str, credential: str = "") -> Webhook | None:
+        if provider == "viber" and credential in self.viber_webhooks:
+            return Webhook(self.viber_webhooks[credential], credential)
+        if provider in self.webhooks:
+            return self.webhooks[provider]
+        if self.callback_base:
+            return Webhook(f"{self.callback_base}/webhooks/receipts/{provider}", self.secret)
+        return None
+
+    def take_fault(self, recipient: str) -> Fault | None:
+        with self.lock:
+            fault = self.faults.get(recipient)
+            if fault is None:
+                return None
+            if fault.times > 0:
+                fault.times -= 1
+                if fault.times == 0:
+                    del self.faults[recipient]
+            return fault
+
+    def first_time(self, provider: str, recipient: str) -> bool:
+        with self.lock:
+            count = self.seen.get((provider, recipient), 0)
+            self.seen[(provider, recipient)] = count + 1
+            return count == 0
+
+    def remember(self, sent: Sent) -> None:
+        with self.lock:
+            for mid in sent.ids:
+                self.messages[mid] = sent
+
+    def schedule_receipts(self, provider: SimProvider, sent: Sent, post: bool) -> None:
+        """Advance the message's status on the fate's schedule, posting receipts if ``post``."""
+        plan = planned_receipts(fate_of(sent.to), sent.channel, self.deliver_after, self.read_after)
+        for planned in plan:
+            timer = threading.Timer(
+                planned.after, self.emit, args=(provider, sent, planned.status, post)
+            )
+            timer.daemon = True
+            timer.start()
+
+    def emit(self, provider: SimProvider, sent: Sent, status: ReceiptStatus, post: bool) -> None:
+        sent.status = status.value
+        if not post:
+            return
+        for url, headers, body in provider.receipt(sent, status):
+            if url:
+                self.deliver(url, headers, body)
+
+    def deliver(self, url: str, headers: dict[str, str], body: bytes) -> None:
+        """POST one receipt; retry a few times like providers do (they retry until 2xx)."""
+        for attempt in range(4):
+            try:
+                response = requests.post(url, data=body, headers=headers, timeout=5)
+                if response.status_code < 500:
+                    with self.lock:
+                        self.receipts_posted += 1
+                    if response.status_code >= 300:
+                        logger.warning("receipt to %s refused: %s", url, response.status_code)
+                    return
+            except requests.RequestException as error:
+                logger.warning("receipt to %s failed: %s", url, error)
+            time.sleep(0.3 * (attempt + 1))
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: "SimulatorServer"
+    protocol_version = "HTTP/1.0"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s %s", self.address_string(), format % args)
+
+    def do_GET(self) -> None:
+        self.route("GET")
+
+    def do_POST(self) -> None:
+        self.route("POST")
+
+    def route(self, method: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        request = Request(method, urlsplit(self.path).path, self.headers, raw)
+        sim = self.server.simulator
+        if request.path.startswith("/_simulator/"):
+            return self.control(request, sim)
+        if request.path == "/pa/set_webhook":
+            token = self.headers.get("X-Viber-Auth-Token", "")
+            sim.viber_webhooks[token] = str(request.json().get("url", ""))
+            return self.answer(Answer(200, {"status": 0, "status_message": "ok"}))
+        twilio_fetch = Twilio.fetch.match(request.path)
+        if method == "GET" and twilio_fetch:
+            sent = sim.messages.get(twilio_fetch.group(2))
+            if sent is None:
+                return self.answer(Answer(404, {"code": 20404, "message": "not found"}))
+            return self.answer(Answer(200, Twilio().resource(sent)))
+        provider = next((p for p in PROVIDERS if method == "POST" and p.matches(request)), None)
+        if provider is None:
+            return self.answer(Answer(404, {"error": f"no simulated API at {request.path}"}))
+        self.send_for(provider, request, sim)
+
+    def send_for(self, provider: SimProvider, request: Request, sim: Simulator) -> None:
+        recipient = provider.recipient(request).removeprefix("whatsapp:").lstrip("+")
+        fault = sim.take_fault(recipient)
+        kind = fault.fault if fault else ""
+        if kind == "reset":
+            return self.reset_connection()
+        if kind == "http_500":
+            return self.answer(Answer(500, {"error": "internal server error"}))
+        if kind == "http_429":
+            return self.answer(provider.transient(fault.retry_after if fault else None))
+        if kind == "slow" and fault:
+            time.sleep(fault.delay)
+        fate = fate_of(recipient)
+        if fate == Fate.REJECTED:
+            return self.answer(provider.rejected())
+        if fate == Fate.FLAKY and sim.first_time(provider.name, recipient):
+            return self.answer(provider.transient(1))
+        credential = request.headers.get("X-Viber-Auth-Token", "")
+        sent = provider.accept(request, sim.webhook_for(provider.name, credential), sim.secret)
+        sim.remember(sent)
+        sim.schedule_receipts(provider, sent, post=kind != "drop_receipts")
+        if kind == "timeout_after_accept" and fault:
+            time.sleep(fault.delay)
+        if kind == "malformed":
+            return self.answer(Answer(200, b"<html>upstream error</html>"))
+        self.answer(provider.accepted(sent))
+
+    def control(self, request: Request, sim: Simulator) -> None:
+        body = request.json()
+        if request.path == "/_simulator/health":
+            return self.answer(Answer(200, {"ok": True}))
+        if request.path == "/_simulator/reset":
+            sim.reset()
+            return self.answer(Answer(200, {"ok": True}))
+        if request.path == "/_simulator/webhooks" and body.get("provider"):
+            sim.webhooks[str(body["provider"])] = Webhook(
+                str(body.get("url", "")),
+                str(body.get("secret") or sim.secret),
+                str(body.get("signature_method") or "md5hash"),
+            )
+            return self.answer(Answer(200, {"ok": True}))
+        if request.path == "/_simulator/faults" and body.get("fault") in FAULTS:
+            sim.faults[str(body.get("recipient", "")).lstrip("+")] = Fault(
+                str(body["fault"]),
+                int(body.get("times", 1)),
+                body.get("retry_after"),
+                float(body.get("delay", 0.0)),
+            )
+            return self.answer(Answer(200, {"ok": True}))
+        if request.path == "/_simulator/messages":
+            with sim.lock:
+                sent = {mid: asdict(s) | {"secret": "***"} for mid, s in sim.messages.items()}
+            return self.answer(
+                Answer(200, {"messages": sent, "receipts_posted": sim.receipts_posted})
+            )
+        self.answer(Answer(400, {"error": "unknown control request"}))
+
+    def answer(self, answer: Answer) -> None:
+        body = answer.encoded()
+        self.send_response(answer.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        # The client may have given up (its read timeout): that is the point of some faults.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.wfile.write(body)
+
+    def reset_connection(self) -> None:
+        """Drop the connection with a TCP RST after reading the request: no answer at all."""
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.connection.close()
+        self.wfile = _NullWriter()
+
+
+class _NullWriter:
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+class SimulatorServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], simulator: Simulator) -> None:
+        super().__init__(address, Handler)
+        self.simulator = simulator
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+
+def start_in_thread(
+    simulator: Simulator, host: str = "127.0.0.1", port: int = 0
+) -> SimulatorServer:
+    """Start a server on a background thread; call ``server.shutdown()`` to stop it."""
+    server = SimulatorServer((host, port), simulator)
+    thread = threading.Thread(target=server.serve_forever, name="provider-simulator", daemon=True)
+    thread.start()
+    return server

@@ -1,6 +1,7 @@
 # Developer entry points (see README.md):
 #   make run    create .venv, install, migrate, print a demo account and a ready curl, then
-#               start web + worker + scheduler in the foreground (Ctrl-C stops them all)
+#               start web + worker + scheduler in the foreground (Ctrl-C stops them all);
+#               SIMULATOR=1 also starts the provider simulator on SIMULATOR_PORT (8090)
 #   make test   install, then run the whole test suite
 #   make lint   ruff check + ruff format --check
 #
@@ -70,7 +71,8 @@ $(STAMP): pyproject.toml
 # the banner shows. honcho gives the Procfile's first entry, web, the base port.
 run: $(STAMP)
 	"$(PY)" manage.py demo_setup --port "$${PORT:-8000}" --host "$${HOST:-127.0.0.1}"
-	PATH="$(BIN):$$PATH" "$(BIN)/honcho" start --env /dev/null --port "$${PORT:-8000}"
+	PATH="$(BIN):$$PATH" WEB_PORT="$${PORT:-8000}" "$(BIN)/honcho" start --env /dev/null \
+		--port "$${PORT:-8000}" web worker scheduler $(if $(SIMULATOR),simulator)
 
 test: $(STAMP)
 	"$(BIN)/pytest"

@@ -128,7 +128,17 @@ class EmbeddedStack:
         with open(self.log_path, "wb") as log:
             self.honcho = subprocess.Popen(
                 # As in the Makefile's `run` target.
-                [str(BIN / "honcho"), "start", "--env", "/dev/null", "--port", self.env["PORT"]],
+                [
+                    str(BIN / "honcho"),
+                    "start",
+                    "--env",
+                    "/dev/null",
+                    "--port",
+                    self.env["PORT"],
+                    "web",
+                    "worker",
+                    "scheduler",
+                ],
                 cwd=ROOT,
                 env=self.env,
                 stdout=log,

@@ -137,6 +137,29 @@ SANDBOX_READ_AFTER = env.float("SANDBOX_READ_AFTER", default=2.0)
 
 REQUIRE_SERVICES = env.bool("REQUIRE_SERVICES", default=False)
 
+# --- Outbound status webhooks (workflows_app/webhooks/, docs/webhooks.md) --------------------
+# Loopback and private addresses are callable only when allowed: on by default in the embedded
+# mode (`make run` with no DATABASE_URL), off otherwise. Link-local/metadata: always refused.
+WEBHOOKS_ALLOW_PRIVATE = env.bool("WEBHOOKS_ALLOW_PRIVATE", default=EMBEDDED_DATABASE)
+WEBHOOK_CONNECT_TIMEOUT = env.float("WEBHOOK_CONNECT_TIMEOUT", default=5.0)
+# The whole request (connect, send, read the answer) is cut off after this many seconds.
+WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=15.0)
+# Delays before the 2nd, 3rd, … attempt (the first is immediate); ±20 % jitter is added.
+# The default (Svix's) spans about 27.5 hours.
+WEBHOOK_RETRY_SCHEDULE = [
+    float(x)
+    for x in env.list(
+        "WEBHOOK_RETRY_SCHEDULE", default=["5", "300", "1800", "7200", "18000", "36000", "36000"]
+    )
+]
+WEBHOOK_MAX_RETRY_AFTER = env.float("WEBHOOK_MAX_RETRY_AFTER", default=86400.0)
+# An attempt whose worker died is retried after this lease (longer than WEBHOOK_TIMEOUT).
+WEBHOOK_LEASE = env.float("WEBHOOK_LEASE", default=60.0)
+# A due delivery whose queued task did not run within this many seconds is queued again.
+WEBHOOK_DISPATCH_GRACE = env.float("WEBHOOK_DISPATCH_GRACE", default=10.0)
+WEBHOOK_SECRET_OVERLAP_HOURS = env.float("WEBHOOK_SECRET_OVERLAP_HOURS", default=24.0)
+WEBHOOK_RESPONSE_EXCERPT = 1024
+
 # --- API ------------------------------------------------------------------------------------
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("API_MAX_BODY_BYTES", default=512 * 1024)
 REST_FRAMEWORK = {
@@ -165,3 +188,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# --- Operations (docs/operations.md) ----------------------------------------------------------
+# /readyz fails when the scheduler has not ticked for this many seconds.
+READY_SCHEDULER_MAX_AGE = env.float("READY_SCHEDULER_MAX_AGE", default=30.0)
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")

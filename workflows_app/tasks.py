@@ -4,6 +4,7 @@ from celery import shared_task
 
 from workflows_app.services.sending import step_send
 from workflows_app.services.timers import scheduler_tick, step_expire
+from workflows_app.webhooks.delivery import workflow_webhooks_deliver
 
 
 @shared_task(name="workflows.send_step", acks_late=True)
@@ -19,3 +20,8 @@ def expire_step(step_id: int) -> None:
 @shared_task(name="workflows.scheduler_tick", acks_late=True)
 def tick() -> None:
     scheduler_tick()
+
+
+@shared_task(name="workflows.deliver_webhooks", acks_late=True)
+def deliver_webhooks(workflow_id: str) -> None:
+    workflow_webhooks_deliver(workflow_id)

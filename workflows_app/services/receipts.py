@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from channels_app.statuses import ReceiptEvent
+from workflows_app import webhooks
 from workflows_app.models import Attempt, Event, ProviderMessage, Step
 from workflows_app.states import (
     FAILURE_STATUSES,
@@ -98,6 +99,7 @@ def _apply_status(step: Step, event: ReceiptEvent) -> None:
         return
     for name, value in fields.items():
         setattr(step, name, value)
+    webhooks.message_status_changed(step, new)
     if step.state in (StepState.FAILED_OVER, StepState.FAILED) and new not in FAILURE_STATUSES:
         # The person got the message after we moved on: report it, never reopen the run.
         Step.objects.filter(id=step.id).update(late_receipt=True)

@@ -9,7 +9,10 @@ seconds (``manage.py run_scheduler``) and, using the database clock:
    memory stays bounded however many runs wait;
 3. re-dispatches pending steps that were due long ago and never picked up (a lost message);
 4. settles steps stuck in ``sending`` past ``SENDING_LEASE`` (a worker died mid-call): the
-   provider may have accepted, so it is counted as submitted and the timer decides.
+   provider may have accepted, so it is counted as submitted and the timer decides;
+5. queues webhook deliveries that are due: retries, lost tasks, dead workers' attempts
+   (:func:`workflows_app.webhooks.delivery.webhooks_dispatch_due`);
+6. records a heartbeat that ``/readyz`` checks.
 """
 
 import logging
@@ -21,11 +24,14 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
+from workflows_app import webhooks
 from workflows_app.models import Step
 from workflows_app.services.clock import db_now
 from workflows_app.services.dispatch import arm_timer_on_commit, send_on_commit
+from workflows_app.services.health import heartbeat_record
 from workflows_app.services.workflows import step_fail_over, step_start_waiting
 from workflows_app.states import FailoverReason, MessageStatus, StepState
+from workflows_app.webhooks.delivery import webhooks_dispatch_due
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +42,7 @@ class TickReport:
     armed: int = 0
     redispatched: int = 0
     settled: int = 0
+    webhooks: int = 0
     duration_ms: float = 0.0
 
 
@@ -62,7 +69,9 @@ def scheduler_tick(batch: int | None = None) -> TickReport:
         armed=_arm_near(batch),
         redispatched=_redispatch_pending(batch),
         settled=_settle_stuck_sending(batch),
+        webhooks=webhooks_dispatch_due(batch),
     )
+    heartbeat_record("scheduler")
     report.duration_ms = (time.perf_counter() - started) * 1000
     return report
 
@@ -130,13 +139,18 @@ def _settle_stuck_sending(batch: int) -> int:
             .order_by("send_started_at")[:batch]
         )
         for step in stuck:
-            step_start_waiting(
-                step,
-                started_at=step.send_started_at,
-                sent_at=now,
-                message_status=step.message_status or MessageStatus.SUBMITTED,
-                detail="send lease expired: outcome unknown, not resent",
-            )
+            was_unsent = step.message_status is None
+            if (
+                step_start_waiting(
+                    step,
+                    started_at=step.send_started_at,
+                    sent_at=now,
+                    message_status=step.message_status or MessageStatus.SUBMITTED,
+                    detail="send lease expired: outcome unknown, not resent",
+                )
+                and was_unsent
+            ):
+                webhooks.message_status_changed(step, MessageStatus.SUBMITTED)
     if stuck:
         logger.warning("settled %d step(s) stuck in sending as submitted", len(stuck))
     return len(stuck)

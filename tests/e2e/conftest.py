@@ -26,6 +26,11 @@ STACK_SETTINGS = {
     "SEND_RETRY_BASE_DELAY": "0.2",
     "PENDING_GRACE": "3",
     "LOG_LEVEL": "INFO",
+    # Webhook receivers in tests listen on loopback; retries come fast.
+    "WEBHOOKS_ALLOW_PRIVATE": "1",
+    "WEBHOOK_RETRY_SCHEDULE": "0.5,0.5,1,1,1,2,2,2,2,2",
+    "WEBHOOK_DISPATCH_GRACE": "3",
+    "METRICS_TOKEN": "metrics-test-token",
 }
 
 

@@ -24,19 +24,23 @@ def test_a_receiver_that_is_down_for_a_while_gets_every_event_once_in_order(clie
     )
     client.wait_until_finished(workflow_uuid)
     wait_for(
-        lambda: WebhookAttempt.objects.filter(
-            delivery__workflow_id=workflow_uuid, status_code=None
-        ).count()
-        >= 3,
+        lambda: (
+            WebhookAttempt.objects.filter(
+                delivery__workflow_id=workflow_uuid, status_code=None
+            ).count()
+            >= 3
+        ),
         20,
         message="attempts that fail while the receiver is down",
     )
     receiver.start(port)
     try:
         wait_for(
-            lambda: not WebhookDelivery.objects.filter(
-                workflow_id=workflow_uuid, state="pending"
-            ).exists(),
+            lambda: (
+                not WebhookDelivery.objects.filter(
+                    workflow_id=workflow_uuid, state="pending"
+                ).exists()
+            ),
             30,
             message="every delivery to go out",
         )

@@ -309,6 +309,8 @@ def test_the_report_names_every_channel_that_reached_the_person(account, receive
         ("fe80::1", False, True),
         ("100.100.100.200", False, True),
         ("0.0.0.0", False, True),
+        ("0.1.2.3", False, True),
+        ("224.0.0.1", False, True),
         ("127.0.0.1", True, True),
         ("10.1.2.3", True, True),
         ("::1", True, True),

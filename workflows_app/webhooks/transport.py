@@ -30,6 +30,10 @@ METADATA_ADDRESSES = {
 }
 
 
+THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")  # "this host": 0.x reaches local services
+CGNAT = ipaddress.ip_network("100.64.0.0/10")
+
+
 class AddressRefused(OSError):
     """The peer address is not one we may call."""
 
@@ -41,10 +45,12 @@ def address_refusal(address: str, allow_private: bool) -> str | None:
         ip = ip.ipv4_mapped
     if ip in METADATA_ADDRESSES or ip.is_link_local:
         return f"{ip} is link-local or a cloud metadata address"
-    if ip.is_multicast or ip.is_unspecified or ip.is_reserved:
+    if ip.is_multicast or ip.is_unspecified or ip in THIS_NETWORK:
         return f"{ip} is not a unicast address"
-    if ip.is_loopback or ip.is_private or ip in ipaddress.ip_network("100.64.0.0/10"):
+    if ip.is_loopback or ip.is_private or ip in CGNAT:
         return None if allow_private else f"{ip} is loopback or private (WEBHOOKS_ALLOW_PRIVATE=0)"
+    if ip.is_reserved:
+        return f"{ip} is a reserved address"
     return None
 
 

@@ -99,7 +99,7 @@ class ChannelFilter(admin.SimpleListFilter):
     parameter_name = "channel"
 
     def lookups(self, request, model_admin):
-        channels = Step.objects.values_list("channel", flat=True).distinct().order_by("channel")
+        channels = Step.objects.order_by("channel").values_list("channel", flat=True).distinct()
         return [(c, c) for c in channels]
 
     def queryset(self, request, queryset):
@@ -115,7 +115,7 @@ class ProviderFilter(admin.SimpleListFilter):
     parameter_name = "provider"
 
     def lookups(self, request, model_admin):
-        providers = Attempt.objects.values_list("provider", flat=True).distinct()
+        providers = Attempt.objects.order_by().values_list("provider", flat=True).distinct()
         return [(p, p) for p in sorted(providers)]
 
     def queryset(self, request, queryset):

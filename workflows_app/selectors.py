@@ -66,13 +66,16 @@ def _step_entries(step: Step) -> list[TimelineEntry]:
     for event in step.events.all():
         entries.append(_event_entry(step, event))
     if step.deadline_at:
+        expired = step.failover_reason == "expired"
+        wanted = step.condition_status or "delivered"
         entries.append(
             TimelineEntry(
                 step.deadline_at,
                 "deadline",
-                f"deadline: {step.condition_status or 'delivered'} wanted by now",
+                f"deadline {step.deadline_at:%Y-%m-%d %H:%M:%S} UTC for {wanted}"
+                + (": passed" if expired else ""),
                 f"expiry_time {step.expiry_time}s" if step.expiry_time else "final-step timeout",
-                "warn",
+                "warn" if expired else "",
             )
         )
     return entries

@@ -2,6 +2,7 @@
 separate processes on the test database (PostgreSQL) and Redis."""
 
 import os
+import subprocess
 from dataclasses import dataclass, field
 
 import pytest
@@ -11,6 +12,7 @@ import requests
 from tests.conftest import basic_auth
 from tests.services import (
     BIN,
+    ROOT,
     Process,
     free_port,
     require_postgres_and_redis,
@@ -94,6 +96,14 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
         "CONN_MAX_AGE": "0",
     }
     env.pop("CELERY_BROKER_URL", None)
+    # The admin's CSS and JS, served by WhiteNoise from a collected STATIC_ROOT under VAR_DIR.
+    env["VAR_DIR"] = str(tmp_path_factory.mktemp("stack-var"))
+    subprocess.run(
+        [str(BIN / "python"), "manage.py", "collectstatic", "--noinput", "-v0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
     redis.Redis.from_url(redis_url).flushdb()
     stack = Stack(
         base_url=f"http://127.0.0.1:{free_port()}",

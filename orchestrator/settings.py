@@ -182,11 +182,27 @@ USE_I18N = True
 USE_TZ = True
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# plain: one readable line; json: one JSON object per line with workflow_uuid / message_uuid.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"ids": {"()": "workflows_app.logcontext.LogContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["ids"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
@@ -195,3 +211,7 @@ LOGGING = {
 # /readyz fails when the scheduler has not ticked for this many seconds.
 READY_SCHEDULER_MAX_AGE = env.float("READY_SCHEDULER_MAX_AGE", default=30.0)
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Finished runs older than this many days are deleted by the scheduler (0 = never; see
+# `manage.py purge_runs` for a one-off), checked every PURGE_INTERVAL seconds.
+PURGE_RUNS_OLDER_THAN_DAYS = env.float("PURGE_RUNS_OLDER_THAN_DAYS", default=0.0)
+PURGE_INTERVAL = env.float("PURGE_INTERVAL", default=600.0)

@@ -62,3 +62,21 @@ def test_a_receiver_that_is_down_for_a_while_gets_every_event_once_in_order(clie
     assert [r.webhook_id for r in got] == [d.header_id for d in expected]
     first = WebhookDelivery.objects.get(workflow_id=workflow_uuid, status="rejected")
     assert first.attempt_count > 1  # it really was retried
+
+
+def test_the_running_stack_is_ready_and_exports_metrics(stack):
+    import requests
+
+    assert requests.get(stack.base_url + "/healthz", timeout=5).status_code == 200
+    wait_for(
+        lambda: requests.get(stack.base_url + "/readyz", timeout=5).status_code == 200,
+        15,
+        message="/readyz to report database, broker and scheduler ready",
+    )
+    token = stack.env["METRICS_TOKEN"]
+    response = requests.get(
+        stack.base_url + "/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    assert response.status_code == 200
+    assert "orchestrator_queue_depth" in response.text
+    assert requests.get(stack.base_url + "/metrics", timeout=5).status_code == 401

@@ -13,6 +13,7 @@ from django.db.models import Q
 
 from channels_app.statuses import ReceiptEvent
 from workflows_app import webhooks
+from workflows_app.logcontext import log_context
 from workflows_app.models import Attempt, Event, ProviderMessage, Step
 from workflows_app.states import (
     FAILURE_STATUSES,
@@ -59,7 +60,8 @@ def receipt_apply(event: ReceiptEvent, *, replayed: bool = False) -> bool:
             return False
         if step is None:
             return True
-        _apply_status(step, event)
+        with log_context(workflow_uuid=step.workflow_id, message_uuid=step.message_uuid):
+            _apply_status(step, event)
     return True
 
 

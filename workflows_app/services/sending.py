@@ -14,7 +14,7 @@ from django.db.models import Min
 from channels_app.adapters.base import OutboundMessage, SendResult
 from channels_app.errors import ErrorKind, ProviderError
 from channels_app.registry import Route, routes_for
-from workflows_app import webhooks
+from workflows_app import logcontext, webhooks
 from workflows_app.models import Attempt, ProviderMessage, Step
 from workflows_app.services.clock import db_now
 from workflows_app.services.dispatch import send_on_commit
@@ -35,6 +35,7 @@ def step_send(step_id: int) -> None:
     if claimed is None:
         return
     attempt, route, outbound = claimed
+    logcontext.bind(workflow_uuid=attempt.step.workflow_id, message_uuid=attempt.step.message_uuid)
     try:
         result = route.adapter.send(outbound, route.config)
     except ProviderError as error:

@@ -12,7 +12,8 @@ seconds (``manage.py run_scheduler``) and, using the database clock:
    provider may have accepted, so it is counted as submitted and the timer decides;
 5. queues webhook deliveries that are due: retries, lost tasks, dead workers' attempts
    (:func:`workflows_app.webhooks.delivery.webhooks_dispatch_due`);
-6. records a heartbeat that ``/readyz`` checks.
+6. purges old finished runs when ``PURGE_RUNS_OLDER_THAN_DAYS`` is set (every ``PURGE_INTERVAL``);
+7. records a heartbeat that ``/readyz`` checks.
 """
 
 import logging
@@ -29,6 +30,7 @@ from workflows_app.models import Step
 from workflows_app.services.clock import db_now
 from workflows_app.services.dispatch import arm_timer_on_commit, send_on_commit
 from workflows_app.services.health import heartbeat_record
+from workflows_app.services.retention import scheduled_purge
 from workflows_app.services.workflows import step_fail_over, step_start_waiting
 from workflows_app.states import FailoverReason, MessageStatus, StepState
 from workflows_app.webhooks.delivery import webhooks_dispatch_due
@@ -71,6 +73,7 @@ def scheduler_tick(batch: int | None = None) -> TickReport:
         settled=_settle_stuck_sending(batch),
         webhooks=webhooks_dispatch_due(batch),
     )
+    scheduled_purge()
     heartbeat_record("scheduler")
     report.duration_ms = (time.perf_counter() - started) * 1000
     return report

@@ -322,3 +322,23 @@ def test_which_addresses_may_be_called(address, allowed, refused_when_private_of
 
     assert (address_refusal(address, allow_private=True) is None) == allowed
     assert (address_refusal(address, allow_private=False) is not None) == refused_when_private_off
+
+
+def test_the_commands_show_the_webhook_secret_once_and_rotate_it(db):
+    import io
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("create_account", "--name", "shop", stdout=out)
+    created = json.loads(out.getvalue())
+    assert created["webhook_secret"].startswith("whsec_")
+    out = io.StringIO()
+    call_command("rotate_webhook_secret", "--api-key", created["api_key"], stdout=out)
+    rotated = json.loads(out.getvalue())
+    account = Account.objects.get(api_key=created["api_key"])
+    assert account.webhook_secret == rotated["webhook_secret"] != created["webhook_secret"]
+    assert account.webhook_signing_secrets(timezone.now()) == [
+        rotated["webhook_secret"],
+        created["webhook_secret"],
+    ]

@@ -26,7 +26,7 @@ def test_a_failed_over_run_reads_as_a_timeline_of_both_steps(operator, account, 
     assert 'id="step-0"' in page and 'id="step-1"' in page
     assert "failover reason: expired" in page
     assert "attempt 1 via sandbox: accepted" in page
-    assert "deadline:" in page
+    assert "UTC for read: passed" in page  # the deadline, marked as the one that passed
     assert 'id="webhook-deliveries"' in page
 
 

@@ -213,6 +213,7 @@ class WorkflowAdmin(ReadOnlyAdmin):
         return super().get_queryset(request).prefetch_related("steps")
 
     def get_search_results(self, request, queryset, search_term):
+        filtered = queryset  # the list filters already applied: the extra matches keep them
         queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         term = search_term.strip()
         if not term:
@@ -232,7 +233,7 @@ class WorkflowAdmin(ReadOnlyAdmin):
             matches |= Q(id=key) | Q(
                 Exists(Step.objects.filter(workflow=OuterRef("pk"), message_uuid=key))
             )
-        return queryset | self.model.objects.filter(matches), may_have_duplicates
+        return queryset | filtered.filter(matches), may_have_duplicates
 
     def get_urls(self):
         view = self.admin_site.admin_view

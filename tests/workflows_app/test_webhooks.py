@@ -342,3 +342,21 @@ def test_the_commands_show_the_webhook_secret_once_and_rotate_it(db):
         rotated["webhook_secret"],
         created["webhook_secret"],
     ]
+
+
+@override_settings(**FAST_RETRIES, WEBHOOK_DISPATCH_GRACE=0.0)
+def test_an_attempt_whose_worker_died_is_retried_after_its_lease(account, receiver):
+    from workflows_app.webhooks.delivery import _claim_head
+
+    workflow = two_step_run(account)
+    claim = _claim_head(workflow.id)  # a worker claims the delivery, then dies before sending
+    assert claim is not None and _claim_head(workflow.id) is None  # the lease holds others off
+    assert webhooks_dispatch_due(100) == 0
+    WebhookDelivery.objects.filter(id=claim.delivery_id).update(
+        lease_until=timezone.now() - timedelta(seconds=1)
+    )
+    assert webhooks_dispatch_due(100) == 1  # the scheduler queues it again
+    workflow_webhooks_deliver(workflow.id)
+    delivery = WebhookDelivery.objects.get(id=claim.delivery_id)
+    assert (delivery.state, delivery.attempt_count) == ("delivered", 2)
+    assert [r.webhook_id for r in receiver.received] == [delivery.header_id]

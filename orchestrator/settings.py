@@ -159,6 +159,29 @@ SANDBOX_READ_AFTER = env.float("SANDBOX_READ_AFTER", default=2.0)
 
 REQUIRE_SERVICES = env.bool("REQUIRE_SERVICES", default=False)
 
+# --- Outbound status webhooks (workflows_app/webhooks/, docs/webhooks.md) --------------------
+# Loopback and private addresses are callable only when allowed: on by default in the embedded
+# mode (`make run` with no DATABASE_URL), off otherwise. Link-local/metadata: always refused.
+WEBHOOKS_ALLOW_PRIVATE = env.bool("WEBHOOKS_ALLOW_PRIVATE", default=EMBEDDED_DATABASE)
+WEBHOOK_CONNECT_TIMEOUT = env.float("WEBHOOK_CONNECT_TIMEOUT", default=5.0)
+# The whole request (connect, send, read the answer) is cut off after this many seconds.
+WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=15.0)
+# Delays before the 2nd, 3rd, … attempt (the first is immediate); ±20 % jitter is added.
+# The default (Svix's) spans about 27.5 hours.
+WEBHOOK_RETRY_SCHEDULE = [
+    float(x)
+    for x in env.list(
+        "WEBHOOK_RETRY_SCHEDULE", default=["5", "300", "1800", "7200", "18000", "36000", "36000"]
+    )
+]
+WEBHOOK_MAX_RETRY_AFTER = env.float("WEBHOOK_MAX_RETRY_AFTER", default=86400.0)
+# An attempt whose worker died is retried after this lease (longer than WEBHOOK_TIMEOUT).
+WEBHOOK_LEASE = env.float("WEBHOOK_LEASE", default=60.0)
+# A due delivery whose queued task did not run within this many seconds is queued again.
+WEBHOOK_DISPATCH_GRACE = env.float("WEBHOOK_DISPATCH_GRACE", default=10.0)
+WEBHOOK_SECRET_OVERLAP_HOURS = env.float("WEBHOOK_SECRET_OVERLAP_HOURS", default=24.0)
+WEBHOOK_RESPONSE_EXCERPT = 1024
+
 # --- API ------------------------------------------------------------------------------------
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("API_MAX_BODY_BYTES", default=512 * 1024)
 REST_FRAMEWORK = {
@@ -179,11 +202,36 @@ USE_I18N = True
 USE_TZ = True
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# plain: one readable line; json: one JSON object per line with workflow_uuid / message_uuid.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"ids": {"()": "workflows_app.logcontext.LogContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["ids"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# --- Operations (docs/operations.md) ----------------------------------------------------------
+# /readyz fails when the scheduler has not ticked for this many seconds.
+READY_SCHEDULER_MAX_AGE = env.float("READY_SCHEDULER_MAX_AGE", default=30.0)
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Finished runs older than this many days are deleted by the scheduler (0 = never; see
+# `manage.py purge_runs` for a one-off), checked every PURGE_INTERVAL seconds.
+PURGE_RUNS_OLDER_THAN_DAYS = env.float("PURGE_RUNS_OLDER_THAN_DAYS", default=0.0)
+PURGE_INTERVAL = env.float("PURGE_INTERVAL", default=600.0)

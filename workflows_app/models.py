@@ -11,6 +11,14 @@ from django.db import models
 from django.db.models import Q
 
 from .states import FailoverReason, MessageStatus, StepState, WorkflowStatus
+from .webhooks.models import (
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookSecretFields,
+)
+
+__all__ = ["WebhookAttempt", "WebhookDelivery", "WebhookEndpoint"]
 
 
 def hash_secret(secret: str) -> str:
@@ -22,7 +30,7 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-class Account(models.Model):
+class Account(WebhookSecretFields):
     name = models.CharField(max_length=200)
     api_key = models.CharField(max_length=32, unique=True)
     api_secret_hash = models.CharField(max_length=64)
@@ -37,7 +45,7 @@ class Account(models.Model):
         return hmac.compare_digest(self.api_secret_hash, hash_secret(secret))
 
 
-class Application(models.Model):
+class Application(WebhookSecretFields):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="applications")
     name = models.CharField(max_length=200)
@@ -71,6 +79,12 @@ class Workflow(models.Model):
         default=WorkflowStatus.RUNNING,
     )
     client_ref = models.CharField(max_length=100, blank=True, default="")
+    # A per-run status URL and format (Messages v1 `webhook_url` / `webhook_version`); when
+    # null, the application's status_url (else the account's) and the flavour's format apply.
+    webhook_url = models.URLField(max_length=2000, null=True, blank=True)
+    webhook_version = models.CharField(
+        max_length=8, null=True, blank=True, choices=[("v0.1", "v0.1"), ("v1", "v1")]
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -238,3 +252,13 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.from_state}→{self.to_state}"
+
+
+class Heartbeat(models.Model):
+    """When a long-running loop (the scheduler) last completed a round; ``/readyz`` reads it."""
+
+    name = models.CharField(max_length=32, primary_key=True)
+    beat_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.beat_at}"

@@ -1,8 +1,10 @@
 """Reads. Every query that serves a caller is scoped to the caller's account."""
 
 import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
-from workflows_app.models import Account, Workflow
+from workflows_app.models import Account, Event, Step, WebhookDelivery, Workflow
 
 
 def workflow_get_for_account(account: Account, workflow_id: str) -> Workflow | None:
@@ -12,3 +14,107 @@ def workflow_get_for_account(account: Account, workflow_id: str) -> Workflow | N
     except ValueError:
         return None
     return Workflow.objects.filter(account=account, id=key).prefetch_related("steps").first()
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: datetime | None
+    kind: str  # send | attempt | receipt | transition | deadline | failover | webhook
+    title: str
+    detail: str = ""
+    tone: str = ""  # ok | bad | warn | "" (neutral): how the console colours it
+
+
+@dataclass
+class StepTimeline:
+    step: Step
+    entries: list[TimelineEntry] = field(default_factory=list)
+
+    @property
+    def recipient(self) -> str:
+        return str(self.step.recipient.get("number") or self.step.recipient.get("id") or "")
+
+
+def workflow_timeline(workflow: Workflow) -> list[StepTimeline]:
+    """Each step's story in time order: attempts, transitions, receipts, deadline, failover.
+
+    For the operator console; reads only.
+    """
+    steps = workflow.steps.prefetch_related("attempts", "events").order_by("index")
+    return [StepTimeline(step, sorted(_step_entries(step), key=_entry_order)) for step in steps]
+
+
+def _entry_order(entry: TimelineEntry) -> tuple:
+    return (entry.at is None, entry.at or datetime.max.replace(tzinfo=UTC))
+
+
+def _step_entries(step: Step) -> list[TimelineEntry]:
+    entries = []
+    for attempt in step.attempts.all():
+        bad = attempt.outcome == "error"
+        error = f"{attempt.error_kind} {attempt.error_code}: {attempt.error_detail}".strip()
+        entries.append(
+            TimelineEntry(
+                attempt.started_at,
+                "attempt",
+                f"attempt {attempt.number} via {attempt.provider}: "
+                f"{attempt.outcome or 'in flight'}",
+                error if bad else ", ".join(attempt.provider_message_ids),
+                "bad" if bad else "ok",
+            )
+        )
+    for event in step.events.all():
+        entries.append(_event_entry(step, event))
+    if step.deadline_at:
+        expired = step.failover_reason == "expired"
+        wanted = step.condition_status or "delivered"
+        entries.append(
+            TimelineEntry(
+                step.deadline_at,
+                "deadline",
+                f"deadline {step.deadline_at:%Y-%m-%d %H:%M:%S} UTC for {wanted}"
+                + (": passed" if expired else ""),
+                f"expiry_time {step.expiry_time}s" if step.expiry_time else "final-step timeout",
+                "warn" if expired else "",
+            )
+        )
+    return entries
+
+
+def _event_entry(step: Step, event: Event) -> TimelineEntry:
+    if event.kind.startswith("receipt"):
+        late = event.kind == "receipt.late"
+        failed = event.to_state in ("rejected", "undeliverable")
+        title = f"receipt: {event.to_state}" + (" (late: after failover)" if late else "")
+        return TimelineEntry(
+            event.created_at,
+            "receipt",
+            title,
+            event.detail,
+            "warn" if late else ("bad" if failed else "ok"),
+        )
+    if event.to_state == "failed_over":
+        return TimelineEntry(
+            event.created_at,
+            "failover",
+            f"failed over: {step.failover_reason}",
+            event.detail,
+            "bad",
+        )
+    return TimelineEntry(
+        event.created_at,
+        "transition",
+        f"{event.from_state} → {event.to_state}" if event.from_state else event.kind,
+        event.detail,
+        "ok" if event.to_state == "succeeded" else ("bad" if event.to_state == "failed" else ""),
+    )
+
+
+def workflow_webhook_deliveries(workflow: Workflow) -> list[WebhookDelivery]:
+    """The run's webhook deliveries in send order, with their endpoint and attempts."""
+    return list(
+        WebhookDelivery.objects.filter(workflow=workflow)
+        .select_related("endpoint", "step")
+        .prefetch_related("attempts")
+        .order_by("id")
+    )

@@ -2,14 +2,17 @@
 
 from celery import shared_task
 
+from workflows_app.logcontext import log_context
 from workflows_app.services.polling import step_poll
 from workflows_app.services.sending import step_send
 from workflows_app.services.timers import scheduler_tick, step_expire
+from workflows_app.webhooks.delivery import workflow_webhooks_deliver
 
 
 @shared_task(name="workflows.send_step", acks_late=True)
 def send_step(step_id: int) -> None:
-    step_send(step_id)
+    with log_context():
+        step_send(step_id)
 
 
 @shared_task(name="workflows.expire_step", acks_late=True)
@@ -25,3 +28,9 @@ def tick() -> None:
 @shared_task(name="workflows.poll_step", acks_late=True)
 def poll_step(step_id: int) -> None:
     step_poll(step_id)
+
+
+@shared_task(name="workflows.deliver_webhooks", acks_late=True)
+def deliver_webhooks(workflow_id: str) -> None:
+    with log_context(workflow_uuid=workflow_id):
+        workflow_webhooks_deliver(workflow_id)

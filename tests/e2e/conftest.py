@@ -2,6 +2,7 @@
 separate processes on the test database (PostgreSQL) and Redis."""
 
 import os
+import subprocess
 from dataclasses import dataclass, field
 
 import pytest
@@ -11,6 +12,7 @@ import requests
 from tests.conftest import basic_auth
 from tests.services import (
     BIN,
+    ROOT,
     Process,
     free_port,
     require_postgres_and_redis,
@@ -26,6 +28,11 @@ STACK_SETTINGS = {
     "SEND_RETRY_BASE_DELAY": "0.2",
     "PENDING_GRACE": "3",
     "LOG_LEVEL": "INFO",
+    # Webhook receivers in tests listen on loopback; retries come fast.
+    "WEBHOOKS_ALLOW_PRIVATE": "1",
+    "WEBHOOK_RETRY_SCHEDULE": "0.5,0.5,1,1,1,2,2,2,2,2",
+    "WEBHOOK_DISPATCH_GRACE": "3",
+    "METRICS_TOKEN": "metrics-test-token",
 }
 
 
@@ -92,6 +99,14 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
         "PUBLIC_BASE_URL": base_url,
     }
     env.pop("CELERY_BROKER_URL", None)
+    # The admin's CSS and JS, served by WhiteNoise from a collected STATIC_ROOT under VAR_DIR.
+    env["VAR_DIR"] = str(tmp_path_factory.mktemp("stack-var"))
+    subprocess.run(
+        [str(BIN / "python"), "manage.py", "collectstatic", "--noinput", "-v0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
     redis.Redis.from_url(redis_url).flushdb()
     stack = Stack(
         base_url=base_url,

@@ -14,6 +14,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from channels_app.statuses import ReceiptEvent
+from workflows_app import webhooks
+from workflows_app.logcontext import log_context
 from workflows_app.models import Attempt, Event, ProviderMessage, Step
 from workflows_app.states import (
     FAILURE_STATUSES,
@@ -65,7 +67,8 @@ def receipt_apply(event: ReceiptEvent, *, replayed: bool = False) -> bool:
             return True
         status = _part_apply(attempt, event)
         if status is not None:
-            _apply_status(step, event, status)
+            with log_context(workflow_uuid=step.workflow_id, message_uuid=step.message_uuid):
+                _apply_status(step, event, status)
     return True
 
 
@@ -166,6 +169,7 @@ def _apply_status(step: Step, event: ReceiptEvent, new: MessageStatus) -> None:
         return
     for name, value in fields.items():
         setattr(step, name, value)
+    webhooks.message_status_changed(step, new)
     if step.state in (StepState.FAILED_OVER, StepState.FAILED) and new not in FAILURE_STATUSES:
         # The person got the message after we moved on: report it, never reopen the run.
         Step.objects.filter(id=step.id).update(late_receipt=True)

@@ -14,6 +14,7 @@ from django.db.models import Min
 from channels_app.adapters.base import OutboundMessage, SendResult
 from channels_app.errors import ErrorKind, ProviderError
 from channels_app.registry import Route, connection_report_error, routes_for
+from workflows_app import logcontext, webhooks
 from workflows_app.models import Attempt, ProviderMessage, Step
 from workflows_app.services.clock import db_now
 from workflows_app.services.dispatch import send_on_commit
@@ -34,6 +35,7 @@ def step_send(step_id: int) -> None:
     if claimed is None:
         return
     attempt, route, outbound = claimed
+    logcontext.bind(workflow_uuid=attempt.step.workflow_id, message_uuid=attempt.step.message_uuid)
     try:
         result = route.adapter.send(outbound, route.config)
     except ProviderError as error:
@@ -127,6 +129,7 @@ def _attempt_accepted(attempt: Attempt, result: SendResult) -> None:
                 message_status=MessageStatus.SUBMITTED
             )
             step.message_status = MessageStatus.SUBMITTED
+            webhooks.message_status_changed(step, MessageStatus.SUBMITTED)
         if step.state == StepState.SENDING and step.attempt_count == attempt.number:
             step_start_waiting(step, started_at=step.send_started_at, sent_at=now)
             step_evaluate(step)  # a receipt may have beaten us here
@@ -148,13 +151,18 @@ def _attempt_failed(attempt: Attempt, error: ProviderError) -> None:
             return
         if error.kind == ErrorKind.AMBIGUOUS:
             # The provider may have accepted it: count it as submitted and let the timer decide.
-            step_start_waiting(
-                step,
-                started_at=step.send_started_at,
-                sent_at=now,
-                message_status=MessageStatus.SUBMITTED,
-                detail=f"ambiguous outcome: {error.reason}"[:255],
-            )
+            was_unsent = step.message_status is None
+            if (
+                step_start_waiting(
+                    step,
+                    started_at=step.send_started_at,
+                    sent_at=now,
+                    message_status=step.message_status or MessageStatus.SUBMITTED,
+                    detail=f"ambiguous outcome: {error.reason}"[:255],
+                )
+                and was_unsent
+            ):
+                webhooks.message_status_changed(step, MessageStatus.SUBMITTED)
             return
         if error.kind == ErrorKind.TRANSIENT and _retry_later(step, error, now):
             return
@@ -171,6 +179,7 @@ def _attempt_failed(attempt: Attempt, error: ProviderError) -> None:
             message_status=MessageStatus.REJECTED, error=step_error
         )
         step.message_status, step.error = MessageStatus.REJECTED, step_error
+        webhooks.message_status_changed(step, MessageStatus.REJECTED)
         step_fail_over(step, FailoverReason.REJECTED, detail=f"{error.kind}: {error.reason}"[:255])
 
 

@@ -12,6 +12,10 @@ seconds (``manage.py run_scheduler``) and, using the database clock:
    provider may have accepted, so it is counted as submitted and the timer decides;
 5. dispatches one status poll for waiting steps whose deadline is within
    ``POLL_BEFORE_DEADLINE`` and whose provider can be polled (the receipt backstop).
+6. queues webhook deliveries that are due: retries, lost tasks, dead workers' attempts
+   (:func:`workflows_app.webhooks.delivery.webhooks_dispatch_due`);
+7. purges old finished runs when ``PURGE_RUNS_OLDER_THAN_DAYS`` is set (every ``PURGE_INTERVAL``);
+8. records a heartbeat that ``/readyz`` checks.
 """
 
 import logging
@@ -24,11 +28,15 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 
 from channels_app.registry import polling_providers
+from workflows_app import webhooks
 from workflows_app.models import Attempt, Step
 from workflows_app.services.clock import db_now
 from workflows_app.services.dispatch import arm_timer_on_commit, poll_on_commit, send_on_commit
+from workflows_app.services.health import heartbeat_record
+from workflows_app.services.retention import scheduled_purge
 from workflows_app.services.workflows import step_fail_over, step_start_waiting
 from workflows_app.states import FailoverReason, MessageStatus, StepState
+from workflows_app.webhooks.delivery import webhooks_dispatch_due
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +48,7 @@ class TickReport:
     redispatched: int = 0
     settled: int = 0
     polled: int = 0
+    webhooks: int = 0
     duration_ms: float = 0.0
 
 
@@ -67,7 +76,10 @@ def scheduler_tick(batch: int | None = None) -> TickReport:
         redispatched=_redispatch_pending(batch),
         settled=_settle_stuck_sending(batch),
         polled=_poll_near(batch),
+        webhooks=webhooks_dispatch_due(batch),
     )
+    scheduled_purge()
+    heartbeat_record("scheduler")
     report.duration_ms = (time.perf_counter() - started) * 1000
     return report
 
@@ -135,13 +147,18 @@ def _settle_stuck_sending(batch: int) -> int:
             .order_by("send_started_at")[:batch]
         )
         for step in stuck:
-            step_start_waiting(
-                step,
-                started_at=step.send_started_at,
-                sent_at=now,
-                message_status=step.message_status or MessageStatus.SUBMITTED,
-                detail="send lease expired: outcome unknown, not resent",
-            )
+            was_unsent = step.message_status is None
+            if (
+                step_start_waiting(
+                    step,
+                    started_at=step.send_started_at,
+                    sent_at=now,
+                    message_status=step.message_status or MessageStatus.SUBMITTED,
+                    detail="send lease expired: outcome unknown, not resent",
+                )
+                and was_unsent
+            ):
+                webhooks.message_status_changed(step, MessageStatus.SUBMITTED)
     if stuck:
         logger.warning("settled %d step(s) stuck in sending as submitted", len(stuck))
     return len(stuck)

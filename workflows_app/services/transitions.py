@@ -11,6 +11,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from workflows_app import webhooks
 from workflows_app.models import Event, Step, Workflow
 from workflows_app.states import (
     STEP_TRANSITIONS,
@@ -82,4 +83,6 @@ def workflow_transition(
             to_state=to,
             detail=detail or WORKFLOW_TRANSITIONS[(source, to)],
         )
+        if source == WorkflowStatus.RUNNING:
+            webhooks.workflow_finished(workflow_id)
     return True

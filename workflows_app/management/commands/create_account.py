@@ -6,7 +6,10 @@ from workflows_app.services.accounts import account_create
 
 
 class Command(BaseCommand):
-    help = 'Create an API account; prints {"api_key", "api_secret", "signature_secret"}.'
+    help = (
+        'Create an API account; prints {"api_key", "api_secret", "signature_secret", '
+        '"webhook_secret"} (the webhook secret signs Standard Webhooks headers; shown once).'
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--name", required=True)
@@ -20,6 +23,7 @@ class Command(BaseCommand):
                     "api_key": created.account.api_key,
                     "api_secret": created.api_secret,
                     "signature_secret": created.account.signature_secret,
+                    "webhook_secret": created.account.webhook_secret,
                 }
             )
         )

@@ -38,7 +38,13 @@ class Command(BaseCommand):
             started = time.monotonic()
             try:
                 report = scheduler_tick()
-                if report.expired or report.redispatched or report.settled or report.polled:
+                if (
+                    report.expired
+                    or report.redispatched
+                    or report.settled
+                    or report.polled
+                    or report.webhooks
+                ):
                     logger.info("tick %s", report)
             except Exception:
                 # The database may be restarting: drop the connection and try next tick.

@@ -1,0 +1,99 @@
+"""The operator console in Django admin: find runs, read the timeline, act, and be logged."""
+
+import pytest
+from django.contrib.auth.models import User
+
+from tests.workflows_app.test_webhooks import expire_first_step, receiver, two_step_run  # noqa: F401
+from workflows_app.models import Event, WebhookDelivery, Workflow
+
+
+@pytest.fixture
+def operator(client, db):
+    # No password: force_login needs none, and hashing one costs a second per test.
+    user = User.objects.create(username="operator", is_staff=True, is_superuser=True)
+    client.force_login(user)
+    return client
+
+
+def change_url(workflow: Workflow) -> str:
+    return f"/admin/workflows_app/workflow/{workflow.id}/change/"
+
+
+def listed(workflow: Workflow, page: str) -> bool:
+    """Whether a changelist page links to the run (not merely echoes it in the search box)."""
+    return f"/admin/workflows_app/workflow/{workflow.id}/change/" in page
+
+
+def test_a_failed_over_run_reads_as_a_timeline_of_both_steps(operator, account, receiver):  # noqa: F811
+    workflow = two_step_run(account)
+    expire_first_step(workflow)
+    page = operator.get(change_url(workflow)).content.decode()
+    assert 'id="step-0"' in page and 'id="step-1"' in page
+    assert "failover reason: expired" in page
+    assert "attempt 1 via sandbox: accepted" in page
+    assert "UTC for read: passed" in page  # the deadline, marked as the one that passed
+    assert 'id="webhook-deliveries"' in page
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "q={uuid}",
+        "q={message_uuid}",
+        "q=1000000003",
+        "q=order-42",
+        "channel=sms",
+        "provider=sandbox",
+        "has_error=no",
+        "status__exact=running",
+        "late_receipt=no",
+    ],
+)
+def test_runs_are_found_by_search_and_filters(operator, account, query):
+    workflow = two_step_run(account)
+    other = two_step_run(account, first="1000000009")
+    step = workflow.steps.get(index=0)
+    url = "/admin/workflows_app/workflow/?" + query.format(
+        uuid=workflow.id, message_uuid=step.message_uuid
+    )
+    page = operator.get(url).content.decode()
+    assert listed(workflow, page)
+    if "{" in query or "1000000003" in query:
+        assert not listed(other, page)
+
+
+def test_a_search_keeps_the_list_filters(operator, account):
+    workflow = two_step_run(account)
+    page = operator.get(f"/admin/workflows_app/workflow/?q={workflow.id}&status__exact=completed")
+    assert not listed(workflow, page.content.decode())
+    page = operator.get(f"/admin/workflows_app/workflow/?q={workflow.id}&status__exact=running")
+    assert listed(workflow, page.content.decode())
+
+
+def test_cancel_from_the_console_is_logged_with_the_operator(operator, account):
+    workflow = two_step_run(account)
+    response = operator.post(f"/admin/workflows_app/workflow/{workflow.id}/cancel/")
+    assert response.status_code == 302
+    workflow.refresh_from_db()
+    assert workflow.status == "cancelled"
+    logged = Event.objects.get(workflow=workflow, kind="admin.cancel")
+    assert logged.data == {"actor": "operator", "cancelled": True}
+
+
+def test_redeliver_from_the_console_is_logged(operator, account, receiver):  # noqa: F811
+    workflow = two_step_run(account)
+    delivery = WebhookDelivery.objects.get(workflow=workflow)
+    WebhookDelivery.objects.filter(id=delivery.id).update(state="failed", next_attempt_at=None)
+    operator.post(f"/admin/workflows_app/workflow/{workflow.id}/redeliver/{delivery.id}/")
+    delivery.refresh_from_db()
+    assert delivery.state == "pending" and delivery.next_attempt_at is not None
+    assert Event.objects.filter(workflow=workflow, kind="admin.redeliver_webhook").count() == 1
+
+
+def test_a_user_who_is_not_staff_sees_nothing(client, db, account):
+    workflow = two_step_run(account)
+    client.force_login(User.objects.create(username="caller"))
+    assert client.get(change_url(workflow)).status_code == 302  # to the admin login
+    client.post(f"/admin/workflows_app/workflow/{workflow.id}/cancel/")
+    workflow.refresh_from_db()
+    assert workflow.status == "running"

@@ -1,0 +1,123 @@
+"""Health, readiness, metrics, structured logs and retention."""
+
+import io
+import json
+import logging
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.test import override_settings
+from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.workflows_app.test_webhooks import (  # noqa: F401
+    FAST_RETRIES,
+    expire_first_step,
+    receiver,
+    two_step_run,
+)
+from workflows_app.logcontext import LogContextFilter, bind, log_context
+from workflows_app.models import Event, Heartbeat, Step, WebhookDelivery, Workflow
+from workflows_app.services.health import heartbeat_record
+from workflows_app.services.workflows import workflow_cancel
+from workflows_app.webhooks.delivery import workflow_webhooks_deliver
+
+
+def test_healthz_answers_while_the_process_lives(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_readyz_wants_a_recent_scheduler_tick(client, db):
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["scheduler"] == "never ticked"
+    assert response.json()["checks"]["database"] == "ok"
+    heartbeat_record("scheduler")
+    response = client.get("/readyz")
+    assert response.status_code == 200, response.json()
+    Heartbeat.objects.update(beat_at=timezone.now() - timedelta(minutes=5))
+    assert client.get("/readyz").status_code == 503
+
+
+def scrape(client, token="t0ken") -> dict:
+    response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 200
+    samples = {}
+    for family in text_string_to_metric_families(response.content.decode()):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+@override_settings(METRICS_TOKEN="t0ken", **FAST_RETRIES)
+def test_metrics_count_runs_sends_failovers_and_webhooks(client, account, receiver):  # noqa: F811
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    rejected = two_step_run(account, first="1000000001")
+    expiring = two_step_run(account)
+    Step.objects.filter(workflow=expiring, index=0).update(
+        deadline_at=timezone.now() - timedelta(seconds=0.3)
+    )
+    expire_first_step(expiring)
+    workflow_webhooks_deliver(rejected.id)
+    samples = scrape(client)
+    assert samples[("orchestrator_workflows_accepted_total", (("api_flavour", "workflows"),))] == 2
+    assert samples[("orchestrator_failovers_total", (("reason", "rejected"),))] == 1
+    assert samples[("orchestrator_failovers_total", (("reason", "expired"),))] == 1
+    sends = ("channel", "messenger"), ("outcome", "error"), ("provider", "sandbox")
+    assert samples[("orchestrator_sends_total", sends)] == 1
+    assert samples[("orchestrator_timer_lateness_seconds_count", ())] == 1
+    assert samples[("orchestrator_timer_lateness_seconds_bucket", (("le", "0.1"),))] == 0
+    assert samples[("orchestrator_timer_lateness_seconds_bucket", (("le", "1.0"),))] == 1
+    assert samples[("orchestrator_webhook_attempts_total", (("outcome", "delivered"),))] >= 1
+    assert samples[("orchestrator_queue_depth", (("kind", "step_due_to_send"),))] == 2
+    assert ("orchestrator_oldest_overdue_step_seconds", ()) in samples
+
+
+@override_settings(METRICS_TOKEN="")
+def test_metrics_are_off_without_a_token(client, db):
+    assert client.get("/metrics").status_code == 404
+
+
+def test_json_logs_carry_the_workflow_and_message_uuids():
+    from django.conf import settings
+    from pythonjsonlogger.json import JsonFormatter
+
+    config = dict(settings.LOGGING["formatters"]["json"])
+    config.pop("()")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter(config.pop("format"), **config))
+    handler.addFilter(LogContextFilter())
+    logger = logging.getLogger("test.json")
+    logger.addHandler(handler)
+    try:
+        bind(workflow_uuid="leaked")  # outside any scope: ignored
+        with log_context(workflow_uuid="w-1"):
+            bind(message_uuid="m-1")  # as step_send does once it knows the message
+            logger.warning("step failed over")
+        logger.warning("outside")
+    finally:
+        logger.removeHandler(handler)
+    inside, outside = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert inside["message"] == "step failed over" and inside["level"] == "WARNING"
+    assert (inside["workflow_uuid"], inside["message_uuid"]) == ("w-1", "m-1")
+    assert "workflow_uuid" not in outside
+
+
+@pytest.mark.usefixtures("receiver")
+def test_purge_deletes_old_finished_runs_with_their_events_and_webhooks(account):
+    old, recent, running = (two_step_run(account) for _ in range(3))
+    workflow_cancel(old)
+    workflow_cancel(recent)
+    Workflow.objects.filter(id=old.id).update(finished_at=timezone.now() - timedelta(days=40))
+    assert WebhookDelivery.objects.filter(workflow=old).exists()
+    out = io.StringIO()
+    call_command("purge_runs", "--older-than", "30", stdout=out)
+    assert out.getvalue().strip() == "purged 1 run(s)"
+    assert set(Workflow.objects.values_list("id", flat=True)) == {recent.id, running.id}
+    assert not Event.objects.filter(workflow_id=old.id).exists()
+    assert not WebhookDelivery.objects.filter(workflow_id=old.id).exists()
+    assert not Step.objects.filter(workflow_id=old.id).exists()

@@ -1,0 +1,159 @@
+"""Prometheus metrics computed from the database at scrape time (docs/operations.md).
+
+Web, worker and scheduler are separate processes (several of each), so in-process counters would
+each see a slice. Every number here is a query instead: counters are counts of durable rows
+(workflows, attempts, failed-over steps, webhook attempts) and gauges are the current queue.
+Counters therefore drop when ``purge_runs`` deletes old rows; Prometheus treats that as a reset.
+"""
+
+from datetime import timedelta
+
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Q
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
+
+from workflows_app.models import Attempt, Event, Step, WebhookAttempt, WebhookDelivery, Workflow
+from workflows_app.services.clock import db_now
+from workflows_app.states import StepState
+
+LATENESS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+
+
+class DatabaseCollector:
+    """A prometheus_client collector whose every sample is read from the database."""
+
+    def collect(self):
+        yield from _workflow_metrics()
+        yield from _send_metrics()
+        yield _timer_lateness()
+        yield from _webhook_metrics()
+        yield from _queue_metrics()
+
+
+def _counter(name: str, doc: str, labels: list[str], rows) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, doc, labels=labels)
+    for row in rows:
+        family.add_metric([str(row[label] or "") for label in labels], row["n"])
+    return family
+
+
+def _workflow_metrics():
+    rows = Workflow.objects.values("api_flavour").annotate(n=Count("id")).order_by()
+    yield _counter(
+        "orchestrator_workflows_accepted",
+        "Workflows accepted, by the API that created them.",
+        ["api_flavour"],
+        [{"api_flavour": r["api_flavour"], "n": r["n"]} for r in rows],
+    )
+    statuses = Workflow.objects.values("status").annotate(n=Count("id")).order_by()
+    gauge = GaugeMetricFamily("orchestrator_workflows", "Workflows by status.", labels=["status"])
+    for row in statuses:
+        gauge.add_metric([row["status"]], row["n"])
+    yield gauge
+
+
+def _send_metrics():
+    rows = (
+        Attempt.objects.values("step__channel", "provider", "outcome")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    yield _counter(
+        "orchestrator_sends",
+        "Provider calls, by channel, provider and outcome (accepted, error, '' = in flight).",
+        ["channel", "provider", "outcome"],
+        [{"channel": r["step__channel"], **r} for r in rows],
+    )
+    failovers = (
+        Step.objects.filter(failover_reason__isnull=False)
+        .values("failover_reason")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    yield _counter(
+        "orchestrator_failovers",
+        "Steps that failed over (or failed, when last), by reason.",
+        ["reason"],
+        [{"reason": r["failover_reason"], "n": r["n"]} for r in failovers],
+    )
+
+
+def _timer_lateness() -> HistogramMetricFamily:
+    """How long after its deadline each expired step was failed over (timer precision)."""
+    late = ExpressionWrapper(F("created_at") - F("step__deadline_at"), output_field=DurationField())
+    expired = Event.objects.filter(
+        kind="step.transition",
+        step__failover_reason="expired",
+        to_state__in=["failed_over", "failed"],
+    ).annotate(late=late)
+    counts = expired.aggregate(
+        total=Count("id"),
+        **{
+            f"le_{i}": Count("id", filter=Q(late__lte=timedelta(seconds=bound)))
+            for i, bound in enumerate(LATENESS_BUCKETS)
+        },
+    )
+    total_seconds = sum(
+        max(0.0, row.total_seconds()) for row in expired.values_list("late", flat=True)[:10000]
+    )
+    buckets = [(str(b), counts[f"le_{i}"]) for i, b in enumerate(LATENESS_BUCKETS)]
+    buckets.append(("+Inf", counts["total"]))
+    return HistogramMetricFamily(
+        "orchestrator_timer_lateness_seconds",
+        "Seconds between a step's deadline and its failover.",
+        buckets=buckets,
+        sum_value=total_seconds,
+    )
+
+
+def _webhook_metrics():
+    rows = WebhookAttempt.objects.values("outcome").annotate(n=Count("id")).order_by()
+    yield _counter(
+        "orchestrator_webhook_attempts",
+        "Webhook HTTP attempts, by outcome (delivered, failed, gone).",
+        ["outcome"],
+        rows,
+    )
+    states = WebhookDelivery.objects.values("state").annotate(n=Count("id")).order_by()
+    gauge = GaugeMetricFamily(
+        "orchestrator_webhook_deliveries", "Webhook deliveries by state.", labels=["state"]
+    )
+    for row in states:
+        gauge.add_metric([row["state"]], row["n"])
+    yield gauge
+
+
+def _queue_metrics():
+    now = db_now()
+    depth = GaugeMetricFamily(
+        "orchestrator_queue_depth", "Work waiting in Postgres, by kind.", labels=["kind"]
+    )
+    depth.add_metric(
+        ["step_due_to_send"],
+        Step.objects.filter(state=StepState.PENDING, ready_at__lte=now).count(),
+    )
+    depth.add_metric(["step_waiting"], Step.objects.filter(state=StepState.WAITING).count())
+    depth.add_metric(
+        ["webhook_due"],
+        WebhookDelivery.objects.filter(state="pending", next_attempt_at__lte=now).count(),
+    )
+    yield depth
+    oldest = Step.objects.filter(state=StepState.WAITING, deadline_at__lt=now).aggregate(
+        oldest=Min("deadline_at")
+    )["oldest"]
+    yield GaugeMetricFamily(
+        "orchestrator_oldest_overdue_step_seconds",
+        "How far past its deadline the most overdue waiting step is (0 when none).",
+        value=(now - oldest).total_seconds() if oldest else 0.0,
+    )
+
+
+def metrics_text() -> bytes:
+    """The Prometheus text exposition of every metric above (a fresh registry per scrape)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DatabaseCollector())
+    return generate_latest(registry)

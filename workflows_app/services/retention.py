@@ -1,0 +1,55 @@
+"""Deleting finished runs once they are old (``manage.py purge_runs``, or the scheduler when
+``PURGE_RUNS_OLDER_THAN_DAYS`` is set). A run goes with its steps, attempts, provider message
+ids, events, webhook deliveries and their attempts (all cascade from the workflow)."""
+
+import logging
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+
+from workflows_app.models import Event, Workflow
+from workflows_app.services.clock import db_now
+from workflows_app.states import WorkflowStatus
+
+logger = logging.getLogger(__name__)
+_last_scheduled_purge = 0.0
+
+
+def runs_purge(older_than_days: float, *, batch: int = 500, max_batches: int | None = None) -> int:
+    """Delete runs that finished more than ``older_than_days`` ago, ``batch`` runs per
+    transaction. Running runs are never touched. Also drops unmatched receipts as old.
+    Returns how many runs were deleted."""
+    deleted = 0
+    batches = 0
+    cutoff = db_now() - timedelta(days=older_than_days)
+    while max_batches is None or batches < max_batches:
+        with transaction.atomic():
+            ids = list(
+                Workflow.objects.exclude(status=WorkflowStatus.RUNNING)
+                .filter(finished_at__lt=cutoff)
+                .order_by("finished_at")
+                .values_list("id", flat=True)[:batch]
+            )
+            if not ids:
+                break
+            Workflow.objects.filter(id__in=ids).delete()
+        deleted += len(ids)
+        batches += 1
+    Event.objects.filter(
+        workflow__isnull=True, kind="receipt.unmatched", created_at__lt=cutoff
+    ).delete()
+    if deleted:
+        logger.info("purged %d finished run(s) older than %s days", deleted, older_than_days)
+    return deleted
+
+
+def scheduled_purge() -> int:
+    """The scheduler's purge phase: at most every ``PURGE_INTERVAL`` seconds, a few batches."""
+    global _last_scheduled_purge
+    days = settings.PURGE_RUNS_OLDER_THAN_DAYS
+    if not days or time.monotonic() - _last_scheduled_purge < settings.PURGE_INTERVAL:
+        return 0
+    _last_scheduled_purge = time.monotonic()
+    return runs_purge(days, max_batches=4)

@@ -33,12 +33,13 @@ print("\n".join(project["dependencies"] + project["optional-dependencies"]["test
 endef
 export REQUIREMENTS
 
-.PHONY: help venv install run test lint
+.PHONY: help venv install run test lint browser
 
 help:
 	@echo "make run    start web + worker + scheduler on http://127.0.0.1:8000 (PORT=... to change)"
 	@echo "make test   run the whole test suite"
 	@echo "make lint   ruff check and ruff format --check"
+	@echo "make browser  install Debian's Chromium for the admin browser test"
 	@echo "make venv   only create $(VENV) and install the dependencies"
 
 venv install: $(STAMP)
@@ -76,6 +77,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	"$(BIN)/pytest"
+
+# Debian's Chromium for the admin browser test (which skips without it, unless
+# REQUIRE_SERVICES=1); needs root or sudo. .ci/run calls it.
+browser:
+	bash scripts/install-browser.sh
 
 lint: $(STAMP)
 	"$(BIN)/ruff" check .

@@ -11,10 +11,8 @@ from dataclasses import replace
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 
 from channels_app.statuses import ReceiptEvent
-from workflows_app import webhooks
 from workflows_app.logcontext import log_context
 from workflows_app.models import Attempt, Event, ProviderMessage, Step
 from workflows_app.states import (
@@ -158,18 +156,13 @@ def _record(event: ReceiptEvent, step: Step | None, kind: str = "") -> bool:
 
 
 def _apply_status(step: Step, event: ReceiptEvent, new: MessageStatus) -> None:
-    from workflows_app.services.workflows import step_evaluate
+    from workflows_app.services.workflows import step_evaluate, step_message_status_advance
 
-    fields: dict = {"message_status": new}
+    error = None
     if new in FAILURE_STATUSES and event.error_code is not None:
-        fields["error"] = {"code": event.error_code, "reason": event.error_reason}
-    replaceable = [s for s in statuses_replaceable_by(new) if s is not None]
-    moves_forward = Q(message_status__isnull=True) | Q(message_status__in=replaceable)
-    if not Step.objects.filter(moves_forward, id=step.id).update(**fields):
+        error = {"code": event.error_code, "reason": event.error_reason}
+    if not step_message_status_advance(step, new, error=error):
         return
-    for name, value in fields.items():
-        setattr(step, name, value)
-    webhooks.message_status_changed(step, new)
     if step.state in (StepState.FAILED_OVER, StepState.FAILED) and new not in FAILURE_STATUSES:
         # The person got the message after we moved on: report it, never reopen the run.
         Step.objects.filter(id=step.id).update(late_receipt=True)

@@ -14,13 +14,19 @@ from django.db.models import Min
 from channels_app.adapters.base import OutboundMessage, SendResult
 from channels_app.errors import ErrorKind, ProviderError
 from channels_app.registry import Route, connection_report_error, routes_for
-from workflows_app import logcontext, webhooks
+from workflows_app import logcontext
 from workflows_app.models import Attempt, ProviderMessage, Step
 from workflows_app.services.clock import db_now
 from workflows_app.services.dispatch import send_on_commit
 from workflows_app.services.receipts import replay_unmatched_receipts
 from workflows_app.services.transitions import step_transition
-from workflows_app.services.workflows import step_evaluate, step_fail_over, step_start_waiting
+from workflows_app.services.workflows import (
+    step_evaluate,
+    step_fail_over,
+    step_message_status_advance,
+    step_settle_as_submitted,
+    step_start_waiting,
+)
 from workflows_app.states import FailoverReason, MessageStatus, StepState, WorkflowStatus
 
 logger = logging.getLogger(__name__)
@@ -124,12 +130,7 @@ def _attempt_accepted(attempt: Attempt, result: SendResult) -> None:
             ],
             ignore_conflicts=True,
         )
-        if step.message_status is None:
-            Step.objects.filter(id=step.id, message_status__isnull=True).update(
-                message_status=MessageStatus.SUBMITTED
-            )
-            step.message_status = MessageStatus.SUBMITTED
-            webhooks.message_status_changed(step, MessageStatus.SUBMITTED)
+        step_message_status_advance(step, MessageStatus.SUBMITTED)
         if step.state == StepState.SENDING and step.attempt_count == attempt.number:
             step_start_waiting(step, started_at=step.send_started_at, sent_at=now)
             step_evaluate(step)  # a receipt may have beaten us here
@@ -150,19 +151,7 @@ def _attempt_failed(attempt: Attempt, error: ProviderError) -> None:
         if step.state != StepState.SENDING or step.attempt_count != attempt.number:
             return
         if error.kind == ErrorKind.AMBIGUOUS:
-            # The provider may have accepted it: count it as submitted and let the timer decide.
-            was_unsent = step.message_status is None
-            if (
-                step_start_waiting(
-                    step,
-                    started_at=step.send_started_at,
-                    sent_at=now,
-                    message_status=step.message_status or MessageStatus.SUBMITTED,
-                    detail=f"ambiguous outcome: {error.reason}"[:255],
-                )
-                and was_unsent
-            ):
-                webhooks.message_status_changed(step, MessageStatus.SUBMITTED)
+            step_settle_as_submitted(step, detail=f"ambiguous outcome: {error.reason}")
             return
         if error.kind == ErrorKind.TRANSIENT and _retry_later(step, error, now):
             return
@@ -174,12 +163,9 @@ def _attempt_failed(attempt: Attempt, error: ProviderError) -> None:
                 error.reason,
             )
             connection_report_error(attempt.connection_id, error.kind, error.reason)
-        step_error = {"code": error.code, "reason": error.reason}
-        Step.objects.filter(id=step.id).update(
-            message_status=MessageStatus.REJECTED, error=step_error
+        step_message_status_advance(
+            step, MessageStatus.REJECTED, error={"code": error.code, "reason": error.reason}
         )
-        step.message_status, step.error = MessageStatus.REJECTED, step_error
-        webhooks.message_status_changed(step, MessageStatus.REJECTED)
         step_fail_over(step, FailoverReason.REJECTED, detail=f"{error.kind}: {error.reason}"[:255])
 
 

@@ -28,14 +28,13 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 
 from channels_app.registry import polling_providers
-from workflows_app import webhooks
 from workflows_app.models import Attempt, Step
 from workflows_app.services.clock import db_now
 from workflows_app.services.dispatch import arm_timer_on_commit, poll_on_commit, send_on_commit
 from workflows_app.services.health import heartbeat_record
 from workflows_app.services.retention import scheduled_purge
-from workflows_app.services.workflows import step_fail_over, step_start_waiting
-from workflows_app.states import FailoverReason, MessageStatus, StepState
+from workflows_app.services.workflows import step_fail_over, step_settle_as_submitted
+from workflows_app.states import FailoverReason, StepState
 from workflows_app.webhooks.delivery import webhooks_dispatch_due
 
 logger = logging.getLogger(__name__)
@@ -147,18 +146,7 @@ def _settle_stuck_sending(batch: int) -> int:
             .order_by("send_started_at")[:batch]
         )
         for step in stuck:
-            was_unsent = step.message_status is None
-            if (
-                step_start_waiting(
-                    step,
-                    started_at=step.send_started_at,
-                    sent_at=now,
-                    message_status=step.message_status or MessageStatus.SUBMITTED,
-                    detail="send lease expired: outcome unknown, not resent",
-                )
-                and was_unsent
-            ):
-                webhooks.message_status_changed(step, MessageStatus.SUBMITTED)
+            step_settle_as_submitted(step, detail="send lease expired: outcome unknown, not resent")
     if stuck:
         logger.warning("settled %d step(s) stuck in sending as submitted", len(stuck))
     return len(stuck)

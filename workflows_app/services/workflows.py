@@ -10,7 +10,9 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 
+from workflows_app import webhooks
 from workflows_app.models import Account, Application, Event, Step, Workflow
 from workflows_app.services.clock import db_now
 from workflows_app.services.dispatch import arm_timer_on_commit, send_on_commit
@@ -23,6 +25,7 @@ from workflows_app.states import (
     StepState,
     WorkflowStatus,
     condition_met,
+    statuses_replaceable_by,
 )
 
 
@@ -134,6 +137,39 @@ def step_fail_over(step: Step, reason: FailoverReason, *, detail: str = "") -> N
     if next_id is not None:
         Step.objects.filter(id=next_id).update(ready_at=now, dispatched_at=now)
         send_on_commit(next_id)
+
+
+def step_message_status_advance(
+    step: Step, new: MessageStatus, *, error: dict[str, Any] | None = None
+) -> bool:
+    """Move the step's message status forward to ``new`` and report it to the caller.
+
+    The only writer of ``Step.message_status``: a compare-and-set that never moves a status
+    backwards (``submitted`` < ``delivered`` < ``read``; a failure replaces only "not sent" or
+    ``submitted`` and is final). Returns False, changing nothing, when ``new`` is not forward.
+    """
+    fields: dict[str, Any] = {"message_status": new}
+    if error is not None:
+        fields["error"] = error
+    replaceable = [s for s in statuses_replaceable_by(new) if s is not None]
+    moves_forward = Q(message_status__isnull=True) | Q(message_status__in=replaceable)
+    if not Step.objects.filter(moves_forward, id=step.id).update(**fields):
+        return False
+    for name, value in fields.items():
+        setattr(step, name, value)
+    webhooks.message_status_changed(step, new)
+    return True
+
+
+def step_settle_as_submitted(step: Step, *, detail: str) -> bool:
+    """``sending`` → ``waiting`` when the provider may or may not have the message.
+
+    Never resent blindly: it counts as submitted and the step's timer decides.
+    """
+    step_message_status_advance(step, MessageStatus.SUBMITTED)
+    return step_start_waiting(
+        step, started_at=step.send_started_at, sent_at=db_now(), detail=detail[:255]
+    )
 
 
 def step_start_waiting(step: Step, *, started_at: Any, detail: str = "", **fields: Any) -> bool:

@@ -71,6 +71,10 @@ class Workflow(models.Model):
         default=WorkflowStatus.RUNNING,
     )
     client_ref = models.CharField(max_length=100, blank=True, default="")
+    # Messages v1 per-request webhook overrides; null means "use the application's status_url"
+    # and its format.
+    webhook_url = models.URLField(max_length=2000, null=True, blank=True)
+    webhook_version = models.CharField(max_length=8, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -220,3 +224,29 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.from_state}→{self.to_state}"
+
+
+class IdempotencyKey(models.Model):
+    """The first answer to a POST carrying ``Idempotency-Key``, replayed for a repeat.
+
+    Unique per (account, key), so two concurrent requests with one key cannot both create a run:
+    the loser of the insert race waits for, then replays, the winner's answer.
+    """
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    # Null while the first request is still being processed.
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "key"], name="idempotency_key_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id}:{self.key}"

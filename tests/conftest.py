@@ -50,3 +50,45 @@ def api_client(account):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=basic_auth(account.account.api_key, account.api_secret))
     return client
+
+
+@pytest.fixture(autouse=True)
+def generous_throttle(settings):
+    """Request budgets out of the way; tests of throttling set their own."""
+    settings.API_THROTTLE_RATES = {"account": "100000/s", "application": "100000/s"}
+
+
+@pytest.fixture
+def application(account):
+    """An application of ``account``: ``.application`` the model, ``.private_key`` its PEM."""
+    from workflows_app.services.applications import application_create
+
+    return application_create(account=account.account, name="test app")
+
+
+def make_jwt(app_id, private_key: str, /, **claims) -> str:
+    """An RS256 JWT as Vonage's SDKs make it; ``claims`` override (None removes a claim)."""
+    import time
+    import uuid
+
+    import jwt
+
+    now = int(time.time())
+    payload = {"application_id": str(app_id), "iat": now, "jti": str(uuid.uuid4())}
+    payload["exp"] = now + 900
+    payload.update(claims)
+    payload = {key: value for key, value in payload.items() if value is not None}
+    return jwt.encode(payload, private_key, algorithm="RS256")
+
+
+@pytest.fixture
+def jwt_client(application):
+    """``jwt_client(**claims)``: a client whose next request carries a fresh JWT."""
+
+    def client(**claims) -> APIClient:
+        api = APIClient()
+        token = make_jwt(application.application.id, application.private_key, **claims)
+        api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        return api
+
+    return client

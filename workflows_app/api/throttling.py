@@ -73,7 +73,8 @@ class AccountRateThrottle(WindowThrottle):
 
     def identity(self, request) -> str | None:
         account = request.auth
-        return str(account.pk) if account is not None else None
+        # The API key, not the row id: ids restart in a new database, keys do not repeat.
+        return account.api_key if account is not None else None
 
 
 class ApplicationRateThrottle(WindowThrottle):

@@ -92,9 +92,14 @@ def test_a_key_older_than_24_hours_is_forgotten(api_client):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("key", ["", "x" * 256, "caf\u00e9"])
-def test_a_malformed_key_is_refused(api_client, key):
+def test_a_malformed_key_is_refused(api_client, canonical_request, key):
     response = api_client.post("/v1/messages", SMS_V1, format="json", HTTP_IDEMPOTENCY_KEY=key)
-    assert response.status_code == 400
+    assert response.status_code == 422  # v1 reports every invalid parameter as a 422
+    assert response.json()["invalid_parameters"][0]["name"] == "Idempotency-Key"
+    response = api_client.post(
+        "/beta/workflows", canonical_request, format="json", HTTP_IDEMPOTENCY_KEY=key
+    )
+    problem_of(response, 400, "Idempotency-Key")
     assert Workflow.objects.count() == 0
 
 

@@ -46,26 +46,21 @@ class V1ProblemSerializer(serializers.Serializer):
     invalid_parameters = InvalidParameterSerializer(many=True, required=False)
 
 
-def _nullable(field: serializers.Field) -> serializers.Field:
-    field.allow_null = True
-    return field
-
-
 class StepSerializer(serializers.Serializer):
     index = serializers.IntegerField()
     channel = serializers.CharField()
     to = serializers.DictField()
-    message_uuid = _nullable(serializers.UUIDField())
-    status = _nullable(serializers.CharField())
+    message_uuid = serializers.UUIDField(allow_null=True)
+    status = serializers.CharField(allow_null=True)
     state = serializers.CharField()
-    condition_status = _nullable(serializers.CharField())
-    expiry_time = _nullable(serializers.IntegerField())
-    failover_reason = _nullable(serializers.CharField())
-    error = _nullable(serializers.DictField())
+    condition_status = serializers.CharField(allow_null=True)
+    expiry_time = serializers.IntegerField(allow_null=True)
+    failover_reason = serializers.CharField(allow_null=True)
+    error = serializers.DictField(allow_null=True)
     late_receipt = serializers.BooleanField()
-    deadline_at = _nullable(serializers.DateTimeField())
-    sent_at = _nullable(serializers.DateTimeField())
-    finished_at = _nullable(serializers.DateTimeField())
+    deadline_at = serializers.DateTimeField(allow_null=True)
+    sent_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 
@@ -88,10 +83,10 @@ class RunSerializer(serializers.Serializer):
 
     template = serializers.CharField()
     status = serializers.ChoiceField(["running", "completed", "error", "cancelled"])
-    client_ref = _nullable(serializers.CharField())
+    client_ref = serializers.CharField(allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
-    finished_at = _nullable(serializers.DateTimeField())
+    finished_at = serializers.DateTimeField(allow_null=True)
     steps = StepSerializer(many=True)
 
     def get_fields(self):
@@ -148,8 +143,8 @@ def workflow_list_schema(view_func):
             (200, JSON): inline_serializer(
                 "RunPage",
                 {
-                    "next": _nullable(serializers.URLField()),
-                    "previous": _nullable(serializers.URLField()),
+                    "next": serializers.URLField(allow_null=True),
+                    "previous": serializers.URLField(allow_null=True),
                     "results": RunSerializer(many=True),
                 },
             ),

@@ -145,11 +145,14 @@ class MessagesV1View(APIView):
 
     @schema.messages_v1_schema
     def post(self, request: Request) -> Response:
-        return idempotent(request, lambda: self.create(request))
+        try:
+            return idempotent(request, lambda: self.create(request))
+        except InvalidParameter as exc:  # an unstorable string or a bad Idempotency-Key
+            raise Problem(422, invalid_params_v1([exc.body["invalid_parameters"]])) from exc
 
     def create(self, request: Request) -> Response:
         require_json_body(request)
-        serializer = V1RequestSerializer(data=unwrap_sdk_shape(_v1_data(request)))
+        serializer = V1RequestSerializer(data=unwrap_sdk_shape(request.data))
         try:
             serializer.is_valid(raise_exception=True)
         except ValidationError as exc:
@@ -169,14 +172,6 @@ class MessagesV1View(APIView):
         if "failover" in data:
             body["workflow_id"] = str(workflow.id)
         return Response(body, status=status.HTTP_202_ACCEPTED)
-
-
-def _v1_data(request: Request):
-    """The parsed body; an unstorable string is reported the v1 way (422, an array)."""
-    try:
-        return request.data
-    except InvalidParameter as exc:
-        raise Problem(422, invalid_params_v1([exc.body["invalid_parameters"]])) from exc
 
 
 def workflow_representation(workflow: Workflow, flavour: str) -> dict:

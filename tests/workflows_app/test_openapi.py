@@ -6,6 +6,7 @@ creates never reach a worker. Bounded: a few examples per operation.
 """
 
 import json
+import re
 
 import pytest
 import schemathesis
@@ -52,6 +53,10 @@ def test_the_docs_pages_are_served_with_local_assets(client, path):
     page = response.content.decode()
     assert "static/drf_spectacular_sidecar" in page
     assert "cdn." not in page
+    assets = re.findall(r'"(/static/drf_spectacular_sidecar/[^"]+)"', page)
+    assert assets
+    for asset in assets:
+        assert client.get(asset).status_code == 200, asset
 
 
 def _operations():

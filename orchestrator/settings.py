@@ -28,6 +28,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels_app",
     "workflows_app",
 ]
@@ -184,13 +186,45 @@ WEBHOOK_RESPONSE_EXCERPT = 1024
 
 # --- API ------------------------------------------------------------------------------------
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("API_MAX_BODY_BYTES", default=512 * 1024)
+# JWT bearer auth (reference/vonage-api.md §1.6): lifetime = exp - iat, or the default without exp.
+JWT_LEEWAY = env.int("JWT_LEEWAY", default=30)
+JWT_DEFAULT_LIFETIME = env.int("JWT_DEFAULT_LIFETIME", default=15 * 60)
+JWT_MIN_LIFETIME = env.int("JWT_MIN_LIFETIME", default=30)
+JWT_MAX_LIFETIME = env.int("JWT_MAX_LIFETIME", default=24 * 3600)
+# Each jti is accepted once (the SDKs make a fresh token per request).
+JWT_SINGLE_USE = env.bool("JWT_SINGLE_USE", default=True)
+# Requests per window, counted on the shared cache: "N/s", "N/m" or "N/h".
+API_THROTTLE_RATES = {
+    "account": env.str("API_THROTTLE_ACCOUNT", default="100/s"),
+    "application": env.str("API_THROTTLE_APPLICATION", default="50/s"),
+}
+IDEMPOTENCY_KEY_TTL = env.int("IDEMPOTENCY_KEY_TTL", default=24 * 3600)
+API_PAGE_SIZE = env.int("API_PAGE_SIZE", default=50)
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["workflows_app.api.auth.BasicAccountAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["workflows_app.api.auth.AccountAuthentication"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "workflows_app.api.throttling.AccountRateThrottle",
+        "workflows_app.api.throttling.ApplicationRateThrottle",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["workflows_app.api.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "workflows_app.api.problems.exception_handler",
     "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Failover orchestrator API",
+    "DESCRIPTION": (
+        "Self-hosted, Vonage-compatible Workflows/Dispatch and Messages (v0.1, v1) APIs with "
+        "per-step failover. See docs/api.md."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # --- Static files, i18n, logging ------------------------------------------------------------

@@ -3,8 +3,10 @@ in which case a missing service is a failure (CI sets it)."""
 
 import base64
 import copy
+import time
 
 import pytest
+from django.test import TransactionTestCase
 from rest_framework.test import APIClient
 
 from workflows_app.services.accounts import account_create
@@ -29,6 +31,29 @@ CANONICAL_REQUEST = {
 }
 
 
+def _flush_retrying_deadlocks(original):
+    """The e2e stack's scheduler keeps locking step rows while a transactional test's teardown
+    TRUNCATEs every table; PostgreSQL may then abort the TRUNCATE as a deadlock victim. The
+    flush is safe to repeat, so repeat it (a few times) instead of failing the test."""
+
+    def teardown(self):
+        for attempt in range(5):
+            try:
+                return original(self)
+            except Exception as exc:  # CommandError wrapping OperationalError
+                cause = exc.__cause__ or exc.__context__ or exc
+                if "deadlock detected" not in str(cause) or attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+    return teardown
+
+
+TransactionTestCase._fixture_teardown = _flush_retrying_deadlocks(
+    TransactionTestCase._fixture_teardown
+)
+
+
 @pytest.fixture
 def canonical_request():
     return copy.deepcopy(CANONICAL_REQUEST)
@@ -49,4 +74,46 @@ def api_client(account):
     """A DRF test client authenticated as ``account`` with Basic auth."""
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=basic_auth(account.account.api_key, account.api_secret))
+    return client
+
+
+@pytest.fixture(autouse=True)
+def generous_throttle(settings):
+    """Request budgets out of the way; tests of throttling set their own."""
+    settings.API_THROTTLE_RATES = {"account": "100000/s", "application": "100000/s"}
+
+
+@pytest.fixture
+def application(account):
+    """An application of ``account``: ``.application`` the model, ``.private_key`` its PEM."""
+    from workflows_app.services.applications import application_create
+
+    return application_create(account=account.account, name="test app")
+
+
+def make_jwt(app_id, private_key: str, /, **claims) -> str:
+    """An RS256 JWT as Vonage's SDKs make it; ``claims`` override (None removes a claim)."""
+    import time
+    import uuid
+
+    import jwt
+
+    now = int(time.time())
+    payload = {"application_id": str(app_id), "iat": now, "jti": str(uuid.uuid4())}
+    payload["exp"] = now + 900
+    payload.update(claims)
+    payload = {key: value for key, value in payload.items() if value is not None}
+    return jwt.encode(payload, private_key, algorithm="RS256")
+
+
+@pytest.fixture
+def jwt_client(application):
+    """``jwt_client(**claims)``: a client whose next request carries a fresh JWT."""
+
+    def client(**claims) -> APIClient:
+        api = APIClient()
+        token = make_jwt(application.application.id, application.private_key, **claims)
+        api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        return api
+
     return client

@@ -262,3 +262,29 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.beat_at}"
+
+
+class IdempotencyKey(models.Model):
+    """The first answer to a POST carrying ``Idempotency-Key``, replayed for a repeat.
+
+    Unique per (account, key), so two concurrent requests with one key cannot both create a run:
+    the loser of the insert race waits for, then replays, the winner's answer.
+    """
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    # Null while the first request is still being processed.
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "key"], name="idempotency_key_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id}:{self.key}"

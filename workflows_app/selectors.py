@@ -118,3 +118,24 @@ def workflow_webhook_deliveries(workflow: Workflow) -> list[WebhookDelivery]:
         .prefetch_related("attempts")
         .order_by("id")
     )
+
+
+def workflow_list_for_account(
+    account: Account,
+    *,
+    status: str | None = None,
+    client_ref: str | None = None,
+    created_after=None,
+    created_before=None,
+):
+    """The account's runs with their steps, filtered; the caller orders and paginates."""
+    runs = Workflow.objects.filter(account=account).prefetch_related("steps")
+    if status is not None:
+        runs = runs.filter(status=status)
+    if client_ref is not None:
+        runs = runs.filter(client_ref=client_ref)
+    if created_after is not None:
+        runs = runs.filter(created_at__gt=created_after)
+    if created_before is not None:
+        runs = runs.filter(created_at__lt=created_before)
+    return runs

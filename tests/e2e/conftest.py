@@ -162,3 +162,88 @@ class Client:
 @pytest.fixture
 def client(stack, transactional_db, account):
     return Client(stack.base_url, account.account.api_key, account.api_secret)
+
+
+@dataclass
+class TlsWeb:
+    """The web app served over HTTPS, for clients that insist on ``https://`` (Vonage's SDK)."""
+
+    host: str  # "127.0.0.1:PORT", what the SDK takes as its api_host
+    ca_bundle: str  # the throwaway certificate, for REQUESTS_CA_BUNDLE / verify=
+
+
+@pytest.fixture(scope="session")
+def tls_web(stack, tmp_path_factory):
+    """A second gunicorn on the stack's database and Redis, with a throwaway certificate."""
+    directory = tmp_path_factory.mktemp("tls")
+    cert_path, key_path = write_self_signed_certificate(directory)
+    host = f"127.0.0.1:{free_port()}"
+    argv = [
+        str(BIN / "gunicorn"),
+        "orchestrator.wsgi",
+        "--bind",
+        host,
+        "--workers",
+        "1",
+        "--threads",
+        "4",
+        "--certfile",
+        str(cert_path),
+        "--keyfile",
+        str(key_path),
+    ]
+    process = Process("web-tls", argv, stack.env, stack.log_dir).start()
+    stack.processes["web-tls"] = process
+    base_url = f"https://{host}"
+
+    def answers() -> bool:
+        try:
+            requests.get(base_url + "/beta/workflows/x", timeout=1, verify=str(cert_path))
+        except requests.RequestException:
+            return False
+        return True
+
+    wait_for(answers, 30, message="gunicorn over TLS to answer")
+    return TlsWeb(host=host, ca_bundle=str(cert_path))
+
+
+def write_self_signed_certificate(directory) -> tuple[object, object]:
+    """A one-day certificate for 127.0.0.1 and localhost; returns (cert path, key path)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path

@@ -105,7 +105,8 @@ def test_reads_need_credentials_too(api_client, canonical_request):
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("GET", "/beta/workflows"),
+        ("GET", "/v1/messages"),
+        ("DELETE", "/v0.1/messages"),
         ("PUT", "/beta/workflows"),
         ("PATCH", "/v0.1/dispatch"),
         ("DELETE", "/v0.1/dispatch"),

@@ -121,6 +121,30 @@ def first_invalid_parameter(errors: Any, path: str = "") -> tuple[str, str]:
     return path or "body", str(errors)
 
 
+def all_invalid_parameters(errors: Any, path: str = "") -> list[dict[str, str]]:
+    """Every ``{name, reason}`` in DRF's nested error structure (Messages v1 lists them all)."""
+    if isinstance(errors, dict):
+        found = []
+        for key, value in errors.items():
+            if key in ("non_field_errors", "__all__"):
+                child = path
+            elif isinstance(key, int):
+                child = f"{path}[{key}]"
+            else:
+                child = f"{path}.{key}" if path else str(key)
+            found += all_invalid_parameters(value, child)
+        return found
+    if isinstance(errors, list):
+        if all(isinstance(item, str) for item in errors):
+            return [{"name": path or "body", "reason": str(item)} for item in errors[:1]]
+        found = []
+        for index, item in enumerate(errors):
+            if item:
+                found += all_invalid_parameters(item, f"{path}[{index}]")
+        return found
+    return [{"name": path or "body", "reason": str(errors)}]
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF exception handler: every error the API raises becomes a problem response."""
     headers: dict[str, str] = {}

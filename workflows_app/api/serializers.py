@@ -217,3 +217,48 @@ def _plain(value):
     if isinstance(value, list):
         return [_plain(item) for item in value]
     return value
+
+
+class MessageRequestSerializer(WorkflowItemSerializer):
+    """``POST /v0.1/messages`` (and ``/beta/messages``): one item of a workflow without
+    ``failover``, plus ``client_ref`` (up to 40 characters; reference/vonage-api.md §2.2)."""
+
+    client_ref = StrictCharField(max_length=40, required=False, allow_blank=True)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields.pop("failover")
+        return fields
+
+    def step_spec(self, message_uuid) -> StepSpec:
+        item = self.validated_data
+        return StepSpec(
+            channel=item["to"]["type"],
+            sender=dict(item["from"]),
+            recipient=dict(item["to"]),
+            message=_plain(item["message"]),
+            message_uuid=message_uuid,
+        )
+
+
+class WorkflowListFilterSerializer(serializers.Serializer):
+    """Query parameters of ``GET /beta/workflows`` (our extension)."""
+
+    status = serializers.ChoiceField(
+        choices=["running", "completed", "error", "cancelled"], required=False
+    )
+    client_ref = serializers.CharField(max_length=100, required=False, trim_whitespace=False)
+    created_after = serializers.DateTimeField(required=False)
+    created_before = serializers.DateTimeField(required=False)
+    cursor = serializers.CharField(required=False)
+    page_size = serializers.IntegerField(min_value=1, max_value=100, required=False)
+
+    def validate_client_ref(self, value: str) -> str:
+        if "\x00" in value:
+            raise serializers.ValidationError("Null characters are not allowed.")
+        return value
+
+    def validate(self, attrs):
+        attrs.pop("cursor", None)  # read by the paginator
+        attrs.pop("page_size", None)
+        return attrs

@@ -1,17 +1,36 @@
-"""The Workflows (``/beta/workflows``) and Dispatch (``/v0.1/dispatch``) endpoints.
+"""The Workflows (``/beta/workflows``), Dispatch (``/v0.1/dispatch``) and Messages (v0.1, v1)
+endpoints.
 
 Views stay thin: authenticate (DRF), validate (serializers), call a service, shape the answer.
+Every POST honours ``Idempotency-Key`` (:mod:`workflows_app.api.idempotency`).
 """
 
-from rest_framework import status
+import uuid
+
+from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from workflows_app.api.problems import Problem, problem_body
-from workflows_app.api.serializers import WorkflowRequestSerializer
+from workflows_app.api import schema
+from workflows_app.api.auth import request_application
+from workflows_app.api.idempotency import idempotent
+from workflows_app.api.messages_v1 import V1RequestSerializer, invalid_params_v1, unwrap_sdk_shape
+from workflows_app.api.pagination import WorkflowCursorPagination
+from workflows_app.api.problems import (
+    InvalidParameter,
+    Problem,
+    all_invalid_parameters,
+    problem_body,
+)
+from workflows_app.api.serializers import (
+    MessageRequestSerializer,
+    WorkflowListFilterSerializer,
+    WorkflowRequestSerializer,
+)
 from workflows_app.models import ApiFlavour, Workflow
-from workflows_app.selectors import workflow_get_for_account
+from workflows_app.selectors import workflow_get_for_account, workflow_list_for_account
 from workflows_app.services.workflows import workflow_cancel, workflow_create
 
 ID_FIELD = {ApiFlavour.WORKFLOWS: "workflow_uuid", ApiFlavour.DISPATCH: "dispatch_uuid"}
@@ -26,17 +45,34 @@ def require_json_body(request: Request) -> None:
 class WorkflowListView(APIView):
     flavour = ApiFlavour.WORKFLOWS
 
+    @schema.workflow_create_schema
     def post(self, request: Request) -> Response:
+        return idempotent(request, lambda: self.create(request))
+
+    def create(self, request: Request) -> Response:
         require_json_body(request)
         serializer = WorkflowRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         workflow = workflow_create(
             account=request.auth,
+            application=request_application(request),
             flavour=self.flavour,
             steps=serializer.step_specs(),
             client_ref=serializer.validated_data.get("client_ref", ""),
         )
         return Response({ID_FIELD[self.flavour]: str(workflow.id)}, status=status.HTTP_202_ACCEPTED)
+
+    @schema.workflow_list_schema
+    def get(self, request: Request) -> Response:
+        """Our extension: the caller's runs, newest first, filtered, cursor-paginated."""
+        filters = WorkflowListFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        runs = workflow_list_for_account(request.auth, **filters.validated_data)
+        paginator = WorkflowCursorPagination()
+        page = paginator.paginate_queryset(runs, request, view=self)
+        return paginator.get_paginated_response(
+            [workflow_representation(run, self.flavour) for run in page]
+        )
 
 
 class WorkflowDetailView(APIView):
@@ -44,6 +80,7 @@ class WorkflowDetailView(APIView):
 
     flavour = ApiFlavour.WORKFLOWS
 
+    @schema.workflow_detail_schema
     def get(self, request: Request, workflow_id: str) -> Response:
         workflow = workflow_get_for_account(request.auth, workflow_id)
         if workflow is None:
@@ -54,7 +91,11 @@ class WorkflowDetailView(APIView):
 class WorkflowCancelView(APIView):
     flavour = ApiFlavour.WORKFLOWS
 
+    @schema.workflow_cancel_schema
     def post(self, request: Request, workflow_id: str) -> Response:
+        return idempotent(request, lambda: self.cancel(request, workflow_id))
+
+    def cancel(self, request: Request, workflow_id: str) -> Response:
         workflow = workflow_get_for_account(request.auth, workflow_id)
         if workflow is None:
             raise Problem(404, problem_body(404))
@@ -67,8 +108,70 @@ class WorkflowCancelView(APIView):
                     f"({Workflow.objects.get(id=workflow.id).status}).",
                 ),
             )
-        workflow.refresh_from_db()
+        workflow = workflow_get_for_account(request.auth, workflow_id)
         return Response(workflow_representation(workflow, self.flavour))
+
+
+class MessagesV01View(APIView):
+    """``POST /v0.1/messages`` and ``/beta/messages``: one message, run as a one-step workflow.
+
+    Errors are the v0.1 400 ``InvalidParams`` problem (one ``invalid_parameters`` object).
+    """
+
+    @schema.messages_v01_schema
+    def post(self, request: Request) -> Response:
+        return idempotent(request, lambda: self.create(request))
+
+    def create(self, request: Request) -> Response:
+        require_json_body(request)
+        serializer = MessageRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        message_uuid = uuid.uuid4()
+        workflow_create(
+            account=request.auth,
+            application=request_application(request),
+            flavour=ApiFlavour.MESSAGES_V01,
+            steps=[serializer.step_spec(message_uuid)],
+            client_ref=serializer.validated_data.get("client_ref", ""),
+        )
+        return Response({"message_uuid": str(message_uuid)}, status=status.HTTP_202_ACCEPTED)
+
+
+class MessagesV1View(APIView):
+    """``POST /v1/messages``: a message and its optional ``failover`` list.
+
+    Errors are v1's 422 with ``invalid_parameters`` as an array (reference/vonage-api.md §3).
+    """
+
+    @schema.messages_v1_schema
+    def post(self, request: Request) -> Response:
+        try:
+            return idempotent(request, lambda: self.create(request))
+        except InvalidParameter as exc:  # an unstorable string or a bad Idempotency-Key
+            raise Problem(422, invalid_params_v1([exc.body["invalid_parameters"]])) from exc
+
+    def create(self, request: Request) -> Response:
+        require_json_body(request)
+        serializer = V1RequestSerializer(data=unwrap_sdk_shape(request.data))
+        try:
+            serializer.is_valid(raise_exception=True)
+        except ValidationError as exc:
+            raise Problem(422, invalid_params_v1(all_invalid_parameters(exc.detail))) from exc
+        data = serializer.validated_data
+        message_uuid = uuid.uuid4()
+        workflow = workflow_create(
+            account=request.auth,
+            application=request_application(request),
+            flavour=ApiFlavour.MESSAGES_V1,
+            steps=serializer.step_specs(message_uuid),
+            client_ref=data.get("client_ref", ""),
+            webhook_url=data.get("webhook_url"),
+            webhook_version=data.get("webhook_version"),
+        )
+        body = {"message_uuid": str(message_uuid)}
+        if "failover" in data:
+            body["workflow_id"] = str(workflow.id)
+        return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
 def workflow_representation(workflow: Workflow, flavour: str) -> dict:
@@ -77,9 +180,9 @@ def workflow_representation(workflow: Workflow, flavour: str) -> dict:
         "template": workflow.template,
         "status": workflow.status,
         "client_ref": workflow.client_ref or None,
-        "created_at": workflow.created_at,
-        "updated_at": workflow.updated_at,
-        "finished_at": workflow.finished_at,
+        "created_at": serializers.DateTimeField().to_representation(workflow.created_at),
+        "updated_at": serializers.DateTimeField().to_representation(workflow.updated_at),
+        "finished_at": _time(workflow.finished_at),
         "steps": [
             {
                 "index": step.index,
@@ -94,12 +197,16 @@ def workflow_representation(workflow: Workflow, flavour: str) -> dict:
                 "failover_reason": step.failover_reason,
                 "error": step.error,
                 "late_receipt": step.late_receipt,
-                "deadline_at": step.deadline_at,
-                "sent_at": step.sent_at,
-                "finished_at": step.finished_at,
-                "created_at": step.created_at,
-                "updated_at": step.updated_at,
+                "deadline_at": _time(step.deadline_at),
+                "sent_at": _time(step.sent_at),
+                "finished_at": _time(step.finished_at),
+                "created_at": _time(step.created_at),
+                "updated_at": _time(step.updated_at),
             }
             for step in workflow.steps.all()
         ],
     }
+
+
+def _time(value):
+    return serializers.DateTimeField().to_representation(value) if value else None

@@ -4,6 +4,7 @@ Callers hold a transaction; every function here takes a Step read in that transa
 changes it only through :mod:`workflows_app.services.transitions`.
 """
 
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -39,6 +40,8 @@ class StepSpec:
     message: dict[str, Any]
     condition_status: str | None = None
     expiry_time: int | None = None
+    # Pre-assigned so an API can return it before the send (else assigned at first send).
+    message_uuid: uuid.UUID | None = None
 
 
 def workflow_create(
@@ -48,11 +51,22 @@ def workflow_create(
     steps: list[StepSpec],
     application: Application | None = None,
     client_ref: str = "",
+    webhook_url: str | None = None,
+    webhook_version: str | None = None,
 ) -> Workflow:
-    """Store a run and queue its first send (after commit). Returns the new Workflow."""
+    """Store a run and queue its first send (after commit). Returns the new Workflow.
+
+    ``application`` is the JWT's application, if any (its ``status_url`` receives webhooks);
+    ``webhook_url``/``webhook_version`` are a Messages v1 request's per-message overrides.
+    """
     with transaction.atomic():
         workflow = Workflow.objects.create(
-            account=account, application=application, api_flavour=flavour, client_ref=client_ref
+            account=account,
+            application=application,
+            api_flavour=flavour,
+            client_ref=client_ref,
+            webhook_url=webhook_url,
+            webhook_version=webhook_version,
         )
         now = db_now()
         rows = Step.objects.bulk_create(
@@ -66,6 +80,7 @@ def workflow_create(
                     message=spec.message,
                     condition_status=spec.condition_status,
                     expiry_time=spec.expiry_time,
+                    message_uuid=spec.message_uuid,
                     ready_at=now if index == 0 else None,
                     dispatched_at=now if index == 0 else None,
                 )

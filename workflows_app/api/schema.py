@@ -1,0 +1,206 @@
+"""OpenAPI descriptions of the endpoints (drf-spectacular), kept apart from the views.
+
+Served at ``/openapi.json``, with Swagger UI at ``/docs`` and ReDoc at ``/redoc``. The response
+shapes here are what :mod:`workflows_app.api.views` returns; tests/e2e/test_openapi.py checks the
+live server against them.
+"""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+
+from workflows_app.api.messages_v1 import V1RequestSerializer
+from workflows_app.api.serializers import (
+    MessageRequestSerializer,
+    WorkflowListFilterSerializer,
+    WorkflowRequestSerializer,
+)
+
+PROBLEM = "application/problem+json"
+JSON = "application/json"
+
+
+class InvalidParameterSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    reason = serializers.CharField()
+
+
+class ProblemSerializer(serializers.Serializer):
+    """RFC 7807 problem; Workflows/Dispatch/Messages v0.1 name one invalid parameter."""
+
+    type = serializers.CharField()
+    title = serializers.CharField()
+    detail = serializers.CharField()
+    instance = serializers.CharField()
+    invalid_parameters = InvalidParameterSerializer(required=False)
+
+
+class V1ProblemSerializer(serializers.Serializer):
+    """Messages v1 problem: ``invalid_parameters`` is an array."""
+
+    type = serializers.CharField()
+    title = serializers.CharField()
+    detail = serializers.CharField()
+    instance = serializers.CharField()
+    invalid_parameters = InvalidParameterSerializer(many=True, required=False)
+
+
+class StepSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    channel = serializers.CharField()
+    to = serializers.DictField()
+    message_uuid = serializers.UUIDField(allow_null=True)
+    status = serializers.CharField(allow_null=True)
+    state = serializers.CharField()
+    condition_status = serializers.CharField(allow_null=True)
+    expiry_time = serializers.IntegerField(allow_null=True)
+    failover_reason = serializers.CharField(allow_null=True)
+    error = serializers.DictField(allow_null=True)
+    late_receipt = serializers.BooleanField()
+    deadline_at = serializers.DateTimeField(allow_null=True)
+    sent_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = serializers.DictField()
+        return fields
+
+
+def _run_ids() -> dict:
+    """``workflow_uuid`` under /beta/workflows, ``dispatch_uuid`` under /v0.1/dispatch."""
+    return {
+        "workflow_uuid": serializers.UUIDField(required=False),
+        "dispatch_uuid": serializers.UUIDField(required=False),
+    }
+
+
+class RunSerializer(serializers.Serializer):
+    """A run as GET, list and cancel show it."""
+
+    template = serializers.CharField()
+    status = serializers.ChoiceField(["running", "completed", "error", "cancelled"])
+    client_ref = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    steps = StepSerializer(many=True)
+
+    def get_fields(self):
+        return {**_run_ids(), **super().get_fields()}
+
+
+class AccountAuthenticationScheme(OpenApiAuthenticationExtension):
+    """Basic (API key and secret) or Bearer (an application's RS256 JWT), never both."""
+
+    target_class = "workflows_app.api.auth.AccountAuthentication"
+    name = ["basicAuth", "bearerAuth"]
+
+    def get_security_definition(self, auto_schema):
+        return [
+            {"type": "http", "scheme": "basic"},
+            {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+        ]
+
+
+def _errors(*codes: int, v1: bool = False) -> dict:
+    problem = V1ProblemSerializer if v1 else ProblemSerializer
+    common = {401, 406, 429}
+    return {(code, PROBLEM): problem for code in sorted(common | set(codes))}
+
+
+IDEMPOTENCY = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="Our extension: repeat a POST safely for 24 h (same key + same body → same "
+    "answer, nothing new created; same key + another body → 422).",
+)
+RUN_ID = OpenApiParameter("workflow_id", OpenApiTypes.STR, OpenApiParameter.PATH)
+
+
+def workflow_create_schema(view_func):
+    """POST /beta/workflows and /v0.1/dispatch (one schema; the id field differs)."""
+    return extend_schema(
+        summary="Start a failover workflow (Workflows API / Dispatch API)",
+        request=WorkflowRequestSerializer,
+        parameters=[IDEMPOTENCY],
+        responses={
+            (202, JSON): inline_serializer("RunCreated", _run_ids()),
+            **_errors(400, 413, 415, 422),
+        },
+    )(view_func)
+
+
+def workflow_list_schema(view_func):
+    return extend_schema(
+        summary="List your runs, newest first (our extension)",
+        parameters=[WorkflowListFilterSerializer],
+        responses={
+            (200, JSON): inline_serializer(
+                "RunPage",
+                {
+                    "next": serializers.URLField(allow_null=True),
+                    "previous": serializers.URLField(allow_null=True),
+                    "results": RunSerializer(many=True),
+                },
+            ),
+            **_errors(400, 404),
+        },
+    )(view_func)
+
+
+def workflow_detail_schema(view_func):
+    return extend_schema(
+        summary="Read one of your runs (our extension)",
+        parameters=[RUN_ID],
+        responses={(200, JSON): RunSerializer, **_errors(404)},
+    )(view_func)
+
+
+def workflow_cancel_schema(view_func):
+    return extend_schema(
+        summary="Cancel one of your running runs (our extension)",
+        request=None,
+        parameters=[RUN_ID, IDEMPOTENCY],
+        responses={
+            (200, JSON): RunSerializer,
+            **_errors(400, 404, 409, 413, 422),
+        },
+    )(view_func)
+
+
+def messages_v01_schema(view_func):
+    return extend_schema(
+        summary="Send a message (Messages API v0.1)",
+        request=MessageRequestSerializer,
+        parameters=[IDEMPOTENCY],
+        responses={
+            (202, JSON): inline_serializer(
+                "MessageCreated", {"message_uuid": serializers.UUIDField()}
+            ),
+            **_errors(400, 413, 415, 422),
+        },
+    )(view_func)
+
+
+def messages_v1_schema(view_func):
+    return extend_schema(
+        summary="Send a message, with optional failover (Messages API v1)",
+        description="`failover_condition` is our extension, not Vonage's.",
+        request=V1RequestSerializer,
+        parameters=[IDEMPOTENCY],
+        responses={
+            (202, JSON): inline_serializer(
+                "V1MessageCreated",
+                {
+                    "message_uuid": serializers.UUIDField(),
+                    "workflow_id": serializers.CharField(required=False),
+                },
+            ),
+            **_errors(400, 413, 415, 422, v1=True),
+        },
+    )(view_func)

@@ -28,5 +28,7 @@ def routes_for(channel: str, sender: dict[str, Any]) -> list[Route]:
     sandbox_config = {
         "deliver_after": settings.SANDBOX_DELIVER_AFTER,
         "read_after": settings.SANDBOX_READ_AFTER,
+        "send_delay": settings.SANDBOX_SEND_DELAY,
+        "send_log": settings.SANDBOX_SEND_LOG,
     }
     return [Route(ADAPTERS[SandboxAdapter.name], connection_id="sandbox", config=sandbox_config)]

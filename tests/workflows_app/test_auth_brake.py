@@ -77,3 +77,18 @@ def test_a_zero_limit_disables_the_brake(limits, account):
     ip = fresh_ip()
     for _ in range(12):
         assert get("/beta/workflows/x", ip, account.account.api_key, "wrong").status_code == 401
+
+
+def test_the_brake_fails_open_while_the_cache_is_unreachable(limits, account):
+    from tests.services import free_port
+
+    limits.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+        }
+    }
+    ip, key = fresh_ip(), account.account.api_key
+    for _ in range(7):
+        assert get("/beta/workflows/x", ip, key, "wrong").status_code == 401
+    assert get("/beta/workflows/x", ip, key, account.api_secret).status_code == 404

@@ -3,6 +3,7 @@
 import base64
 import binascii
 import hashlib
+import logging
 import time
 
 from django.conf import settings
@@ -10,6 +11,8 @@ from django.core.cache import cache
 from rest_framework import authentication, exceptions
 
 from workflows_app.models import Account
+
+logger = logging.getLogger(__name__)
 
 
 class AccountPrincipal:
@@ -106,18 +109,29 @@ class FailureBrake:
         ]
 
     def check(self) -> None:
-        """Raise Throttled if a counter for this IP or key is at its limit in this window."""
+        """Raise Throttled if a counter for this IP or key is at its limit in this window.
+
+        Fails open: while the cache (Redis) is unreachable the brake is off, because an API
+        that stops accepting runs whenever Redis restarts would break a bigger promise.
+        """
         counters = self._counters()
         if not counters:
             return
-        counts = cache.get_many([key for key, _ in counters])
+        try:
+            counts = cache.get_many([key for key, _ in counters])
+        except Exception:  # the cache backend's own errors (redis.ConnectionError, ...)
+            logger.warning("auth failure brake: cache unavailable, not checked", exc_info=True)
+            return
         if any(counts.get(key, 0) >= limit for key, limit in counters):
             raise exceptions.Throttled(wait=self.retry_after)
 
     def record_failure(self) -> None:
-        for key, _ in self._counters():
-            cache.add(key, 0, timeout=self.window + 1)
-            try:
-                cache.incr(key)
-            except ValueError:  # expired between add and incr: the window just ended
-                cache.add(key, 1, timeout=self.window + 1)
+        try:
+            for key, _ in self._counters():
+                cache.add(key, 0, timeout=self.window + 1)
+                try:
+                    cache.incr(key)
+                except ValueError:  # expired between add and incr: the window just ended
+                    cache.add(key, 1, timeout=self.window + 1)
+        except Exception:
+            logger.warning("auth failure brake: cache unavailable, not counted", exc_info=True)

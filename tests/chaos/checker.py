@@ -18,6 +18,7 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from django.db import connection, transaction
@@ -65,9 +66,11 @@ def is_settled(workflow: Workflow, steps: list[Step], now) -> bool:
     )
 
 
-def unsettled(workflow_ids: Iterable) -> list:
-    """The ids among ``workflow_ids`` that are neither finished nor waiting on a future deadline."""
-    now = db_now()
+def unsettled(workflow_ids: Iterable, margin: timedelta = timedelta(0)) -> list:
+    """The ids among ``workflow_ids`` that are neither finished nor waiting on a deadline more
+    than ``margin`` away (a harness waits with a margin, so a deadline due in a moment does not
+    count as settled just before it fires)."""
+    now = db_now() + margin
     steps = _steps_by_workflow(workflow_ids)
     return [
         w.id

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from tests.chaos.infra import ThrowawayPostgres, ThrowawayRedis
@@ -46,7 +47,7 @@ class Size:
     final_timeout: int  # WORKFLOWS_FINAL_STEP_TIMEOUT: how long a silent last step may wait
 
 
-SHORT = Size(workflows=40, seconds=4, kills=2, settle=40, max_expiry=2, final_timeout=2)
+SHORT = Size(workflows=30, seconds=3, kills=1, settle=40, max_expiry=2, final_timeout=2)
 LONG = Size(workflows=300, seconds=30, kills=8, settle=120, max_expiry=6, final_timeout=4)
 
 
@@ -268,7 +269,7 @@ def _settle(account, timeout: float) -> list:
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _with_database(lambda: checker.unsettled(ids())):
+        if not _with_database(lambda: checker.unsettled(ids(), timedelta(seconds=60))):
             break
         time.sleep(0.5)
     return _with_database(ids)

@@ -4,6 +4,9 @@
 #               SIMULATOR=1 also starts the provider simulator on SIMULATOR_PORT (8090)
 #   make test   install, then run the whole test suite
 #   make lint   ruff check + ruff format --check
+#   make chaos  fault injection: kill workers, schedulers, Redis and PostgreSQL under load
+#               (throwaway servers; CHAOS_ARGS=--short for the quick version, see
+#               docs/reliability.md)
 #
 # With no DATABASE_URL / REDIS_URL / CELERY_BROKER_URL the service runs on embedded defaults
 # (SQLite and Celery's filesystem transport under var/). PORT (default 8000) and HOST
@@ -33,13 +36,14 @@ print("\n".join(project["dependencies"] + project["optional-dependencies"]["test
 endef
 export REQUIREMENTS
 
-.PHONY: help venv install run test lint browser
+.PHONY: help venv install run test lint browser chaos
 
 help:
 	@echo "make run    start web + worker + scheduler on http://127.0.0.1:8000 (PORT=... to change)"
 	@echo "make test   run the whole test suite"
 	@echo "make lint   ruff check and ruff format --check"
 	@echo "make browser  install Debian's Chromium for the admin browser test"
+	@echo "make chaos  fault-injection scenarios (CHAOS_ARGS=--short for the quick version)"
 	@echo "make venv   only create $(VENV) and install the dependencies"
 
 venv install: $(STAMP)
@@ -86,3 +90,7 @@ browser:
 lint: $(STAMP)
 	"$(BIN)/ruff" check .
 	"$(BIN)/ruff" format --check .
+
+# Starts its own throwaway PostgreSQL and Redis; never touches DATABASE_URL or REDIS_URL.
+chaos: $(STAMP)
+	"$(PY)" -m tests.chaos $(CHAOS_ARGS)

@@ -67,6 +67,8 @@ def sandbox_route() -> Route:
     config = {
         "deliver_after": settings.SANDBOX_DELIVER_AFTER,
         "read_after": settings.SANDBOX_READ_AFTER,
+        "send_delay": settings.SANDBOX_SEND_DELAY,
+        "send_log": settings.SANDBOX_SEND_LOG,
     }
     return Route(ADAPTERS[SandboxAdapter.name], connection_id="sandbox", config=config)
 

@@ -158,6 +158,11 @@ POLL_BEFORE_DEADLINE = env.float("POLL_BEFORE_DEADLINE", default=10.0)
 
 SANDBOX_DELIVER_AFTER = env.float("SANDBOX_DELIVER_AFTER", default=1.0)
 SANDBOX_READ_AFTER = env.float("SANDBOX_READ_AFTER", default=2.0)
+# Fault injection (tests/chaos): seconds the sandbox holds a call after accepting it, so a worker
+# can be killed "while it calls a provider"; and a file where it appends one JSON line per call
+# it receives, so a harness can count sends per attempt.
+SANDBOX_SEND_DELAY = env.float("SANDBOX_SEND_DELAY", default=0.0)
+SANDBOX_SEND_LOG = env.str("SANDBOX_SEND_LOG", default="")
 
 REQUIRE_SERVICES = env.bool("REQUIRE_SERVICES", default=False)
 
@@ -183,6 +188,10 @@ WEBHOOK_LEASE = env.float("WEBHOOK_LEASE", default=60.0)
 WEBHOOK_DISPATCH_GRACE = env.float("WEBHOOK_DISPATCH_GRACE", default=10.0)
 WEBHOOK_SECRET_OVERLAP_HOURS = env.float("WEBHOOK_SECRET_OVERLAP_HOURS", default=24.0)
 WEBHOOK_RESPONSE_EXCERPT = 1024
+
+# --- Database outages -----------------------------------------------------------------------
+# Seconds an API caller is told to wait (Retry-After on the 503) while the database is down.
+DATABASE_UNAVAILABLE_RETRY_AFTER = env.int("DATABASE_UNAVAILABLE_RETRY_AFTER", default=5)
 
 # --- API ------------------------------------------------------------------------------------
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("API_MAX_BODY_BYTES", default=512 * 1024)
@@ -226,6 +235,13 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
 }
+
+# Brute-force brake on Basic credentials: after this many failures in one window from one
+# client IP, or against one api_key, the API answers 429 with Retry-After until the window ends
+# (correct credentials included, so the brake gives a guesser no signal). 0 disables a limit.
+AUTH_FAILURE_WINDOW = env.int("AUTH_FAILURE_WINDOW", default=60)
+AUTH_FAILURE_LIMIT_PER_IP = env.int("AUTH_FAILURE_LIMIT_PER_IP", default=20)
+AUTH_FAILURE_LIMIT_PER_KEY = env.int("AUTH_FAILURE_LIMIT_PER_KEY", default=50)
 
 # --- Static files, i18n, logging ------------------------------------------------------------
 STATIC_URL = "static/"

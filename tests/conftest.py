@@ -54,6 +54,15 @@ TransactionTestCase._fixture_teardown = _flush_retrying_deadlocks(
 )
 
 
+@pytest.fixture(autouse=True)
+def _no_auth_failure_brake(settings):
+    """In-process tests share one client IP and one Redis across the run: lift the brute-force
+    brake so that many bad-credential tests do not trip it for each other. The brake's own
+    tests (tests/workflows_app/test_auth_brake.py) set their limits explicitly."""
+    settings.AUTH_FAILURE_LIMIT_PER_IP = 0
+    settings.AUTH_FAILURE_LIMIT_PER_KEY = 0
+
+
 @pytest.fixture
 def canonical_request():
     return copy.deepcopy(CANONICAL_REQUEST)

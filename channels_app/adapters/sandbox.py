@@ -5,6 +5,9 @@ Celery task, and its receipts travel through :func:`channels_app.receipts.ingest
 real provider's.
 """
 
+import json
+import os
+import time
 import uuid
 from typing import Any, ClassVar
 
@@ -23,13 +26,18 @@ class SandboxAdapter(Adapter):
         recipient = str(message.recipient.get("number") or message.recipient.get("id") or "")
         fate = fate_of(recipient)
         if fate == Fate.REJECTED:
+            _log_call(config, message, recipient, "rejected")
             raise ProviderError(ErrorKind.PERMANENT, "Unroutable", code=1250, provider_code="1")
         if fate == Fate.FLAKY and message.attempt_number == 1:
+            _log_call(config, message, recipient, "transient")
             raise ProviderError(
                 ErrorKind.TRANSIENT, "Throttled", code=1000, provider_code="5", retry_after=0.5
             )
         provider_message_id = f"sbx-{uuid.uuid4()}"
+        _log_call(config, message, recipient, "accepted", provider_message_id)
         self._schedule_receipts(message, fate, provider_message_id, config)
+        # Fault injection: the message has left, but the answer is slow to come back.
+        time.sleep(float(config.get("send_delay") or 0.0))
         return SendResult(
             provider_message_ids=[provider_message_id],
             response={"message_id": provider_message_id, "fate": fate.value},
@@ -58,3 +66,36 @@ class SandboxAdapter(Adapter):
                 ),
                 countdown=receipt.after,
             )
+
+
+def _log_call(
+    config: dict[str, Any],
+    message: OutboundMessage,
+    recipient: str,
+    outcome: str,
+    provider_message_id: str = "",
+) -> None:
+    """Append one JSON line per call received to ``config["send_log"]``, if set.
+
+    The fault-injection harness counts these to prove no attempt (``client_ref``) reached the
+    provider twice. One ``write`` of a short line to an ``O_APPEND`` file is not interleaved
+    with other processes' lines.
+    """
+    path = config.get("send_log")
+    if not path:
+        return
+    line = json.dumps(
+        {
+            "client_ref": message.client_ref,
+            "recipient": recipient,
+            "channel": message.channel,
+            "outcome": outcome,
+            "provider_message_id": provider_message_id,
+            "pid": os.getpid(),
+        }
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)

@@ -3,7 +3,7 @@ separate processes on the test database (PostgreSQL) and Redis."""
 
 import os
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 import redis
@@ -13,74 +13,14 @@ from tests.conftest import basic_auth
 from tests.services import (
     BIN,
     ROOT,
+    STACK_SETTINGS,
     Process,
+    Stack,
     free_port,
     require_postgres_and_redis,
     test_database_url,
     wait_for,
 )
-
-STACK_SETTINGS = {
-    "WORKFLOWS_MIN_EXPIRY_TIME": "1",
-    "SANDBOX_DELIVER_AFTER": "0.3",
-    "SANDBOX_READ_AFTER": "0.6",
-    "SCHEDULER_INTERVAL": "0.5",
-    "SEND_RETRY_BASE_DELAY": "0.2",
-    "PENDING_GRACE": "3",
-    "LOG_LEVEL": "INFO",
-    # Webhook receivers in tests listen on loopback; retries come fast.
-    "WEBHOOKS_ALLOW_PRIVATE": "1",
-    "WEBHOOK_RETRY_SCHEDULE": "0.5,0.5,1,1,1,2,2,2,2,2",
-    "WEBHOOK_DISPATCH_GRACE": "3",
-    "METRICS_TOKEN": "metrics-test-token",
-}
-
-
-@dataclass
-class Stack:
-    base_url: str
-    redis_url: str
-    env: dict[str, str]
-    log_dir: object
-    processes: dict[str, Process] = field(default_factory=dict)
-
-    def start(self, name: str) -> Process:
-        argv = {
-            "web": [
-                str(BIN / "gunicorn"),
-                "orchestrator.wsgi",
-                "--bind",
-                self.base_url.removeprefix("http://"),
-                "--workers",
-                "2",
-                "--threads",
-                "4",
-                "--timeout",
-                "30",
-            ],
-            "worker": [
-                str(BIN / "celery"),
-                "-A",
-                "orchestrator",
-                "worker",
-                "--concurrency",
-                "2",
-                "-l",
-                "info",
-                "-n",
-                f"{name}@%h",
-            ],
-            "scheduler": [str(BIN / "python"), "manage.py", "run_scheduler"],
-        }[name.rstrip("0123456789")]
-        process = Process(name, argv, self.env, self.log_dir).start()
-        self.processes[name] = process
-        return process
-
-    def flush_redis(self) -> None:
-        redis.Redis.from_url(self.redis_url).flushdb()
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {n}\n{p.log_tail()}" for n, p in self.processes.items())
 
 
 @pytest.fixture(scope="session")

@@ -5,13 +5,19 @@ naming the field; everything else uses Vonage's generic error slugs
 (``https://developer.nexmo.com/api-errors#<slug>``).
 """
 
+import logging
+import sys
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 INVALID_PARAMS_TYPE = "https://www.nexmo.com/messages/Errors#InvalidParams"
@@ -78,6 +84,26 @@ def invalid_params_body(name: str, reason: str) -> dict[str, Any]:
         "instance": trace_id(),
         "invalid_parameters": {"name": name, "reason": reason},
     }
+
+
+# What Django raises when the database cannot be reached, or drops the connection mid-request
+# (a restart, a failover, pg_terminate_backend): the caller should retry, not see a 500.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+
+
+def database_unavailable() -> tuple[dict[str, Any], dict[str, str]]:
+    """The 503 body and headers for a request that failed because the database is unreachable.
+
+    Whatever the request changed was rolled back, unless the connection died during COMMIT
+    itself, when the outcome is unknown (a retried POST may then start a second run).
+    """
+    logger.warning("database unavailable", exc_info=True)
+    body = problem_body(
+        503,
+        slug="database-unavailable",
+        detail="The database is unavailable; please retry after the time in Retry-After.",
+    )
+    return body, {"Retry-After": str(settings.DATABASE_UNAVAILABLE_RETRY_AFTER)}
 
 
 class Problem(exceptions.APIException):
@@ -148,7 +174,10 @@ def all_invalid_parameters(errors: Any, path: str = "") -> list[dict[str, str]]:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF exception handler: every error the API raises becomes a problem response."""
     headers: dict[str, str] = {}
-    if isinstance(exc, RequestDataTooBig):
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        http_status = 503
+        body, headers = database_unavailable()
+    elif isinstance(exc, RequestDataTooBig):
         # Raised by Django's `request.body` when DRF reads a body over the cap.
         http_status, body = 413, problem_body(413)
     elif isinstance(exc, Problem):
@@ -207,4 +236,9 @@ def handler404(request, exception=None):
 
 
 def handler500(request):
+    """Django's 500 handler. Called inside the ``except`` that caught the error, so a database
+    outage outside DRF (admin, middleware) is recognised here and answered with a 503."""
+    if isinstance(sys.exc_info()[1], DATABASE_UNAVAILABLE):
+        body, headers = database_unavailable()
+        return JsonResponse(body, status=503, content_type=PROBLEM_CONTENT_TYPE, headers=headers)
     return problem_json_response(500)

@@ -1,0 +1,41 @@
+"""The short version of ``make chaos`` runs with the suite: every scenario, fewer workflows.
+
+It starts its own PostgreSQL and Redis (tests/chaos/infra.py), so it needs the PostgreSQL
+server binaries and redis-server on this machine, but never the shared servers.
+"""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.chaos.infra import ChaosInfraUnavailable, ThrowawayRedis, _postgres_bindir
+from tests.services import ROOT, require
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
+
+
+def test_nothing_is_lost_or_sent_twice_when_things_break(tmp_path):
+    try:
+        _postgres_bindir()
+        ThrowawayRedis(tmp_path)
+    except ChaosInfraUnavailable as missing:
+        require(str(missing))
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.chaos", "--short"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=380,
+    )
+    summary = re.search(
+        r"^CHAOS scenarios=(\d+) passed=(\d+) lost=(\d+) duplicates=(\d+)$",
+        result.stdout,
+        re.MULTILINE,
+    )
+    assert summary, result.stdout[-3000:] + result.stderr[-3000:]
+    scenarios, passed, lost, duplicates = map(int, summary.groups())
+    assert (lost, duplicates) == (0, 0), result.stdout
+    assert scenarios >= 8 and passed == scenarios, result.stdout
+    assert result.returncode == 0, result.stdout

@@ -92,3 +92,19 @@ def test_the_brake_fails_open_while_the_cache_is_unreachable(limits, account):
     for _ in range(7):
         assert get("/beta/workflows/x", ip, key, "wrong").status_code == 401
     assert get("/beta/workflows/x", ip, key, account.api_secret).status_code == 404
+
+
+def test_a_jwt_is_refused_with_503_while_its_replay_check_cannot_run(limits, jwt_client):
+    """Without Redis the jti cannot be checked: fail closed, with a clear 503 (not a 500)."""
+    from tests.services import free_port
+
+    limits.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+        }
+    }
+    response = jwt_client().get("/beta/workflows/x")
+    assert response.status_code == 503
+    assert response["Retry-After"]
+    assert response["Content-Type"] == "application/problem+json"

@@ -16,6 +16,7 @@ import jwt
 from django.conf import settings
 from django.core.cache import cache
 
+from workflows_app.api.problems import Problem, problem_body
 from workflows_app.models import Application
 
 ALGORITHM = "RS256"
@@ -115,7 +116,16 @@ def _remember_jti(application: Application, claims: dict[str, Any]) -> None:
     expires = claims.get("exp", iat + settings.JWT_DEFAULT_LIFETIME)
     ttl = max(1, int(expires - _now() + settings.JWT_LEEWAY) + 1)
     key = f"jwt-jti:{application.id}:{uuid.uuid5(uuid.NAMESPACE_URL, claims['jti'])}"
-    if not cache.add(key, 1, timeout=ttl):
+    try:
+        first_use = cache.add(key, 1, timeout=ttl)
+    except Exception as exc:  # the cache backend's own errors (redis.ConnectionError, ...)
+        # Fail closed: without the replay check a captured token could be used again.
+        raise Problem(
+            503,
+            problem_body(503, detail="JWT replay protection is unavailable; please retry."),
+            {"Retry-After": str(settings.DATABASE_UNAVAILABLE_RETRY_AFTER)},
+        ) from exc
+    if not first_use:
         raise JwtRefused("jwt-revoked", "This JWT (its jti) has already been used.")
 
 

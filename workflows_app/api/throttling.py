@@ -10,6 +10,7 @@ Over budget is a 429 problem with the headers Messages v1 documents (reference/v
 ``Retry-After`` (seconds). Rates come from ``settings.API_THROTTLE_RATES``, read per request.
 """
 
+import logging
 import math
 import time
 
@@ -19,6 +20,8 @@ from rest_framework.throttling import BaseThrottle
 
 from workflows_app.api.problems import Problem, problem_body
 
+logger = logging.getLogger(__name__)
+
 PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -26,6 +29,16 @@ def parse_rate(rate: str) -> tuple[int, int]:
     """``"100/s"`` → ``(100, 1)``; ``"5/m"`` → ``(5, 60)``. Raises ValueError otherwise."""
     count, _, period = rate.partition("/")
     return int(count), PERIODS[period.strip()[:1]]
+
+
+def _count(key: str, period: int) -> int:
+    """Add one to the window's counter (atomic on Redis) and return it."""
+    cache.add(key, 0, timeout=period + 1)
+    try:
+        return cache.incr(key)
+    except ValueError:  # the counter expired between add and incr: a new window
+        cache.add(key, 1, timeout=period + 1)
+        return 1
 
 
 class WindowThrottle(BaseThrottle):
@@ -44,12 +57,13 @@ class WindowThrottle(BaseThrottle):
         now = time.time()
         window = int(now // period)
         key = f"throttle:{self.scope}:{ident}:{period}:{window}"
-        cache.add(key, 0, timeout=period + 1)
         try:
-            count = cache.incr(key)
-        except ValueError:  # the counter expired between add and incr: a new window
-            cache.add(key, 1, timeout=period + 1)
-            count = 1
+            count = _count(key, period)
+        except Exception:  # the cache backend's own errors (redis.ConnectionError, ...)
+            # Fail open: an API that refuses every run while Redis restarts breaks a bigger
+            # promise than a budget does.
+            logger.warning("throttle %s: cache unavailable, not counted", self.scope, exc_info=True)
+            return True
         if count <= limit:
             return True
         reset = (window + 1) * period

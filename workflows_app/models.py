@@ -112,6 +112,8 @@ class Step(models.Model):
     # Set when it is this step's turn to be sent (or retried); the scheduler re-dispatches a
     # pending step whose ready_at passed long ago and which no worker picked up.
     ready_at = models.DateTimeField(null=True, blank=True)
+    # When its send was last queued; the scheduler's re-dispatch moves it into the future to
+    # back off (workflows_app/services/timers.py).
     dispatched_at = models.DateTimeField(null=True, blank=True)
     attempt_count = models.PositiveSmallIntegerField(default=0)
     message_uuid = models.UUIDField(null=True, blank=True, unique=True)

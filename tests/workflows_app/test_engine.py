@@ -83,6 +83,9 @@ def test_the_scheduler_redispatches_a_pending_step_nobody_picked_up(two_steps, s
     Step.objects.filter(id=step.id).update(ready_at=long_ago, dispatched_at=long_ago)
     assert scheduler_tick().redispatched == 1
     assert scheduler_tick().redispatched == 0  # dispatched_at moved: not again at once
+    step.refresh_from_db()
+    # It had waited five minutes: the next re-dispatch is at least that far off (backoff).
+    assert step.dispatched_at - step.ready_at >= timedelta(minutes=10)
 
 
 def test_the_scheduler_arms_timers_only_inside_the_horizon(account, settings):

@@ -115,7 +115,19 @@ def _arm_near(batch: int) -> int:
     return len(near)
 
 
+# A re-dispatched step is not re-dispatched again before it has waited as long once more (up
+# to this cap): when workers are merely behind, duplicates then grow with log(backlog), not
+# linearly, and cannot pile up on the queue they are waiting in.
+REDISPATCH_BACKOFF_CAP = timedelta(minutes=5)
+
+
 def _redispatch_pending(batch: int) -> int:
+    """Queue again pending steps whose send was queued ``PENDING_GRACE`` ago and never ran.
+
+    ``dispatched_at`` then moves forward by as long as the step has already waited (doubling
+    the interval each time, capped), so this is a backstop for lost messages, not a second
+    queue.
+    """
     with transaction.atomic():
         now = db_now()
         stale = now - timedelta(seconds=settings.PENDING_GRACE)
@@ -124,11 +136,12 @@ def _redispatch_pending(batch: int) -> int:
             .filter(state=StepState.PENDING, ready_at__lte=stale)
             .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lte=stale))
             .order_by("ready_at")
-            .values_list("id", flat=True)[:batch]
+            .only("id", "ready_at")[:batch]
         )
-        Step.objects.filter(id__in=lost).update(dispatched_at=now)
-        for step_id in lost:
-            send_on_commit(step_id)
+        for step in lost:
+            step.dispatched_at = now + min(now - step.ready_at, REDISPATCH_BACKOFF_CAP)
+            send_on_commit(step.id)
+        Step.objects.bulk_update(lost, ["dispatched_at"])
     if lost:
         logger.warning("re-dispatched %d pending step(s) that no worker picked up", len(lost))
     return len(lost)

@@ -282,6 +282,7 @@ LOGGING = {
 READY_SCHEDULER_MAX_AGE = env.float("READY_SCHEDULER_MAX_AGE", default=30.0)
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # Finished runs older than this many days are deleted by the scheduler (0 = never; see
-# `manage.py purge_runs` for a one-off), checked every PURGE_INTERVAL seconds.
+# `manage.py purge_runs` for a one-off), checked every PURGE_INTERVAL seconds. Idempotency keys
+# older than IDEMPOTENCY_KEY_TTL are purged every PURGE_INTERVAL whatever this is.
 PURGE_RUNS_OLDER_THAN_DAYS = env.float("PURGE_RUNS_OLDER_THAN_DAYS", default=0.0)
 PURGE_INTERVAL = env.float("PURGE_INTERVAL", default=600.0)

@@ -18,9 +18,17 @@ from tests.workflows_app.test_webhooks import (  # noqa: F401
     two_step_run,
 )
 from workflows_app.logcontext import LogContextFilter, bind, log_context
-from workflows_app.models import Event, Heartbeat, Step, WebhookDelivery, Workflow
-from workflows_app.services import health
+from workflows_app.models import (
+    Event,
+    Heartbeat,
+    IdempotencyKey,
+    Step,
+    WebhookDelivery,
+    Workflow,
+)
+from workflows_app.services import health, retention
 from workflows_app.services.health import heartbeat_record
+from workflows_app.services.timers import scheduler_tick
 from workflows_app.services.workflows import workflow_cancel
 from workflows_app.webhooks.delivery import workflow_webhooks_deliver
 
@@ -121,8 +129,58 @@ def test_purge_deletes_old_finished_runs_with_their_events_and_webhooks(account)
     assert WebhookDelivery.objects.filter(workflow=old).exists()
     out = io.StringIO()
     call_command("purge_runs", "--older-than", "30", stdout=out)
-    assert out.getvalue().strip() == "purged 1 run(s)"
+    assert out.getvalue().strip() == "purged 1 run(s) and 0 expired idempotency key(s)"
     assert set(Workflow.objects.values_list("id", flat=True)) == {recent.id, running.id}
     assert not Event.objects.filter(workflow_id=old.id).exists()
     assert not WebhookDelivery.objects.filter(workflow_id=old.id).exists()
     assert not Step.objects.filter(workflow_id=old.id).exists()
+
+
+def make_keys(account, names, *, age: timedelta = timedelta(0)) -> None:
+    """Store idempotency keys as the API would, created ``age`` ago."""
+    for name in names:
+        IdempotencyKey.objects.create(
+            account=account.account, key=name, method="POST", path="/v1/messages", request_hash="h"
+        )
+    IdempotencyKey.objects.filter(key__in=names).update(created_at=timezone.now() - age)
+
+
+def stored_keys() -> set[str]:
+    return set(IdempotencyKey.objects.values_list("key", flat=True))
+
+
+def test_purge_runs_deletes_idempotency_keys_older_than_their_ttl_in_batches(account, settings):
+    settings.IDEMPOTENCY_KEY_TTL = 3600
+    expired = [f"old-{n}" for n in range(5)]
+    make_keys(account, expired, age=timedelta(seconds=3700))
+    make_keys(account, ["fresh"], age=timedelta(seconds=3500))
+    out = io.StringIO()
+    call_command("purge_runs", "--older-than", "30", "--batch", "2", stdout=out)
+    assert out.getvalue().strip() == "purged 0 run(s) and 5 expired idempotency key(s)"
+    assert stored_keys() == {"fresh"}
+
+
+def test_a_bounded_key_purge_stops_after_its_batches(account):
+    make_keys(account, [f"old-{n}" for n in range(5)], age=timedelta(hours=25))
+    assert retention.idempotency_keys_purge(batch=2, max_batches=1) == 2
+    assert len(stored_keys()) == 3
+
+
+@pytest.mark.usefixtures("receiver")
+def test_the_scheduler_tick_purges_expired_keys_every_interval_even_without_run_retention(
+    account, settings, monkeypatch
+):
+    settings.PURGE_RUNS_OLDER_THAN_DAYS = 0
+    settings.PURGE_INTERVAL = 600
+    monkeypatch.setattr(retention, "_last_scheduled_purge", float("-inf"))
+    old_run = two_step_run(account)
+    workflow_cancel(old_run)
+    Workflow.objects.filter(id=old_run.id).update(finished_at=timezone.now() - timedelta(days=400))
+    make_keys(account, ["expired"], age=timedelta(hours=25))
+    make_keys(account, ["fresh"], age=timedelta(hours=23))
+    scheduler_tick()
+    assert stored_keys() == {"fresh"}
+    assert Workflow.objects.filter(id=old_run.id).exists()  # runs are kept unless configured
+    make_keys(account, ["expired-later"], age=timedelta(hours=25))
+    scheduler_tick()  # within PURGE_INTERVAL of the last purge: nothing is deleted
+    assert stored_keys() == {"fresh", "expired-later"}

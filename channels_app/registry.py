@@ -1,7 +1,10 @@
 """Which adapter sends a step: provider names to adapters, and channels to routes.
 
 Routes come from :class:`~channels_app.models.ProviderConnection` rows. A channel with no
-connection at all is served by the sandbox (the embedded default).
+connection at all is served by the sandbox (the embedded default). An enabled connection that
+cannot send (an unknown provider, credentials that cannot be decrypted, or a config lacking keys
+its adapter requires) is left out of every route, logged, and reported by the system check in
+:mod:`channels_app.checks`: disabled, rather than failing each send.
 """
 
 import logging
@@ -27,7 +30,8 @@ logger = logging.getLogger(__name__)
 
 
 class UnroutedAdapter(Adapter):
-    """Stands in when a channel has connections but none serves this sender."""
+    """Stands in when a channel has connections but none that can send serves this sender
+    (each serves other senders, or is skipped as unusable: see :func:`connection_route`)."""
 
     name = "unrouted"
     channels = frozenset()
@@ -35,7 +39,7 @@ class UnroutedAdapter(Adapter):
     def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
         raise ProviderError(
             ErrorKind.CONFIGURATION,
-            f"no provider connection serves sender {message.from_!r} on {message.channel}",
+            f"no usable provider connection serves sender {message.from_!r} on {message.channel}",
             code=1420,
             provider_code="no-route",
         )
@@ -93,13 +97,41 @@ def connection_config(connection: Any) -> dict[str, Any]:
     return config
 
 
+class ConnectionUnusable(Exception):
+    """A connection that cannot send; the message says why, naming no credential's value."""
+
+
+def connection_route(connection: Any) -> Route:
+    """The route through one connection. Raises :class:`ConnectionUnusable` when its provider
+    is unknown, its credentials cannot be decrypted, or its config lacks a key that its
+    adapter's ``required_config`` names."""
+    adapter = ADAPTERS.get(connection.provider)
+    if adapter is None or isinstance(adapter, UnroutedAdapter):
+        raise ConnectionUnusable(f"unknown provider {connection.provider!r}")
+    try:
+        config = connection_config(connection)
+    except CredentialsUnreadable as error:
+        raise ConnectionUnusable(
+            "its credentials cannot be decrypted with CREDENTIALS_KEY"
+        ) from error
+    missing = adapter.missing_config(config)
+    if missing:
+        raise ConnectionUnusable(
+            f"its config lacks {', '.join(missing)} "
+            f"({adapter.name} requires {', '.join(adapter.required_config)})"
+        )
+    return Route(adapter, str(connection.id), config)
+
+
 def routes_for(channel: str, sender: dict[str, Any]) -> list[Route]:
     """The connections that may send on ``channel`` from ``sender``, best first.
 
     Connections flagged with a configuration error go last (the operator clears the flag once
-    fixed). With no enabled connection for the channel, the sandbox serves it; connections that
-    exist for the channel but serve other senders leave this sender with no route: the sandbox
-    then serves it only if ``channel`` has no connection at all, never as a silent stand-in.
+    fixed); connections that cannot send at all (:func:`connection_route`) are skipped and
+    logged. With no enabled connection for the channel, the sandbox serves it; connections that
+    exist for the channel but serve other senders, or cannot send, leave this sender with no
+    route: the sandbox serves only a channel with no connection at all, never as a silent
+    stand-in for one that is misconfigured.
     """
     from channels_app.models import ProviderConnection
 
@@ -107,16 +139,20 @@ def routes_for(channel: str, sender: dict[str, Any]) -> list[Route]:
     if not rows:
         return [sandbox_route()]
     sender_id = str(sender.get("number") or sender.get("id") or "")
-    serving = [c for c in rows if c.serves(sender_id) and c.provider in ADAPTERS]
+    serving = [c for c in rows if c.serves(sender_id)]
     serving.sort(key=lambda c: (c.configuration_error, c.priority, c.created_at))
     routes = []
     for connection in serving:
         try:
-            config = connection_config(connection)
-        except CredentialsUnreadable:
-            logger.error("connection %s: credentials cannot be decrypted", connection.id)
-            continue
-        routes.append(Route(ADAPTERS[connection.provider], str(connection.id), config))
+            routes.append(connection_route(connection))
+        except ConnectionUnusable as reason:
+            logger.warning(
+                "connection %s (%s on %s) is skipped: %s",
+                connection.id,
+                connection.provider,
+                channel,
+                reason,
+            )
     return routes or [unrouted_route(channel)]
 
 

@@ -98,19 +98,26 @@ def missing_config(provider: str, *keys: str) -> ProviderError:
     )
 
 
-def require(config: dict[str, Any], provider: str, *keys: str) -> None:
-    """Raise a configuration error unless every key in ``keys`` has a value."""
-    missing = [key for key in keys if not config.get(key)]
-    if missing:
-        raise missing_config(provider, *missing)
-
-
 class Adapter:
     name: ClassVar[str]
     channels: ClassVar[frozenset[str]]
     default_base_url: ClassVar[str] = ""
+    # The config keys (credentials, account ids) that :meth:`send` cannot work without. The one
+    # list read by send() (through :meth:`require_config`), by the registry, which skips a
+    # connection lacking any of them, and by the system check that warns about it.
+    required_config: ClassVar[tuple[str, ...]] = ()
     # True when :meth:`poll` can ask the provider for a message's status (a receipt backstop).
     supports_polling: ClassVar[bool] = False
+
+    def missing_config(self, config: Mapping[str, Any]) -> list[str]:
+        """The keys of :attr:`required_config` that ``config`` lacks or leaves empty."""
+        return [key for key in self.required_config if not config.get(key)]
+
+    def require_config(self, config: Mapping[str, Any]) -> None:
+        """Raise a configuration :class:`ProviderError` unless ``config`` has every required key."""
+        missing = self.missing_config(config)
+        if missing:
+            raise missing_config(self.name, *missing)
 
     def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
         """Send one message. Returns the provider's ids; raises ProviderError by kind."""

@@ -16,7 +16,6 @@ from channels_app.adapters.base import (
     OutboundMessage,
     SendResult,
     error_from_table,
-    require,
     unsupported_content,
 )
 from channels_app.errors import ErrorKind, ProviderError
@@ -51,9 +50,10 @@ class MessengerAdapter(Adapter):
     name: ClassVar[str] = "messenger"
     channels: ClassVar[frozenset[str]] = frozenset({"messenger"})
     default_base_url: ClassVar[str] = "https://graph.facebook.com"
+    required_config: ClassVar[tuple[str, ...]] = ("page_access_token",)
 
     def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
-        require(config, self.name, "page_access_token")
+        self.require_config(config)
         version = config.get("api_version", "v19.0")
         # The token goes in the Authorization header, not the documented `access_token` query
         # parameter, so it can never leak through a logged URL; the Graph API accepts both.

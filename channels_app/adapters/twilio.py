@@ -17,7 +17,6 @@ from channels_app.adapters.base import (
     OutboundMessage,
     SendResult,
     error_from_table,
-    require,
     unsupported_content,
 )
 from channels_app.errors import ErrorKind, ProviderError
@@ -65,13 +64,14 @@ class TwilioAdapter(Adapter):
     name: ClassVar[str] = "twilio"
     channels: ClassVar[frozenset[str]] = frozenset({"sms", "mms"})
     default_base_url: ClassVar[str] = "https://api.twilio.com"
+    required_config: ClassVar[tuple[str, ...]] = ("account_sid", "auth_token")
     supports_polling: ClassVar[bool] = True
 
     def messages_url(self, config: dict[str, Any]) -> str:
         return f"{self.base_url(config)}/2010-04-01/Accounts/{config['account_sid']}/Messages"
 
     def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
-        require(config, self.name, "account_sid", "auth_token")
+        self.require_config(config)
         response = http.request(
             "POST",
             self.messages_url(config) + ".json",
@@ -127,7 +127,7 @@ class TwilioAdapter(Adapter):
 
     def poll(self, provider_message_id: str, config: dict[str, Any]) -> list[ReceiptEvent]:
         """Fetch the Message resource: the backstop for a status callback that never came."""
-        require(config, self.name, "account_sid", "auth_token")
+        self.require_config(config)
         response = http.request(
             "GET",
             f"{self.messages_url(config)}/{provider_message_id}.json",

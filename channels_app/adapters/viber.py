@@ -18,7 +18,6 @@ from channels_app.adapters.base import (
     OutboundMessage,
     SendResult,
     error_from_table,
-    require,
     unsupported_content,
 )
 from channels_app.errors import ErrorKind, ProviderError
@@ -50,9 +49,10 @@ class ViberAdapter(Adapter):
     name: ClassVar[str] = "viber"
     channels: ClassVar[frozenset[str]] = frozenset({"viber_service_msg", "viber_service"})
     default_base_url: ClassVar[str] = "https://chatapi.viber.com"
+    required_config: ClassVar[tuple[str, ...]] = ("auth_token",)
 
     def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
-        require(config, self.name, "auth_token")
+        self.require_config(config)
         response = http.request(
             "POST",
             f"{self.base_url(config)}/pa/send_message",

@@ -20,7 +20,6 @@ from channels_app.adapters.base import (
     ErrorRule,
     OutboundMessage,
     SendResult,
-    require,
     unsupported_content,
 )
 from channels_app.errors import ErrorKind, ProviderError
@@ -58,9 +57,10 @@ class VonageMessagesAdapter(Adapter):
         {"sms", "mms", "messenger", "viber_service_msg", "viber_service", "whatsapp"}
     )
     default_base_url: ClassVar[str] = "https://api.nexmo.com"
+    required_config: ClassVar[tuple[str, ...]] = ("application_id", "private_key")
 
     def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
-        require(config, self.name, "application_id", "private_key")
+        self.require_config(config)
         try:
             token = self.jwt(config)
         except (ValueError, TypeError, jwt.PyJWTError):

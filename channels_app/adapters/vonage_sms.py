@@ -16,7 +16,6 @@ from channels_app.adapters.base import (
     OutboundMessage,
     SendResult,
     error_from_table,
-    require,
     unsupported_content,
 )
 from channels_app.errors import ErrorKind, ProviderError
@@ -73,9 +72,10 @@ class VonageSmsAdapter(Adapter):
     name: ClassVar[str] = "vonage_sms"
     channels: ClassVar[frozenset[str]] = frozenset({"sms"})
     default_base_url: ClassVar[str] = "https://rest.nexmo.com"
+    required_config: ClassVar[tuple[str, ...]] = ("api_key", "api_secret")
 
     def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
-        require(config, self.name, "api_key", "api_secret")
+        self.require_config(config)
         if message.content_type != "text":
             raise unsupported_content(self.name, message)
         text = str(message.content.get("text", ""))

@@ -16,7 +16,6 @@ from channels_app.adapters.base import (
     OutboundMessage,
     SendResult,
     error_from_table,
-    require,
     unsupported_content,
 )
 from channels_app.errors import ErrorKind, ProviderError
@@ -68,9 +67,10 @@ class WhatsAppAdapter(Adapter):
     name: ClassVar[str] = "whatsapp"
     channels: ClassVar[frozenset[str]] = frozenset({"whatsapp"})
     default_base_url: ClassVar[str] = "https://graph.facebook.com"
+    required_config: ClassVar[tuple[str, ...]] = ("access_token", "phone_number_id")
 
     def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
-        require(config, self.name, "access_token", "phone_number_id")
+        self.require_config(config)
         version = config.get("api_version", "v19.0")
         response = http.request(
             "POST",

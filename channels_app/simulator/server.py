@@ -48,6 +48,7 @@ logger = logging.getLogger("channels_app.simulator")
 FAULTS = {
     "http_500",
     "http_429",
+    "http_401",
     "slow",
     "reset",
     "timeout_after_accept",
@@ -200,6 +201,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(Answer(500, {"error": "internal server error"}))
         if kind == "http_429":
             return self.answer(provider.transient(fault.retry_after if fault else None))
+        if kind == "http_401":  # credentials refused, whatever was sent
+            return self.answer(Answer(401, {"error": "unauthorized"}))
         if kind == "slow" and fault:
             time.sleep(fault.delay)
         fate = fate_of(recipient)

@@ -119,9 +119,21 @@ def test_content_a_provider_cannot_send_is_a_permanent_error(provider, content, 
     assert simulator.messages() == {}
 
 
-def test_missing_credentials_are_a_configuration_error(simulator):
-    error = failure("twilio", "447700900000", simulator.base_url, config={"auth_token": ""})
+REQUIRED = [(p, key) for p in PROVIDERS for key in ADAPTERS[p].required_config]
+
+
+def test_every_real_adapter_declares_the_config_it_requires():
+    assert {p for p, _ in REQUIRED} == set(PROVIDERS)
+
+
+@pytest.mark.parametrize(("provider", "key"), REQUIRED)
+def test_a_missing_required_key_is_a_configuration_error_and_nothing_is_sent(
+    provider, key, simulator
+):
+    error = failure(provider, "447700900000", simulator.base_url, config={key: ""})
     assert error.kind == ErrorKind.CONFIGURATION
+    assert error.provider_code == "missing-config" and key in str(error)
+    assert simulator.messages() == {}
 
 
 def test_messenger_sends_the_requests_message_tag(simulator):

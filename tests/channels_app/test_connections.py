@@ -5,6 +5,7 @@ import io
 import json
 
 import pytest
+from cryptography.fernet import Fernet
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db import connection as db_connection
@@ -43,6 +44,25 @@ def test_routes_follow_priority_and_the_senders_each_connection_serves():
 def test_a_sender_no_connection_serves_gets_a_configuration_error_not_the_sandbox():
     connect(SPECS["vonage_sms"], senders=["447700900001"])
     [route] = routes_for("sms", {"type": "sms", "number": "447700999999"})
+    assert route.adapter.name == "unrouted"
+
+
+def test_a_connection_lacking_a_required_key_is_skipped_and_logged(caplog):
+    skipped = connect(SPECS["twilio"], priority=1, auth_token="")
+    connect(SPECS["vonage_sms"], priority=2)
+    assert [r.adapter.name for r in routes_for("sms", {"number": "1"})] == ["vonage_sms"]
+    [record] = [r for r in caplog.records if r.name == "channels_app.registry"]
+    assert record.levelname == "WARNING"
+    assert str(skipped.id) in record.getMessage() and "auth_token" in record.getMessage()
+    assert "AC0123456789" not in record.getMessage()  # a key's name, never a value
+
+
+def test_a_channel_whose_only_connection_is_unusable_is_unrouted_not_the_sandbox(settings):
+    connect(SPECS["twilio"], account_sid="")
+    connect(SPECS["viber"])
+    settings.CREDENTIALS_KEY = Fernet.generate_key().decode()  # the viber row: unreadable now
+    assert [r.adapter.name for r in routes_for("sms", {"number": "1"})] == ["unrouted"]
+    [route] = routes_for("viber_service_msg", {"id": "shop"})
     assert route.adapter.name == "unrouted"
 
 

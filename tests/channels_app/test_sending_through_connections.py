@@ -54,7 +54,8 @@ def test_transient_errors_retry_then_move_to_the_next_connection(account, simula
 
 @pytest.mark.django_db
 def test_a_configuration_error_fails_over_at_once_and_flags_the_connection(account, simulator):
-    row = connect(SPECS["twilio"], simulator.base_url, auth_token="")
+    row = connect(SPECS["twilio"], simulator.base_url)
+    simulator.fault("447700900000", "http_401")  # the provider refuses our credentials
     step = start_run(
         account,
         SPECS["twilio"].step("447700900000"),
@@ -66,7 +67,36 @@ def test_a_configuration_error_fails_over_at_once_and_flags_the_connection(accou
     assert (step.state, step.attempt_count) == ("failed_over", 1)
     row.refresh_from_db()
     assert row.configuration_error
-    assert "auth_token" in row.last_error and row.last_error_at is not None
+    assert "401" in row.last_error and row.last_error_at is not None
+
+
+@pytest.mark.django_db
+def test_a_connection_missing_a_credential_is_skipped_and_the_next_one_sends(account, simulator):
+    skipped = connect(SPECS["twilio"], simulator.base_url, auth_token="", priority=1)
+    connect(SPECS["vonage_sms"], simulator.base_url, priority=2)
+    step = send_until_settled(start_run(account, SPECS["twilio"].step("447700900000")))
+    assert step.state == "waiting"
+    assert list(step.attempts.values_list("provider", "error_kind")) == [("vonage_sms", "")]
+    skipped.refresh_from_db()
+    assert not skipped.configuration_error and skipped.last_error == ""
+
+
+@pytest.mark.django_db
+def test_a_channel_whose_only_connection_lacks_a_credential_fails_over_unrouted(account, simulator):
+    connect(SPECS["twilio"], simulator.base_url, auth_token="")
+    step = start_run(
+        account,
+        SPECS["twilio"].step("447700900000"),
+        SPECS["messenger"].step("1000000000"),
+        condition="delivered",
+    )
+    step_send(step.id)
+    step.refresh_from_db()
+    assert step.state == "failed_over"
+    assert list(step.attempts.values_list("provider", "error_kind")) == [
+        ("unrouted", "configuration")
+    ]
+    assert simulator.messages() == {}  # nothing reached the provider, nor the sandbox
 
 
 @pytest.mark.django_db

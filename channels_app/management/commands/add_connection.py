@@ -46,4 +46,11 @@ class Command(BaseCommand):
         connection.config = credentials
         connection.full_clean(exclude=["config_encrypted", "senders"])
         connection.save()
+        missing = adapter.missing_config(credentials)
+        if missing:  # stored as asked, but sends skip it until the keys are added
+            self.stderr.write(
+                f"warning: {provider} requires {', '.join(adapter.required_config)}; without "
+                f"{', '.join(missing)} this connection is disabled (manage.py check --database "
+                "default lists such connections)"
+            )
         self.stdout.write(str(connection.id))

@@ -3,7 +3,7 @@
 #               start web + worker + scheduler in the foreground (Ctrl-C stops them all);
 #               SIMULATOR=1 also starts the provider simulator on SIMULATOR_PORT (8090)
 #   make test   install, then run the whole test suite
-#   make lint   ruff check + ruff format --check
+#   make lint   ruff check + ruff format --check + mypy (with django-stubs; [tool.mypy])
 #   make chaos  fault injection: kill workers, schedulers, Redis and PostgreSQL under load
 #               (throwaway servers; CHAOS_ARGS=--short for the quick version, see
 #               docs/reliability.md)
@@ -41,7 +41,7 @@ export REQUIREMENTS
 help:
 	@echo "make run    start web + worker + scheduler on http://127.0.0.1:8000 (PORT=... to change)"
 	@echo "make test   run the whole test suite"
-	@echo "make lint   ruff check and ruff format --check"
+	@echo "make lint   ruff check, ruff format --check and mypy"
 	@echo "make browser  install Debian's Chromium for the admin browser test"
 	@echo "make chaos  fault-injection scenarios (CHAOS_ARGS=--short for the quick version)"
 	@echo "make venv   only create $(VENV) and install the dependencies"
@@ -90,6 +90,7 @@ browser:
 lint: $(STAMP)
 	"$(BIN)/ruff" check .
 	"$(BIN)/ruff" format --check .
+	"$(BIN)/mypy"
 
 # Starts its own throwaway PostgreSQL and Redis; never touches DATABASE_URL or REDIS_URL.
 chaos: $(STAMP)

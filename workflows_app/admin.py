@@ -374,9 +374,10 @@ class WebhookEndpointAdmin(ReadOnlyAdmin):
 # --- Accounts and applications -------------------------------------------------------------
 
 
-class RotateSecretMixin:
-    """An action that rotates the Standard Webhooks secret and shows the new one once; edits
-    (the status URL) are logged as Events."""
+class WebhookSecretOwnerAdmin(admin.ModelAdmin):
+    """Admin for what owns a webhook secret (accounts, applications): an action that rotates
+    the Standard Webhooks secret and shows the new one once; edits (the status URL) are logged
+    as Events."""
 
     actions = ["rotate_webhook_secret"]
 
@@ -395,7 +396,7 @@ class RotateSecretMixin:
 
 
 @admin.register(Account)
-class AccountAdmin(RotateSecretMixin, admin.ModelAdmin):
+class AccountAdmin(WebhookSecretOwnerAdmin):
     list_display = ("name", "api_key", "status_url", "created_at")
     search_fields = ("name", "api_key")
     fields = ("name", "api_key", "status_url", "created_at")
@@ -406,7 +407,7 @@ class AccountAdmin(RotateSecretMixin, admin.ModelAdmin):
 
 
 @admin.register(Application)
-class ApplicationAdmin(RotateSecretMixin, admin.ModelAdmin):
+class ApplicationAdmin(WebhookSecretOwnerAdmin):
     list_display = ("name", "id", "account", "status_url", "created_at")
     search_fields = ("name", "=id")
     fields = ("id", "account", "name", "status_url", "inbound_url", "public_key", "created_at")

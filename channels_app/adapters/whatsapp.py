@@ -84,7 +84,7 @@ class WhatsAppAdapter(Adapter):
             messages = (body or {}).get("messages") or []
             if not messages or not messages[0].get("id"):
                 raise http.unreadable_success(response)
-            return SendResult([str(messages[0]["id"])], {"contacts": body.get("contacts")})
+            return SendResult([str(messages[0]["id"])], {"contacts": (body or {}).get("contacts")})
         graph = (body or {}).get("error")
         graph = graph if isinstance(graph, dict) else {}
         code = graph.get("code")

@@ -72,9 +72,9 @@ class VonageMessagesReceiptParser(ReceiptParser):
         """v0.1 sends ``{code, reason}``; v1 sends ``{type, title: "<code>", detail}``."""
         if not isinstance(error, dict):
             return None, ""
-        code = error.get("code", error.get("title"))
+        raw = error.get("code", error.get("title"))
         try:
-            code = int(code)
+            code = int(raw) if raw is not None else None
         except (TypeError, ValueError):
             code = None
         return code, str(error.get("reason") or error.get("detail") or "")[:200]

@@ -1,5 +1,7 @@
 """The sandbox provider's side: it posts receipts later, like a real provider would."""
 
+from typing import Any
+
 from celery import shared_task
 
 from channels_app import receipts
@@ -14,7 +16,11 @@ def emit_receipt(
     error_code: int | None = None,
     error_reason: str = "",
 ) -> None:
-    raw = {"message_id": provider_message_id, "client_ref": client_ref, "status": status}
+    raw: dict[str, Any] = {
+        "message_id": provider_message_id,
+        "client_ref": client_ref,
+        "status": status,
+    }
     if error_code is not None:
         raw["error"] = {"code": error_code, "reason": error_reason}
     receipts.ingest(

@@ -209,11 +209,13 @@ class WhatsApp(SimProvider):
 
     def accept(self, request: Request, webhook: Webhook | None, default_secret: str) -> Sent:
         body = request.json()
+        phone_number_id = self.path.match(request.path)
+        assert phone_number_id is not None  # matches() chose this provider by this path
         return Sent(
             self.name,
             [f"wamid.{uuid.uuid4().hex}"],
             self.recipient(request),
-            self.path.match(request.path).group(1),
+            phone_number_id.group(1),
             "whatsapp",
             (webhook.secret if webhook else "") or default_secret,
             webhook.url if webhook else "",

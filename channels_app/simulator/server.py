@@ -19,6 +19,7 @@ carried). Control endpoints, under ``/_simulator/``:
 """
 
 import contextlib
+import io
 import logging
 import socket
 import struct
@@ -267,15 +268,7 @@ class Handler(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.close_connection = True
         self.connection.close()
-        self.wfile = _NullWriter()
-
-
-class _NullWriter:
-    def write(self, data: bytes) -> int:
-        return len(data)
-
-    def flush(self) -> None:
-        pass
+        self.wfile = io.BytesIO()  # whatever the handler still writes goes nowhere
 
 
 class SimulatorServer(ThreadingHTTPServer):
@@ -288,7 +281,7 @@ class SimulatorServer(ThreadingHTTPServer):
 
     @property
     def base_url(self) -> str:
-        host, port = self.server_address[:2]
+        host, port = self.socket.getsockname()[:2]
         return f"http://{host}:{port}"
 
 

@@ -133,6 +133,15 @@ def decode_basic_credentials(encoded: bytes) -> tuple[str, str]:
     return api_key, api_secret
 
 
+def request_account(request) -> Account:
+    """The account a request authenticated as (``request.auth``, with Basic or JWT). Call only
+    behind ``IsAuthenticated``; an unauthenticated request is refused with 401."""
+    account = request.auth
+    if not isinstance(account, Account):
+        raise exceptions.NotAuthenticated()
+    return account
+
+
 def request_application(request) -> Application | None:
     """The application a request authenticated as (JWT), or None (Basic)."""
     return getattr(request.user, "application", None)

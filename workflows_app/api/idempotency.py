@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from workflows_app.api.auth import request_account
 from workflows_app.api.problems import InvalidParameter, Problem, problem_body
 from workflows_app.models import Account, IdempotencyKey
 from workflows_app.services.clock import db_now
@@ -34,7 +35,7 @@ def idempotent(request: Request, handler: Callable[[], Response]) -> Response:
     if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable() or not key.isascii():
         raise InvalidParameter(HEADER, "Must be 1-255 printable ASCII characters.")
     fingerprint = _fingerprint(request)
-    account = request.auth
+    account = request_account(request)
     with transaction.atomic():
         claimed, row = _claim(account, key, request.path, fingerprint)
         if not claimed:

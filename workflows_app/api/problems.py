@@ -203,8 +203,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     elif isinstance(exc, exceptions.Throttled):
         http_status = 429
         body = problem_body(429)
-        if exc.wait is not None:
-            headers["Retry-After"] = str(int(exc.wait) + 1)
+        wait = exc.wait  # type: ignore[attr-defined]  # set by Throttled.__init__; not in drf-stubs
+        if wait is not None:
+            headers["Retry-After"] = str(int(wait) + 1)
     elif isinstance(exc, exceptions.APIException):
         http_status = exc.status_code
         body = problem_body(http_status)

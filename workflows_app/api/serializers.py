@@ -4,6 +4,8 @@ Structure is checked field by field; the per-channel rules (which of ``id``/``nu
 types, text length, allowed ``condition_status``) come from :mod:`workflows_app.api.channels`.
 """
 
+from typing import Any
+
 from django.conf import settings
 from rest_framework import serializers
 
@@ -176,13 +178,9 @@ class WorkflowRequestSerializer(serializers.Serializer):
         last = len(items) - 1
         for index, item in enumerate(items):
             if index < last and "failover" not in item:
-                raise serializers.ValidationError(
-                    {index: {"failover": "Required on every item but the last."}}
-                )
+                raise item_error(index, {"failover": "Required on every item but the last."})
             if index == last and "failover" in item:
-                raise serializers.ValidationError(
-                    {index: {"failover": "Not allowed on the last item."}}
-                )
+                raise item_error(index, {"failover": "Not allowed on the last item."})
         for index, item in enumerate(items[:last]):
             _validate_condition(index, item)
         return items
@@ -201,13 +199,20 @@ class WorkflowRequestSerializer(serializers.Serializer):
         ]
 
 
+def item_error(index: int, detail: dict[str, Any]) -> serializers.ValidationError:
+    """A validation error about item ``index`` of the ``workflow`` list. The int key is
+    deliberate: problems.py names it ``workflow[0]`` (drf-stubs type the keys as str; DRF
+    itself takes any)."""
+    return serializers.ValidationError({index: detail})  # type: ignore[dict-item]
+
+
 def _validate_condition(index: int, item: dict) -> None:
     """Raise unless the item's channel can report its ``failover.condition_status``."""
     rules = CHANNELS[item["to"]["type"]]
     if item["failover"]["condition_status"] not in rules.conditions:
         allowed = ", ".join(sorted(rules.conditions))
         reason = f"{rules.label} supports only {allowed}."
-        raise serializers.ValidationError({index: {"failover": {"condition_status": reason}}})
+        raise item_error(index, {"failover": {"condition_status": reason}})
 
 
 def _plain(value):

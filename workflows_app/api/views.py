@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from workflows_app.api import schema
-from workflows_app.api.auth import request_application
+from workflows_app.api.auth import request_account, request_application
 from workflows_app.api.idempotency import idempotent
 from workflows_app.api.messages_v1 import V1RequestSerializer, invalid_params_v1, unwrap_sdk_shape
 from workflows_app.api.pagination import WorkflowCursorPagination
@@ -33,7 +33,10 @@ from workflows_app.models import ApiFlavour, Workflow
 from workflows_app.selectors import workflow_get_for_account, workflow_list_for_account
 from workflows_app.services.workflows import workflow_cancel, workflow_create
 
-ID_FIELD = {ApiFlavour.WORKFLOWS: "workflow_uuid", ApiFlavour.DISPATCH: "dispatch_uuid"}
+ID_FIELD: dict[str, str] = {
+    ApiFlavour.WORKFLOWS: "workflow_uuid",
+    ApiFlavour.DISPATCH: "dispatch_uuid",
+}
 
 
 def require_json_body(request: Request) -> None:
@@ -54,7 +57,7 @@ class WorkflowListView(APIView):
         serializer = WorkflowRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         workflow = workflow_create(
-            account=request.auth,
+            account=request_account(request),
             application=request_application(request),
             flavour=self.flavour,
             steps=serializer.step_specs(),
@@ -67,11 +70,11 @@ class WorkflowListView(APIView):
         """Our extension: the caller's runs, newest first, filtered, cursor-paginated."""
         filters = WorkflowListFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        runs = workflow_list_for_account(request.auth, **filters.validated_data)
+        runs = workflow_list_for_account(request_account(request), **filters.validated_data)
         paginator = WorkflowCursorPagination()
         page = paginator.paginate_queryset(runs, request, view=self)
         return paginator.get_paginated_response(
-            [workflow_representation(run, self.flavour) for run in page]
+            [workflow_representation(run, self.flavour) for run in page or []]
         )
 
 
@@ -82,9 +85,7 @@ class WorkflowDetailView(APIView):
 
     @schema.workflow_detail_schema
     def get(self, request: Request, workflow_id: str) -> Response:
-        workflow = workflow_get_for_account(request.auth, workflow_id)
-        if workflow is None:
-            raise Problem(404, problem_body(404))
+        workflow = owned_workflow(request, workflow_id)
         return Response(workflow_representation(workflow, self.flavour))
 
 
@@ -96,9 +97,7 @@ class WorkflowCancelView(APIView):
         return idempotent(request, lambda: self.cancel(request, workflow_id))
 
     def cancel(self, request: Request, workflow_id: str) -> Response:
-        workflow = workflow_get_for_account(request.auth, workflow_id)
-        if workflow is None:
-            raise Problem(404, problem_body(404))
+        workflow = owned_workflow(request, workflow_id)
         if not workflow_cancel(workflow):
             raise Problem(
                 409,
@@ -108,7 +107,7 @@ class WorkflowCancelView(APIView):
                     f"({Workflow.objects.get(id=workflow.id).status}).",
                 ),
             )
-        workflow = workflow_get_for_account(request.auth, workflow_id)
+        workflow = owned_workflow(request, workflow_id)
         return Response(workflow_representation(workflow, self.flavour))
 
 
@@ -128,7 +127,7 @@ class MessagesV01View(APIView):
         serializer.is_valid(raise_exception=True)
         message_uuid = uuid.uuid4()
         workflow_create(
-            account=request.auth,
+            account=request_account(request),
             application=request_application(request),
             flavour=ApiFlavour.MESSAGES_V01,
             steps=[serializer.step_spec(message_uuid)],
@@ -160,7 +159,7 @@ class MessagesV1View(APIView):
         data = serializer.validated_data
         message_uuid = uuid.uuid4()
         workflow = workflow_create(
-            account=request.auth,
+            account=request_account(request),
             application=request_application(request),
             flavour=ApiFlavour.MESSAGES_V1,
             steps=serializer.step_specs(message_uuid),
@@ -172,6 +171,14 @@ class MessagesV1View(APIView):
         if "failover" in data:
             body["workflow_id"] = str(workflow.id)
         return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+def owned_workflow(request: Request, workflow_id: str) -> Workflow:
+    """The caller's run ``workflow_id``; a 404 problem when it is not theirs or does not exist."""
+    workflow = workflow_get_for_account(request_account(request), workflow_id)
+    if workflow is None:
+        raise Problem(404, problem_body(404))
+    return workflow
 
 
 def workflow_representation(workflow: Workflow, flavour: str) -> dict:

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 
-from channels_app.statuses import ReceiptEvent
+from channels_app.statuses import ReceiptEvent, ReceiptStatus
 from workflows_app.logcontext import log_context
 from workflows_app.models import Attempt, Event, ProviderMessage, Step
 from workflows_app.states import (
@@ -61,7 +61,7 @@ def receipt_apply(event: ReceiptEvent, *, replayed: bool = False) -> bool:
         step = Step.objects.select_for_update().get(id=attempt.step_id) if attempt else None
         if not replayed and not _record(event, step):
             return False
-        if step is None:
+        if step is None or attempt is None:  # both or neither: the step is the attempt's
             return True
         status = _part_apply(attempt, event)
         if status is not None:
@@ -126,8 +126,8 @@ def _part_apply(attempt: Attempt, event: ReceiptEvent) -> MessageStatus | None:
         this.status = new
     if len(parts) <= 1 or new in FAILURE_STATUSES:
         return new
-    statuses = [MessageStatus(p.status) if p.status else None for p in parts]
-    if any(s is None or s in FAILURE_STATUSES for s in statuses):
+    statuses = [MessageStatus(p.status) for p in parts if p.status]
+    if len(statuses) < len(parts) or any(s in FAILURE_STATUSES for s in statuses):
         return None
     return min(statuses, key=lambda s: MESSAGE_STATUS_RANK[s])
 
@@ -186,7 +186,7 @@ def replay_unmatched_receipts(provider: str, provider_message_ids: list[str]) ->
         event = ReceiptEvent(
             provider=provider,
             provider_message_id=provider_message_id,
-            status=stored.to_state,
+            status=ReceiptStatus(stored.to_state),
             raw=stored.data.get("raw", {}),
             error_code=stored.data.get("error_code"),
             error_reason=stored.data.get("error_reason", ""),

@@ -64,6 +64,7 @@ def _attempt_start(step_id: int) -> tuple[Attempt, Route, OutboundMessage] | Non
         if step is None:
             return None
         now = db_now()
+        assert step.ready_at is not None  # the query filtered on it
         if step.ready_at > now:  # an early duplicate of a retry that is not due yet
             return None
         if step.workflow.status != WorkflowStatus.RUNNING:

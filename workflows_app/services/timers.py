@@ -111,6 +111,7 @@ def _arm_near(batch: int) -> int:
         )
         Step.objects.filter(id__in=[s.id for s in near]).update(timer_armed_at=now)
         for step in near:
+            assert step.deadline_at is not None  # the query filtered on it
             arm_timer_on_commit(step.id, (step.deadline_at - now).total_seconds())
     return len(near)
 
@@ -139,6 +140,7 @@ def _redispatch_pending(batch: int) -> int:
             .only("id", "ready_at")[:batch]
         )
         for step in lost:
+            assert step.ready_at is not None  # the query filtered on it
             step.dispatched_at = now + min(now - step.ready_at, REDISPATCH_BACKOFF_CAP)
             send_on_commit(step.id)
         Step.objects.bulk_update(lost, ["dispatched_at"])

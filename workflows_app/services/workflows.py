@@ -132,7 +132,7 @@ def step_succeed(step: Step) -> None:
 def step_fail_over(step: Step, reason: FailoverReason, *, detail: str = "") -> None:
     """Rejected, undeliverable or expired: start the next step, or end the run in `error`."""
     now = db_now()
-    fields = {"failover_reason": reason, "finished_at": now}
+    fields: dict[str, Any] = {"failover_reason": reason, "finished_at": now}
     if step.is_last:
         if step_transition(step, StepState.FAILED, detail=detail, **fields):
             workflow_transition(step.workflow_id, WorkflowStatus.RUNNING, WorkflowStatus.ERROR)

@@ -71,7 +71,7 @@ def webhook_secret_rotate(owner: WebhookSecretFields, overlap_hours: float | Non
     hours = settings.WEBHOOK_SECRET_OVERLAP_HOURS if overlap_hours is None else overlap_hours
     fresh = new_webhook_secret()
     with transaction.atomic():
-        type(owner).objects.filter(pk=owner.pk).update(
+        type(owner)._default_manager.filter(pk=owner.pk).update(
             webhook_secret=fresh,
             webhook_secret_previous=owner.webhook_secret,
             webhook_secret_previous_until=timezone.now() + timedelta(hours=hours),

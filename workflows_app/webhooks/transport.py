@@ -16,6 +16,7 @@ import ipaddress
 import socket
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import requests
 from django.conf import settings
@@ -54,7 +55,14 @@ def address_refusal(address: str, allow_private: bool) -> str | None:
     return None
 
 
-class _GuardedConnectionMixin:
+# The mixin is only ever combined with a urllib3 connection class; the checker needs that base.
+if TYPE_CHECKING:
+    _ConnectionBase = HTTPConnection
+else:
+    _ConnectionBase = object
+
+
+class _GuardedConnectionMixin(_ConnectionBase):
     allow_private = False
 
     def _new_conn(self) -> socket.socket:
@@ -155,7 +163,7 @@ def _read_excerpt(response: requests.Response, deadline: float) -> str:
 
 
 def _describe(error: requests.RequestException) -> str:
-    cause = error
+    cause: BaseException = error
     while cause.__context__ is not None and not isinstance(cause, AddressRefused):
         cause = cause.__context__
     if isinstance(cause, AddressRefused):

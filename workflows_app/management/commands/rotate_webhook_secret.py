@@ -6,7 +6,7 @@ a signature made with the old secret beside the new one.
 
 import json
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from workflows_app.models import Account, Application
@@ -29,7 +29,7 @@ class Command(BaseCommand):
         )
         try:
             owner = model.objects.get(**key)
-        except (model.DoesNotExist, ValidationError) as error:
+        except (ObjectDoesNotExist, ValidationError) as error:
             raise CommandError(f"no such {model.__name__.lower()}: {error}") from error
         secret = webhook_secret_rotate(owner, overlap_hours)
         operator_log(
@@ -40,5 +40,7 @@ class Command(BaseCommand):
         )
         until = owner.webhook_secret_previous_until
         self.stdout.write(
-            json.dumps({"webhook_secret": secret, "previous_valid_until": until.isoformat()})
+            json.dumps(
+                {"webhook_secret": secret, "previous_valid_until": until and until.isoformat()}
+            )
         )

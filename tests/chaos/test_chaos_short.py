@@ -37,5 +37,5 @@ def test_nothing_is_lost_or_sent_twice_when_things_break(tmp_path):
     assert summary, result.stdout[-3000:] + result.stderr[-3000:]
     scenarios, passed, lost, duplicates = map(int, summary.groups())
     assert (lost, duplicates) == (0, 0), result.stdout
-    assert scenarios >= 8 and passed == scenarios, result.stdout
+    assert scenarios >= 12 and passed == scenarios, result.stdout
     assert result.returncode == 0, result.stdout

@@ -338,10 +338,17 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class _NullWriter:
+    """Stands in for a reset connection's output: socketserver still writes, flushes, closes."""
+
+    closed = True
+
     def write(self, data: bytes) -> int:
         return len(data)
 
     def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
         pass
 
 

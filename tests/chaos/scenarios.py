@@ -457,7 +457,7 @@ def webhook_receiver_down(ctx: Context) -> None:
     receiver.stop()
     ctx.note(f"receiver down for {ctx.size.receiver_down:.0f}s")
     time.sleep(ctx.size.receiver_down)
-    receiver.start(int(receiver.url.split(":")[2].split("/")[0]))
+    receiver.start(receiver.port)  # the same port: the status URL stays
     ctx.note(f"receiver back; it had accepted {len(receiver.accepted())} before")
 
 

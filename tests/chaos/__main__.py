@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         outcomes = run_all(world, SHORT if args.short else LONG, args.seed, args.only, base)
     finally:
         world.stop()
-        if not args.keep and all(o.passed or o.skipped for o in locals().get("outcomes", [])):
+        finished = locals().get("outcomes")  # None when interrupted: keep the logs
+        if not args.keep and finished is not None and all(o.passed or o.skipped for o in finished):
             shutil.rmtree(base, ignore_errors=True)
     print(report(outcomes, args.seed, "short" if args.short else "long"))
     failed = [o for o in outcomes if not o.skipped and not o.passed]

@@ -139,9 +139,10 @@ class Stack:
     processes: dict[str, Process] = field(default_factory=dict)
     worker_concurrency: int = 2
 
-    def start(self, name: str, **env: str) -> Process:
-        """Start process ``name`` (web, worker, scheduler, with an optional numeric suffix:
-        worker2); ``env`` adds to the stack's environment for this process only."""
+    def start(self, name: str, *extra: str, **env: str) -> Process:
+        """Start process ``name`` (web, worker, scheduler, simulator, with an optional numeric
+        suffix: worker2); ``extra`` arguments go at the end of its command line; ``env`` adds
+        to the stack's environment for this process only."""
         argv = {
             "web": [
                 str(BIN / "gunicorn"),
@@ -168,8 +169,9 @@ class Stack:
                 f"{name}@%h",
             ],
             "scheduler": [str(BIN / "python"), "manage.py", "run_scheduler"],
+            "simulator": [str(BIN / "python"), "manage.py", "simulate_providers"],
         }[name.rstrip("0123456789")]
-        process = Process(name, argv, {**self.env, **env}, self.log_dir).start()
+        process = Process(name, [*argv, *extra], {**self.env, **env}, self.log_dir).start()
         self.processes[name] = process
         return process
 

@@ -109,6 +109,10 @@ class SimProvider:
     def recipient(self, request: Request) -> str:
         raise NotImplementedError
 
+    def client_ref(self, request: Request) -> str:
+        """The sender's own reference carried by the send, where the API has one ("" if not)."""
+        return ""
+
     def receipt(self, sent: Sent, status: ReceiptStatus) -> list[tuple[str, dict, bytes]]:
         """The signed callbacks (url, headers, body) that report ``status`` for ``sent``."""
         raise NotImplementedError
@@ -207,6 +211,9 @@ class WhatsApp(SimProvider):
     def recipient(self, request: Request) -> str:
         return str(request.json().get("to", ""))
 
+    def client_ref(self, request: Request) -> str:
+        return str(request.json().get("biz_opaque_callback_data", ""))
+
     def accept(self, request: Request, webhook: Webhook | None, default_secret: str) -> Sent:
         body = request.json()
         phone_number_id = self.path.match(request.path)
@@ -287,6 +294,9 @@ class Viber(SimProvider):
     def recipient(self, request: Request) -> str:
         return str(request.json().get("receiver", ""))
 
+    def client_ref(self, request: Request) -> str:
+        return str(request.json().get("tracking_data", ""))
+
     def accept(self, request: Request, webhook: Webhook | None, default_secret: str) -> Sent:
         token = request.headers.get("X-Viber-Auth-Token", "")
         return Sent(
@@ -359,6 +369,9 @@ class VonageSms(SimProvider):
 
     def recipient(self, request: Request) -> str:
         return request.form().get("to", "")
+
+    def client_ref(self, request: Request) -> str:
+        return request.form().get("client-ref", "")
 
     def accept(self, request: Request, webhook: Webhook | None, default_secret: str) -> Sent:
         form = request.form()
@@ -552,6 +565,9 @@ class VonageMessages(SimProvider):
 
     def recipient(self, request: Request) -> str:
         return str(request.json().get("to", ""))
+
+    def client_ref(self, request: Request) -> str:
+        return str(request.json().get("client_ref", ""))
 
     def accept(self, request: Request, webhook: Webhook | None, default_secret: str) -> Sent:
         body = request.json()

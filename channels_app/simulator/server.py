@@ -13,13 +13,21 @@ carried). Control endpoints, under ``/_simulator/``:
   ``http_429``, ``slow`` (answer after ``delay``), ``reset`` (drop the connection after
   reading the request), ``timeout_after_accept`` (accept, then answer after ``delay``),
   ``malformed`` (accept, answer with an unreadable body), ``drop_receipts`` (accept, never
-  call back; the status API still tells the truth).
+  call back; the status API still tells the truth). A ``recipient`` ending in ``*`` is a
+  prefix: every recipient starting with it meets the fault, ``times`` times each (the
+  longest matching prefix wins; an exact recipient beats every prefix).
 - ``GET /_simulator/messages``: what was accepted; ``POST /_simulator/reset``.
+- ``GET /_simulator/sends``: every send request received, in order, with the sender's
+  reference (``client_ref``, where the provider's API carries one), the recipient, the fault
+  met and the outcome (``accepted``, ``rejected``, ``transient`` or ``fault``). The same
+  records go, one JSON line each, to the ``send_log`` file when one is given (the chaos
+  harness counts them to prove no attempt reached a provider twice).
 - Twilio's ``GET .../Messages/<sid>.json`` reports the simulated status (for polling).
 """
 
 import contextlib
 import io
+import json
 import logging
 import socket
 import struct
@@ -66,6 +74,19 @@ class Fault:
     delay: float = 0.0
 
 
+@dataclass
+class SendRecord:
+    """One send request as the simulated provider received it."""
+
+    provider: str
+    recipient: str
+    client_ref: str
+    fault: str
+    outcome: str = ""  # accepted | rejected | transient | fault
+    provider_message_ids: list[str] | None = None
+    at: float = 0.0
+
+
 class Simulator:
     """The simulated providers' shared state. Thread-safe; one per server."""
 
@@ -76,10 +97,12 @@ class Simulator:
         secret: str = "simulator-secret",
         deliver_after: float = 0.3,
         read_after: float = 0.6,
+        send_log: str = "",
     ) -> None:
         self.callback_base = callback_base.rstrip("/")
         self.secret = secret
         self.deliver_after, self.read_after = deliver_after, read_after
+        self.send_log = send_log
         self.lock = threading.Lock()
         self.reset()
 
@@ -88,6 +111,8 @@ class Simulator:
             self.webhooks: dict[str, Webhook] = {}
             self.viber_webhooks: dict[str, str] = {}
             self.faults: dict[str, Fault] = {}
+            self.prefix_uses: dict[tuple[str, str], int] = {}
+            self.sends: list[SendRecord] = []
             self.seen: dict[tuple[str, str], int] = {}
             self.messages: dict[str, Sent] = {}
             self.receipts_posted = 0
@@ -104,13 +129,35 @@ class Simulator:
     def take_fault(self, recipient: str) -> Fault | None:
         with self.lock:
             fault = self.faults.get(recipient)
-            if fault is None:
-                return None
-            if fault.times > 0:
-                fault.times -= 1
-                if fault.times == 0:
-                    del self.faults[recipient]
-            return fault
+            if fault is not None:
+                if fault.times > 0:
+                    fault.times -= 1
+                    if fault.times == 0:
+                        del self.faults[recipient]
+                return fault
+            return self._take_prefix_fault(recipient)
+
+    def _take_prefix_fault(self, recipient: str) -> Fault | None:
+        """The fault of the longest ``prefix*`` matching ``recipient``, ``times`` per recipient."""
+        prefixes = [k for k in self.faults if k.endswith("*") and recipient.startswith(k[:-1])]
+        if not prefixes:
+            return None
+        key = max(prefixes, key=len)
+        fault = self.faults[key]
+        used = self.prefix_uses.get((key, recipient), 0)
+        if fault.times > 0 and used >= fault.times:
+            return None
+        self.prefix_uses[(key, recipient)] = used + 1
+        return fault
+
+    def record(self, send: SendRecord) -> None:
+        """Keep one received send, and append it to the send log file if there is one."""
+        send.at = time.time()
+        with self.lock:
+            self.sends.append(send)
+            if self.send_log:
+                with open(self.send_log, "a") as log:
+                    log.write(json.dumps(asdict(send)) + "\n")
 
     def first_time(self, provider: str, recipient: str) -> bool:
         with self.lock:
@@ -196,6 +243,22 @@ class Handler(BaseHTTPRequestHandler):
         recipient = provider.recipient(request).removeprefix("whatsapp:").lstrip("+")
         fault = sim.take_fault(recipient)
         kind = fault.fault if fault else ""
+        record = SendRecord(provider.name, recipient, provider.client_ref(request), kind)
+        try:
+            self._send_for(provider, request, sim, fault, record)
+        finally:
+            sim.record(record)
+
+    def _send_for(
+        self,
+        provider: SimProvider,
+        request: Request,
+        sim: Simulator,
+        fault: Fault | None,
+        record: SendRecord,
+    ) -> None:
+        kind = fault.fault if fault else ""
+        record.outcome = "fault" if kind in ("reset", "http_500", "http_429") else "transient"
         if kind == "reset":
             return self.reset_connection()
         if kind == "http_500":
@@ -206,13 +269,16 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(Answer(401, {"error": "unauthorized"}))
         if kind == "slow" and fault:
             time.sleep(fault.delay)
+        recipient = record.recipient
         fate = fate_of(recipient)
         if fate == Fate.REJECTED:
+            record.outcome = "rejected"
             return self.answer(provider.rejected())
         if fate == Fate.FLAKY and sim.first_time(provider.name, recipient):
             return self.answer(provider.transient(1))
         credential = request.headers.get("X-Viber-Auth-Token", "")
         sent = provider.accept(request, sim.webhook_for(provider.name, credential), sim.secret)
+        record.outcome, record.provider_message_ids = "accepted", list(sent.ids)
         sim.remember(sent)
         sim.schedule_receipts(provider, sent, post=kind != "drop_receipts")
         if kind == "timeout_after_accept" and fault:
@@ -243,6 +309,10 @@ class Handler(BaseHTTPRequestHandler):
                 float(body.get("delay", 0.0)),
             )
             return self.answer(Answer(200, {"ok": True}))
+        if request.path == "/_simulator/sends":
+            with sim.lock:
+                sends = [asdict(send) for send in sim.sends]
+            return self.answer(Answer(200, {"sends": sends}))
         if request.path == "/_simulator/messages":
             with sim.lock:
                 sent = {mid: asdict(s) | {"secret": "***"} for mid, s in sim.messages.items()}

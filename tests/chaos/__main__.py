@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         outcomes = run_all(world, SHORT if args.short else LONG, args.seed, args.only, base)
     finally:
         world.stop()
-        if not args.keep and all(o.passed or o.skipped for o in locals().get("outcomes", [])):
+        finished = locals().get("outcomes")  # None when interrupted: keep the logs
+        if not args.keep and finished is not None and all(o.passed or o.skipped for o in finished):
             shutil.rmtree(base, ignore_errors=True)
     print(report(outcomes, args.seed, "short" if args.short else "long"))
     failed = [o for o in outcomes if not o.skipped and not o.passed]
@@ -64,7 +65,7 @@ def run_all(world, size, seed: int, only: list[str], base: Path) -> list:
         if only and scenario.name not in only:
             continue
         if scenario.requires:
-            outcomes.append(Outcome(scenario.name, skipped=f"needs {scenario.requires}"))
+            outcomes.append(Outcome(scenario.name, skipped=scenario.requires))
             continue
         logging.info("scenario %s", scenario.name)
         outcome = run_scenario(world, scenario, size, seed + index, base / "logs")
@@ -88,7 +89,7 @@ def report(outcomes: list, seed: int, version: str) -> str:
             str(o.workflows),
             str(o.lost),
             str(o.duplicates),
-            ("pending: " + o.skipped) if o.skipped else ("passed" if o.passed else "FAILED"),
+            ("checked in " + o.skipped) if o.skipped else ("passed" if o.passed else "FAILED"),
         )
         for o in outcomes
     ]

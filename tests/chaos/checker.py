@@ -11,7 +11,17 @@ to cause (design.md, "Invariants every change keeps"):
 3. no attempt reached the provider twice, and no step was accepted by the provider twice
    (else a *duplicate* send);
 4. a step's message status is never behind a non-failure status it received;
-5. a finished workflow's status agrees with its steps, and it changed status once.
+5. a finished workflow's status agrees with its steps, and it changed status once;
+6. a finished workflow with a webhook endpoint has exactly one final report, a running one
+   none, and the report says how the workflow ended; when given what the caller's receiver got
+   (``received``), every event was delivered, each ``webhook-id`` was accepted once, no event
+   came under two ids, one final report per workflow reached the receiver, and every request
+   carried signatures that verify (checked there with PyJWT and ``standardwebhooks``).
+
+Invariant 3 also reads, when given, the provider simulator's log of the send requests it
+received (``provider_log``, tests/chaos/providers.py), matched to attempts by ``client_ref``
+where the provider's API carries it, else by the message ids the attempt recorded, and to
+steps by recipient (each step of a provider scenario has its own).
 """
 
 import json
@@ -23,7 +33,7 @@ from pathlib import Path
 
 from django.db import connection, transaction
 
-from workflows_app.models import Attempt, Event, Step, Workflow
+from workflows_app.models import Attempt, Event, Step, WebhookDelivery, Workflow
 from workflows_app.services.clock import db_now
 from workflows_app.states import (
     ACTIVE_STEP_STATES,
@@ -87,9 +97,15 @@ def _steps_by_workflow(workflow_ids: Iterable) -> dict:
 
 
 def check(
-    workflow_ids: Iterable, send_log: Path | None = None, *, require_settled: bool = True
+    workflow_ids: Iterable,
+    send_log: Path | None = None,
+    *,
+    require_settled: bool = True,
+    provider_log: Path | None = None,
+    received: list | None = None,
 ) -> Verdict:
-    """Check every invariant over the given workflows (and their sandbox calls).
+    """Check every invariant over the given workflows (and their sandbox calls, the provider
+    simulator's sends, and the webhooks the caller's receiver got, when given).
 
     Reads one snapshot of the database (REPEATABLE READ), so runs that move on while it reads
     cannot look inconsistent. ``require_settled=False`` skips invariant 1, for checks in the
@@ -100,7 +116,11 @@ def check(
         if connection.vendor == "postgresql" and outermost:
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        return _check(list(workflow_ids), send_log, require_settled)
+        verdict = _check(list(workflow_ids), send_log, require_settled)
+        if provider_log is not None:
+            _check_provider_sends(verdict, list(workflow_ids), provider_log)
+        _check_webhooks(verdict, list(workflow_ids), received)
+        return verdict
 
 
 def _check(ids: list, send_log: Path | None, require_settled: bool) -> Verdict:
@@ -229,3 +249,109 @@ def _attempt_id(call: dict):
         return uuid.UUID(call["client_ref"])
     except (KeyError, ValueError):
         return None
+
+
+def _check_provider_sends(verdict: Verdict, ids: list, provider_log: Path) -> None:
+    """No attempt reached a simulated provider twice; no step was accepted twice; every send
+    that carried a ``client_ref`` came from an attempt the database knows."""
+    steps = list(Step.objects.filter(workflow_id__in=ids))
+    by_recipient = Counter(_recipient(s) for s in steps)
+    step_of_recipient = {_recipient(s): s.id for s in steps if by_recipient[_recipient(s)] == 1}
+    attempts = {a.id: a for a in Attempt.objects.filter(step__in=steps)}
+    by_message_id = {mid: a.id for a in attempts.values() for mid in a.provider_message_ids}
+    calls = [c for c in read_send_log(provider_log) if c["recipient"] in step_of_recipient]
+    per_attempt: Counter = Counter()
+    accepted_per_step: Counter = Counter()
+    for call in calls:
+        attempt_id = _attempt_id(call)
+        if call.get("client_ref") and attempt_id not in attempts:
+            verdict.add(f"a send to {call['recipient']} came from unknown attempt {attempt_id}")
+        if attempt_id is None:
+            ids_ = call.get("provider_message_ids") or []
+            attempt_id = next((by_message_id[m] for m in ids_ if m in by_message_id), None)
+        if attempt_id is not None:
+            per_attempt[attempt_id] += 1
+        if call["outcome"] == "accepted":
+            accepted_per_step[step_of_recipient[call["recipient"]]] += 1
+    for attempt_id, count in per_attempt.items():
+        if count > 1:
+            verdict.duplicates += count - 1
+            verdict.add(f"attempt {attempt_id} reached the simulated provider {count} times")
+    for step_id, count in accepted_per_step.items():
+        if count > 1:
+            verdict.duplicates += count - 1
+            verdict.add(f"step {step_id}: the simulated providers accepted it {count} times")
+    for step in steps:
+        if step.attempt_count and not any(a.step_id == step.id for a in attempts.values()):
+            verdict.add(f"step {step.id} counts attempts but has no Attempt rows")
+
+
+def _recipient(step: Step) -> str:
+    to = step.recipient or {}
+    return str(to.get("number") or to.get("id") or "").removeprefix("whatsapp:").lstrip("+")
+
+
+def _check_webhooks(verdict: Verdict, ids: list, received: list | None) -> None:
+    """Invariant 6: one final report per finished workflow, in the outbox and at the caller."""
+    deliveries = list(WebhookDelivery.objects.filter(workflow_id__in=ids))
+    if not deliveries and received is None:
+        return
+    reports = Counter(d.workflow_id for d in deliveries if d.kind == "workflow_report")
+    has_deliveries = {d.workflow_id for d in deliveries}
+    for workflow in Workflow.objects.filter(id__in=ids):
+        count = reports.get(workflow.id, 0)
+        if workflow.status == WorkflowStatus.RUNNING and count:
+            verdict.add(f"running workflow {workflow.id} has {count} final reports")
+        elif (
+            workflow.status != WorkflowStatus.RUNNING
+            and workflow.id in has_deliveries
+            and count != 1
+        ):
+            verdict.add(f"finished workflow {workflow.id} has {count} final reports")
+    for delivery in deliveries:
+        if delivery.kind == "workflow_report":
+            status = json.loads(delivery.body).get("status")
+            workflow = Workflow.objects.get(id=delivery.workflow_id)
+            if status != workflow.status:
+                verdict.add(f"report of {workflow.id} says {status}, it is {workflow.status}")
+    if received is not None:
+        _check_received(verdict, ids, deliveries, received)
+
+
+def _check_received(verdict: Verdict, ids: list, deliveries: list, received: list) -> None:
+    """What the caller's receiver got agrees with the outbox: everything, each id once."""
+    for item in received:
+        if item.jwt_claims is None or not item.standard_ok:
+            verdict.add(f"webhook {item.headers.get('webhook-id')}: a signature did not verify")
+    accepted = Counter(r.webhook_id for r in received if 200 <= r.answered < 300)
+    expected = {d.header_id: d for d in deliveries}
+    for delivery in deliveries:
+        if delivery.state != "delivered":
+            verdict.add(f"webhook {delivery.header_id} ({delivery.kind}) is {delivery.state}")
+        elif accepted.get(delivery.header_id, 0) != 1:
+            times = accepted.get(delivery.header_id, 0)
+            verdict.add(f"webhook {delivery.header_id} reached the receiver {times} times")
+    for webhook_id in set(accepted) - set(expected):
+        verdict.add(f"the receiver accepted {webhook_id}, which the outbox never held")
+    ids_per_event: defaultdict = defaultdict(set)
+    for item in received:
+        if 200 <= item.answered < 300:
+            body = item.json
+            key = (
+                (body["message_uuid"], body["status"])
+                if "message_uuid" in body
+                else (
+                    "report",
+                    str(
+                        body.get("workflow_uuid") or (body.get("workflow") or {}).get("workflow_id")
+                    ),
+                )
+            )
+            ids_per_event[key].add(item.webhook_id)
+    for event, webhook_ids in ids_per_event.items():
+        if len(webhook_ids) > 1:
+            verdict.add(f"event {event} came under {len(webhook_ids)} webhook ids")
+    finished = Workflow.objects.filter(id__in=ids).exclude(status=WorkflowStatus.RUNNING)
+    for workflow_id in finished.values_list("id", flat=True):
+        if not ids_per_event.get(("report", str(workflow_id))):
+            verdict.add(f"the receiver never got the final report of {workflow_id}")

@@ -2,9 +2,13 @@
 through the API, a fault, then the invariant checker.
 
 A scenario is a name, a few environment overrides for the stack, and a ``fault`` function that
-breaks something while traffic flows (and puts it back). Scenarios that need processes from
-other branches (the provider simulator, a webhook receiver) declare what they need in
-``requires``; the harness lists them as waiting for it instead of running them.
+breaks something while traffic flows (and puts it back). A scenario may also ask for the
+provider simulator (``providers``: every channel is then sent through real adapters over HTTP,
+tests/chaos/providers.py) and for a caller's webhook receiver (``receiver``: the owner's
+status URL points at a receiver in this process that verifies every signature independently,
+tests/webhook_receiver.py); the checker then also reads the simulator's log of the sends it
+received and what the receiver got. A catalogue entry that is checked elsewhere (``requires``)
+is listed, not run.
 """
 
 import logging
@@ -16,9 +20,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from tests.chaos import providers
 from tests.chaos.infra import ThrowawayPostgres, ThrowawayRedis
 from tests.chaos.load import Traffic
 from tests.services import Stack, free_port, wait_for
+from tests.webhook_receiver import Receiver
 
 logger = logging.getLogger("chaos")
 DATABASE = "chaos"
@@ -45,10 +51,15 @@ class Size:
     settle: float  # how long everything may take to finish after the faults
     max_expiry: int  # caps each scenario's expiry range
     final_timeout: int  # WORKFLOWS_FINAL_STEP_TIMEOUT: how long a silent last step may wait
+    receiver_down: float  # how long the caller's webhook receiver stays down
 
 
-SHORT = Size(workflows=30, seconds=3, kills=1, settle=40, max_expiry=2, final_timeout=2)
-LONG = Size(workflows=300, seconds=30, kills=8, settle=120, max_expiry=6, final_timeout=4)
+SHORT = Size(
+    workflows=30, seconds=3, kills=1, settle=40, max_expiry=2, final_timeout=2, receiver_down=30
+)
+LONG = Size(
+    workflows=300, seconds=30, kills=8, settle=120, max_expiry=6, final_timeout=4, receiver_down=600
+)
 
 
 @dataclass
@@ -63,6 +74,8 @@ class Context:
     rng: random.Random
     send_log: Path
     traffic_done: threading.Event
+    simulated: providers.Simulated | None = None
+    receiver: Receiver | None = None
     notes: list[str] = field(default_factory=list)
 
     def note(self, message: str) -> None:
@@ -78,7 +91,14 @@ class Scenario:
     processes: tuple[str, ...] = ("web", "worker1", "worker2", "scheduler")
     expiries: tuple[int, int] = (1, 4)
     long_share: float = 0.05
-    requires: str = ""  # what must be merged first; empty when it runs today
+    providers: bool = False  # send through the provider simulator instead of the sandbox
+    fault_groups: str = "0123456789"  # with providers: the recipients' fault groups
+    receiver: bool = False  # the owner's webhooks go to a receiver in this process
+    prepare: Callable[[Context], None] | None = None  # runs before traffic starts
+    sized_env: Callable[[Size], dict[str, str]] | None = None  # env that depends on the size
+    # Extra invariants of this scenario: (context, workflow ids) -> violations.
+    check: Callable[[Context, list], list[str]] | None = None
+    requires: str = ""  # where it is checked instead, when it is not a chaos scenario
 
 
 @dataclass
@@ -122,10 +142,15 @@ class World:
             "WORKFLOWS_FINAL_STEP_TIMEOUT": str(size.final_timeout),
             "REDIS_URL": self.redis.url,
             "SANDBOX_SEND_LOG": str(send_log),
+            **(providers.PROVIDER_SETTINGS if scenario.providers else {}),
             **scenario.env,
+            **(scenario.sized_env(size) if scenario.sized_env else {}),
         }
+        base_url = f"http://127.0.0.1:{free_port()}"
+        # Providers given a per-message callback (Twilio, Vonage) call us back here.
+        env["PUBLIC_BASE_URL"] = base_url
         stack = Stack(
-            base_url=f"http://127.0.0.1:{free_port()}",
+            base_url=base_url,
             redis_url=self.redis.url,
             env=env,
             log_dir=log_dir,
@@ -158,9 +183,11 @@ def run_scenario(world: World, scenario: Scenario, size: Size, seed: int, log_di
     scenario_dir = log_dir / scenario.name
     scenario_dir.mkdir(parents=True)
     send_log = scenario_dir / "sandbox-calls.jsonl"
+    simulator_log = scenario_dir / "simulator-sends.jsonl"
     _flush_redis(world)
     owner = account_create(name=f"chaos {scenario.name}")
     stranger = account_create(name=f"stranger {scenario.name}")
+    receiver = _receiver_for(owner.account) if scenario.receiver else None
     stack = world.stack(scenario, size, scenario_dir, send_log)
     for name in scenario.processes:
         world.start_process(stack, name)
@@ -169,6 +196,7 @@ def run_scenario(world: World, scenario: Scenario, size: Size, seed: int, log_di
         owner=(owner.account.api_key, owner.api_secret),
         stranger=(stranger.account.api_key, stranger.api_secret),
         seed=seed,
+        fault_groups=scenario.fault_groups if scenario.providers else "",
     )
     ctx = Context(
         stack=stack,
@@ -179,10 +207,15 @@ def run_scenario(world: World, scenario: Scenario, size: Size, seed: int, log_di
         rng=random.Random(seed),
         send_log=send_log,
         traffic_done=threading.Event(),
+        receiver=receiver,
     )
     stop_watching = threading.Event()
     try:
+        if scenario.providers:
+            ctx.simulated = providers.start_simulator(stack, simulator_log)
         wait_for(lambda: _answers(stack.base_url), 30, message="gunicorn to answer")
+        if scenario.prepare:
+            scenario.prepare(ctx)
 
         def post() -> None:
             expiries = tuple(min(e, size.max_expiry) for e in scenario.expiries)
@@ -198,16 +231,25 @@ def run_scenario(world: World, scenario: Scenario, size: Size, seed: int, log_di
         scenario.fault(ctx)
         threads[0].join()
         settle_started = time.monotonic()
-        ids = _settle(owner.account, size.settle)
+        ids = _settle(owner.account, size.settle, webhooks=receiver is not None)
         ctx.note(f"settled in {time.monotonic() - settle_started:.0f}s")
         stop_watching.set()
         threads[1].join()
-        verdict = _with_database(lambda: checker.check(ids, send_log))
+        verdict = _with_database(
+            lambda: checker.check(
+                ids,
+                send_log,
+                provider_log=simulator_log if scenario.providers else None,
+                received=receiver.received if receiver else None,
+            )
+        )
         outcome.runs = 1
         outcome.workflows = verdict.workflows
         outcome.lost = verdict.lost
         outcome.duplicates = verdict.duplicates
         outcome.violations = verdict.violations + traffic.problems
+        if scenario.check:
+            outcome.violations += _with_database(lambda: scenario.check(ctx, ids))
         if verdict.workflows < size.workflows:
             outcome.violations.append(
                 f"only {verdict.workflows} of {size.workflows} workflows were accepted"
@@ -219,12 +261,23 @@ def run_scenario(world: World, scenario: Scenario, size: Size, seed: int, log_di
         stop_watching.set()
         for process in stack.processes.values():
             process.kill()
+        if receiver:
+            receiver.stop()
+        if scenario.providers:
+            _with_database(providers.disconnect)
     outcome.notes = ctx.notes
     outcome.seconds = time.monotonic() - started
     if outcome.violations:
         (scenario_dir / "violations.txt").write_text("\n".join(outcome.violations) + "\n")
         outcome.notes.append(f"logs in {scenario_dir}")
     return outcome
+
+
+def _receiver_for(account) -> Receiver:
+    """A caller's webhook receiver on loopback, set as ``account``'s status URL."""
+    receiver = Receiver(account.signature_secret, account.webhook_secret).start()
+    type(account).objects.filter(id=account.id).update(status_url=receiver.url)
+    return receiver
 
 
 def _flush_redis(world: World) -> None:
@@ -259,17 +312,24 @@ def _with_database(action: Callable, attempts: int = 30):
     return None
 
 
-def _settle(account, timeout: float) -> list:
-    """Wait until every run of ``account`` has ended or waits on a future deadline; its ids."""
+def _settle(account, timeout: float, webhooks: bool = False) -> list:
+    """Wait until every run of ``account`` has ended or waits on a future deadline (and, with
+    ``webhooks``, until none of its webhooks waits to be delivered); its ids."""
     from tests.chaos import checker
-    from workflows_app.models import Workflow
+    from workflows_app.models import WebhookDelivery, Workflow
 
     def ids() -> list:
         return list(Workflow.objects.filter(account=account).values_list("id", flat=True))
 
+    def settled() -> bool:
+        if checker.unsettled(ids(), timedelta(seconds=60)):
+            return False
+        pending = WebhookDelivery.objects.filter(account=account, state="pending")
+        return not (webhooks and pending.exists())
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _with_database(lambda: checker.unsettled(ids(), timedelta(seconds=60))):
+        if _with_database(settled):
             break
         time.sleep(0.5)
     return _with_database(ids)

@@ -3,6 +3,7 @@ back as their owner (status must never go backwards) and as another account (mus
 """
 
 import base64
+import itertools
 import random
 import threading
 import time
@@ -45,16 +46,28 @@ def item(channel: str, recipient: str, condition: str | None, expiry: int | None
     return body
 
 
-def random_workflow(rng: random.Random, expiries: tuple[int, int], long_share: float) -> dict:
+def random_workflow(
+    rng: random.Random,
+    expiries: tuple[int, int],
+    long_share: float,
+    fault_groups: str = "",
+    serial: itertools.count | None = None,
+) -> dict:
     """2-3 steps on different channels, random fates, conditions and expiries.
 
     ``long_share`` of the runs get a first step with a one-hour expiry: they must still be
-    waiting, on a deadline kept in Postgres, when the scenario ends.
+    waiting, on a deadline kept in Postgres, when the scenario ends. With ``fault_groups``,
+    every step gets a recipient of its own, ``44<group><serial><fate>`` with a group drawn
+    from ``fault_groups`` (tests/chaos/providers.py: the simulator's faults by group).
     """
     channels = rng.sample(CHANNELS, rng.choice((2, 3)))
     items = []
     for index, channel in enumerate(channels):
-        recipient = "4477009000" + "".join(rng.choice("06789")) + rng.choice(FATES)
+        if fault_groups and serial is not None:
+            group = rng.choice(fault_groups)
+            recipient = f"44{group}{next(serial):07d}{rng.choice(FATES)}"
+        else:
+            recipient = "4477009000" + "".join(rng.choice("06789")) + rng.choice(FATES)
         if index == len(channels) - 1:
             items.append(item(channel, recipient, None, None))
             continue
@@ -76,6 +89,7 @@ class Traffic:
     owner: tuple[str, str]
     stranger: tuple[str, str]
     seed: int
+    fault_groups: str = ""  # when set, each step its own recipient in a fault group
     accepted: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     unavailable: int = 0  # 503 answers seen (each must carry Retry-After)
@@ -104,7 +118,11 @@ class Traffic:
     def post(self, count: int, seconds: float, expiries=(1, 4), long_share=0.05, threads=4):
         """Post ``count`` workflows over ``seconds``, retrying 503s and dropped connections."""
         rng = random.Random(self.seed)
-        bodies = [random_workflow(rng, expiries, long_share) for _ in range(count)]
+        serial = itertools.count(1)
+        bodies = [
+            random_workflow(rng, expiries, long_share, self.fault_groups, serial)
+            for _ in range(count)
+        ]
         per_thread = [bodies[i::threads] for i in range(threads)]
         gap = seconds / max(1, count / threads)
 

@@ -2,7 +2,8 @@
 
 ``reference/reliability.md`` §7 lists the matrix these follow: kill -9 workers mid-call, holding
 timers and mid-commit; kill and double the scheduler; lose Redis; restart PostgreSQL and cut its
-connections; abuse the receipt path.
+connections; abuse the receipt path (in process and over HTTP); providers that fail, throttle,
+hang, reset and garble (through the provider simulator); the caller's webhook receiver down.
 """
 
 import json
@@ -11,9 +12,12 @@ import random
 import threading
 import time
 import uuid
+from collections import Counter
 
 import requests
 
+from channels_app.sandbox.fates import Fate, fate_of, planned_receipts
+from tests.chaos import providers
 from tests.chaos.harness import Context, Scenario
 from tests.services import wait_for
 
@@ -307,11 +311,168 @@ def _all_calls_seen(ctx: Context, seen: int) -> bool:
     return len(lines) == seen
 
 
-# --- the catalogue ----------------------------------------------------------------------------
+# --- providers (the simulator) ---------------------------------------------------------------
 
-NEEDS_SIMULATOR = "issue 4 (manage.py simulate_providers)"
-NEEDS_RECEIPT_ENDPOINTS = "issue 4 (HTTP receipt endpoints)"
-NEEDS_WEBHOOKS = "issue 5 (status webhooks)"
+
+def faults_5xx_429_slow_reset_malformed(ctx: Context) -> None:
+    """Before traffic: the simulator meets each fault group with one fault (tests/chaos/
+    providers.py). Group 1: HTTP 500 three times (two attempts per connection: SMS moves to
+    its second connection, a channel with one connection fails the step over); 2: 429 with
+    ``Retry-After: 1`` once; 3: every answer 0.8 s late; 4: the connection reset after the
+    request was read, once; 5: accepted with an unreadable body, once."""
+    sim = ctx.simulated
+    sim.fault("1", "http_500", times=3)
+    sim.fault("2", "http_429", times=1, retry_after=1)
+    sim.fault("3", "slow", times=0, delay=0.8)
+    sim.fault("4", "reset", times=1)
+    sim.fault("5", "malformed", times=1)
+
+
+def faults_timeout_after_accept(ctx: Context) -> None:
+    """Before traffic. Group 1: accepted, then the answer comes 3 s later (past the 1.5 s read
+    timeout); 2: the simulator takes 2.5 s and then accepts (after the client gave up); 3:
+    accepted but no receipt ever posted (Twilio's status API, polled, still knows); 4: reset."""
+    sim = ctx.simulated
+    sim.fault("1", "timeout_after_accept", times=1, delay=3)
+    sim.fault("2", "slow", times=1, delay=2.5)
+    sim.fault("3", "drop_receipts", times=1)
+    sim.fault("4", "reset", times=1)
+
+
+def provider_faults(ctx: Context) -> None:
+    """Traffic flows through the simulator while it meets recipients with the faults set up
+    before. Expect: transient errors retried with backoff inside the deadline (the next
+    connection after two), then failover; an answer that never came or could not be read is
+    never resent (at most one send per attempt, one acceptance per step, from the simulator's
+    own log)."""
+    ctx.traffic_done.wait()
+    time.sleep(2)  # sends of the last runs may still be on their way
+    met = Counter(
+        (send["fault"] or "none", send["outcome"])
+        for send in providers.read_sends(ctx.simulated.send_log)
+    )
+    ctx.note("simulator saw " + ", ".join(f"{f}/{o} {n}x" for (f, o), n in sorted(met.items())))
+
+
+# --- receipts through the HTTP endpoints --------------------------------------------------------
+
+
+def abuse_receipt_endpoints(ctx: Context) -> None:
+    """Receipts through the real HTTP endpoints, for every message the simulator accepted:
+
+    - its genuine, correctly signed receipts again: one to three times each, shuffled (a read
+      before its delivery), some before the send was recorded (group 1: the simulator answers
+      the send a second late, after posting its receipts);
+    - a receipt claiming a status its recipient's fate never produces (tests/chaos/
+      receipt_forgery.py), signed with a wrong secret (forged), signed correctly but two
+      hours old (stale, where the signature carries a time), and signed correctly but over
+      ``RECEIPT_MAX_BODY_BYTES`` (oversized).
+
+    Expect: genuine ones 200 and no-ops when repeated; forged 401/403, stale 403, oversized
+    413; and in the Event log no step ever received a status its fate does not produce
+    (:func:`receipts_match_fates`).
+    """
+    from tests.chaos import receipt_forgery
+
+    answers: Counter = Counter()
+    lock = threading.Lock()
+
+    def abuse(sent, seed: float) -> None:
+        rng = random.Random(seed)
+        for kind, expected, request in receipt_forgery.abuses(ctx.simulated, sent, rng):
+            try:
+                status = requests.post(
+                    request.url, data=request.body, headers=request.headers, timeout=10
+                ).status_code
+            except requests.RequestException as error:
+                status = type(error).__name__
+            with lock:
+                answers[(kind, status)] += 1
+            if status not in expected:
+                ctx.traffic.problems.append(
+                    f"{kind} receipt for {sent.provider} {sent.ids[0]} answered {status}"
+                )
+            time.sleep(rng.uniform(0, 0.05))
+
+    seen: set[str] = set()
+    threads: list[threading.Thread] = []
+    quiet_since = time.monotonic()
+    while not ctx.traffic_done.is_set() or time.monotonic() - quiet_since < 2:
+        fresh = [s for s in receipt_forgery.accepted(ctx.simulated) if s.ids[0] not in seen]
+        for sent in fresh:
+            seen.add(sent.ids[0])
+            thread = threading.Thread(target=abuse, args=(sent, ctx.rng.random()))
+            thread.start()
+            threads.append(thread)
+        if fresh:
+            quiet_since = time.monotonic()
+        time.sleep(0.2)
+    for thread in threads:
+        thread.join()
+    ctx.note(
+        f"{len(seen)} messages; answers: "
+        + ", ".join(f"{k} {s}: {n}" for (k, s), n in sorted(answers.items(), key=str))
+    )
+
+
+def receipts_match_fates(ctx: Context, workflow_ids: list) -> list[str]:
+    """Every receipt applied to a step (its Event log) says what its recipient's fate
+    produces: a forged, stale or oversized receipt never changed a step."""
+    from tests.chaos.checker import RECEIPT_KINDS, _recipient
+    from workflows_app.models import Event, Step
+
+    problems = []
+    steps = {s.id: s for s in Step.objects.filter(workflow_id__in=workflow_ids)}
+    events = Event.objects.filter(step_id__in=list(steps), kind__in=RECEIPT_KINDS)
+    for event in events:
+        step = steps[event.step_id]
+        possible = {
+            p.status.value for p in planned_receipts(fate_of(_recipient(step)), step.channel, 0, 0)
+        } | {"submitted"}
+        if event.to_state not in possible:
+            problems.append(
+                f"step {step.id} ({step.channel}, {_recipient(step)}) received {event.to_state}"
+            )
+    for step in steps.values():
+        fate = fate_of(_recipient(step))
+        if step.message_status in ("read", "delivered") and fate in (
+            Fate.SILENT,
+            Fate.UNDELIVERABLE,
+        ):
+            problems.append(f"step {step.id} of fate {fate} is {step.message_status}")
+    return problems
+
+
+# --- the caller's webhook receiver --------------------------------------------------------------
+
+
+def webhook_receiver_down(ctx: Context) -> None:
+    """The caller's webhook receiver goes down (connection refused) while runs start and end,
+    for ``size.receiver_down`` seconds (30 s short, ten minutes long), then comes back on the
+    same port. Expect: every event delivered once it is back, each ``webhook-id`` accepted
+    once, one final report per workflow, every signature verified independently (PyJWT,
+    ``standardwebhooks``); the checker's invariant 6."""
+    receiver = ctx.receiver
+    time.sleep(0.5)
+    receiver.stop()
+    ctx.note(f"receiver down for {ctx.size.receiver_down:.0f}s")
+    time.sleep(ctx.size.receiver_down)
+    receiver.start(receiver.port)  # the same port: the status URL stays
+    ctx.note(f"receiver back; it had accepted {len(receiver.accepted())} before")
+
+
+def webhook_retry_env(size) -> dict[str, str]:
+    """Retries every few seconds for longer than the receiver stays down."""
+    count = int(size.receiver_down / 5) + 20
+    return {
+        "WEBHOOKS_ALLOW_PRIVATE": "1",
+        "WEBHOOK_RETRY_SCHEDULE": ",".join(["0.5", "1", "2", "3"] + ["5"] * count),
+        "WEBHOOK_DISPATCH_GRACE": "3",
+        "WEBHOOK_TIMEOUT": "5",
+    }
+
+
+# --- the catalogue ----------------------------------------------------------------------------
 
 SCENARIOS = [
     Scenario("worker-kill-mid-call", kill_worker_mid_call, env={"SANDBOX_SEND_DELAY": "0.5"}),
@@ -334,11 +495,46 @@ SCENARIOS = [
             "SANDBOX_READ_AFTER": "0.2",
         },
     ),
-    # After the merge of issue 4 (provider simulator) and issue 5 (status webhooks):
-    Scenario("provider-5xx-429-slow-reset-malformed", None, requires="issue 4: simulate_providers"),
-    Scenario("provider-timeout-after-accept", None, requires="issue 4: simulate_providers"),
     Scenario(
-        "receipt-endpoints-forged-stale-oversized", None, requires="issue 4: receipt endpoints"
+        "provider-5xx-429-slow-reset-malformed",
+        provider_faults,
+        providers=True,
+        prepare=faults_5xx_429_slow_reset_malformed,
+        expiries=(2, 5),
     ),
-    Scenario("webhook-receiver-down", None, requires="issue 5: status webhooks"),
+    Scenario(
+        "provider-timeout-after-accept",
+        provider_faults,
+        providers=True,
+        prepare=faults_timeout_after_accept,
+        expiries=(2, 5),
+    ),
+    Scenario(
+        "receipt-endpoints-forged-stale-oversized",
+        abuse_receipt_endpoints,
+        providers=True,
+        prepare=lambda ctx: ctx.simulated.fault("1", "timeout_after_accept", times=1, delay=1),
+        env={"SANDBOX_DELIVER_AFTER": "0.1", "SANDBOX_READ_AFTER": "0.2"},
+        check=receipts_match_fates,
+        expiries=(2, 5),
+    ),
+    Scenario(
+        "webhook-receiver-down",
+        webhook_receiver_down,
+        receiver=True,
+        sized_env=webhook_retry_env,
+        long_share=0.1,
+    ),
+    # Checked by the suite (make test), not by fault injection; listed so the catalogue is whole.
+    Scenario("openapi-schemathesis", None, requires="tests/workflows_app/test_openapi.py"),
+    Scenario(
+        "jwt-attacks",
+        None,
+        requires="tests/workflows_app/test_api_jwt.py, test_auth_brake.py",
+    ),
+    Scenario(
+        "provider-credentials-never-shown",
+        None,
+        requires="tests/e2e/test_credentials_never_shown.py",
+    ),
 ]

@@ -1,4 +1,5 @@
-"""The short version of ``make chaos`` runs with the suite: every scenario, fewer workflows.
+"""The short version of ``make chaos`` runs with the suite: every scenario, fewer workflows
+(about four minutes: twelve scenarios, the webhook receiver down for 30 s of them).
 
 It starts its own PostgreSQL and Redis (tests/chaos/infra.py), so it needs the PostgreSQL
 server binaries and redis-server on this machine, but never the shared servers.
@@ -13,7 +14,7 @@ import pytest
 from tests.chaos.infra import ChaosInfraUnavailable, ThrowawayRedis, _postgres_bindir
 from tests.services import ROOT, require
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 
 def test_nothing_is_lost_or_sent_twice_when_things_break(tmp_path):
@@ -27,7 +28,7 @@ def test_nothing_is_lost_or_sent_twice_when_things_break(tmp_path):
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=380,
+        timeout=560,
     )
     summary = re.search(
         r"^CHAOS scenarios=(\d+) passed=(\d+) lost=(\d+) duplicates=(\d+)$",
@@ -37,5 +38,5 @@ def test_nothing_is_lost_or_sent_twice_when_things_break(tmp_path):
     assert summary, result.stdout[-3000:] + result.stderr[-3000:]
     scenarios, passed, lost, duplicates = map(int, summary.groups())
     assert (lost, duplicates) == (0, 0), result.stdout
-    assert scenarios >= 8 and passed == scenarios, result.stdout
+    assert scenarios >= 12 and passed == scenarios, result.stdout
     assert result.returncode == 0, result.stdout

@@ -25,13 +25,21 @@ class Command(BaseCommand):
         )
         parser.add_argument("--deliver-after", type=float, default=1.0)
         parser.add_argument("--read-after", type=float, default=2.0)
+        parser.add_argument(
+            "--send-log",
+            default="",
+            help="append every send request received to this file, one JSON line each",
+        )
 
-    def handle(self, *args, host, port, callback_base, secret, deliver_after, read_after, **opts):
+    def handle(
+        self, *args, host, port, callback_base, secret, deliver_after, read_after, send_log, **opts
+    ):
         simulator = Simulator(
             callback_base=callback_base,
             secret=secret,
             deliver_after=deliver_after,
             read_after=read_after,
+            send_log=send_log,
         )
         server = SimulatorServer((host, port), simulator)
         self.stdout.write(f"provider simulator on {server.base_url}", ending="\n")

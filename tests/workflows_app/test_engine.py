@@ -7,7 +7,7 @@ import pytest
 from tests.workflows_app.test_receipts import spec
 from workflows_app.models import Event, Step
 from workflows_app.services.sending import step_send
-from workflows_app.services.timers import scheduler_tick
+from workflows_app.services.timers import REDISPATCH_BACKOFF_CAP, scheduler_tick
 from workflows_app.services.transitions import IllegalTransition, step_transition
 from workflows_app.services.workflows import workflow_cancel, workflow_create
 from workflows_app.states import STEP_TRANSITIONS, StepState
@@ -84,8 +84,18 @@ def test_the_scheduler_redispatches_a_pending_step_nobody_picked_up(two_steps, s
     assert scheduler_tick().redispatched == 1
     assert scheduler_tick().redispatched == 0  # dispatched_at moved: not again at once
     step.refresh_from_db()
-    # It had waited five minutes: the next re-dispatch is at least that far off (backoff).
-    assert step.dispatched_at - step.ready_at >= timedelta(minutes=10)
+    # It had waited five minutes: the next re-dispatch backs off, but never past the cap.
+    wait = step.dispatched_at - step.ready_at
+    assert timedelta(minutes=5) + REDISPATCH_BACKOFF_CAP <= wait < timedelta(minutes=7)
+
+
+def test_a_redispatch_backs_off_by_as_long_as_the_step_has_waited(two_steps):
+    step = two_steps.steps.get(index=0)
+    ago = step.created_at - timedelta(seconds=20)
+    Step.objects.filter(id=step.id).update(ready_at=ago, dispatched_at=ago)
+    assert scheduler_tick().redispatched == 1
+    step.refresh_from_db()
+    assert timedelta(seconds=40) <= step.dispatched_at - step.ready_at < timedelta(seconds=50)
 
 
 def test_the_scheduler_arms_timers_only_inside_the_horizon(account, settings):

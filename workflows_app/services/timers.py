@@ -117,9 +117,10 @@ def _arm_near(batch: int) -> int:
 
 
 # A re-dispatched step is not re-dispatched again before it has waited as long once more (up
-# to this cap): when workers are merely behind, duplicates then grow with log(backlog), not
-# linearly, and cannot pile up on the queue they are waiting in.
-REDISPATCH_BACKOFF_CAP = timedelta(minutes=5)
+# to this cap): when workers are merely behind, duplicates grow with log(backlog) instead of
+# piling up on the queue they wait in. The cap bounds how late a send whose queued copy died
+# with a worker (acks_late: Redis only restores it after the visibility timeout) is recovered.
+REDISPATCH_BACKOFF_CAP = timedelta(seconds=60)
 
 
 def _redispatch_pending(batch: int) -> int:

@@ -137,6 +137,10 @@ SANDBOX_READ_AFTER = env.float("SANDBOX_READ_AFTER", default=2.0)
 
 REQUIRE_SERVICES = env.bool("REQUIRE_SERVICES", default=False)
 
+# `make bench` only: serves POST /bench/baseline, the least an accept endpoint must do, to
+# compare POST /beta/workflows against (see bench/run.py and docs/benchmarks.md). Off by default.
+BENCH_BASELINE_ENDPOINT = env.bool("BENCH_BASELINE_ENDPOINT", default=False)
+
 # --- API ------------------------------------------------------------------------------------
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("API_MAX_BODY_BYTES", default=512 * 1024)
 REST_FRAMEWORK = {

@@ -1,8 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from workflows_app.api.baseline import BaselineAcceptView
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # Answers 404 unless BENCH_BASELINE_ENDPOINT is on (benchmarks only).
+    path("bench/baseline", BaselineAcceptView.as_view(), name="bench-baseline"),
     path("", include("workflows_app.api.urls")),
 ]
 

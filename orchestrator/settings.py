@@ -103,6 +103,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_ETA_TASK_LIMIT = env.int("CELERY_WORKER_ETA_TASK_LIMIT", default=10000)
+# Celery's Django fixup closes the database connection before and after every task unless this
+# is set, so each send paid for a new PostgreSQL connection (a backend fork and the auth
+# handshake). orchestrator/celery.py instead runs Django's own per-request check around each
+# task (close_old_connections: CONN_MAX_AGE, broken connections), as the web process does.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 if EMBEDDED_BROKER:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR),

@@ -83,7 +83,10 @@ class Workflow(models.Model):
 
 
 class Step(models.Model):
-    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="steps")
+    # No index of its own: step_unique_index (workflow, index) serves every lookup by workflow.
+    workflow = models.ForeignKey(
+        Workflow, on_delete=models.CASCADE, related_name="steps", db_index=False
+    )
     index = models.PositiveSmallIntegerField()
     channel = models.CharField(max_length=32)
     sender = models.JSONField()  # the request's `from` object
@@ -199,8 +202,14 @@ class ProviderMessage(models.Model):
 class Event(models.Model):
     """Append-only: every transition and every receipt, with the raw payload."""
 
+    # No index of its own: the (workflow, id) index serves every lookup by workflow.
     workflow = models.ForeignKey(
-        Workflow, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+        Workflow,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="events",
+        db_index=False,
     )
     step = models.ForeignKey(
         Step, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
@@ -216,7 +225,17 @@ class Event(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["workflow", "id"])]
+        indexes = [
+            models.Index(fields=["workflow", "id"]),
+            # Every accepted send looks for receipts that beat it here
+            # (services/receipts.py: replay_unmatched_receipts); without this index that is a
+            # scan of the whole event log, whose cost grows with every run ever accepted.
+            models.Index(
+                fields=["detail"],
+                name="event_unmatched_detail",
+                condition=Q(kind="receipt.unmatched"),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.from_state}→{self.to_state}"

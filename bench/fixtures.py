@@ -151,6 +151,9 @@ def insert_waiting_workflows(
         last = min(count, first + batch - 1)
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit = off")
+            # The rows reference each other by construction; skipping the per-row foreign-key
+            # triggers (superuser only) makes a million runs load several times faster.
+            cursor.execute("SET LOCAL session_replication_role = replica")
             cursor.execute("DROP TABLE IF EXISTS bench_gen")  # when called inside a transaction
             cursor.execute(GENERATE, {**params, "first": first, "last": last})
             for statement in INSERTS:

@@ -133,6 +133,13 @@ class Step(models.Model):
                 name="step_waiting_deadline",
                 condition=Q(state=StepState.WAITING),
             ),
+            # The scheduler arms countdowns for waiting steps not yet armed (timers.py,
+            # _arm_near); without it each tick walks every armed step inside the horizon.
+            models.Index(
+                fields=["deadline_at"],
+                name="step_unarmed_deadline",
+                condition=Q(state=StepState.WAITING, timer_armed_at__isnull=True),
+            ),
             models.Index(
                 fields=["ready_at"],
                 name="step_pending_ready",

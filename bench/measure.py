@@ -409,7 +409,7 @@ def explain_tick() -> list[tuple[str, str]]:
     plans = []
     for query in captured.captured_queries:
         sql = query["sql"]
-        if not sql.startswith("SELECT") or "workflows_app_step" not in sql:
+        if "SKIP LOCKED" not in sql:  # the claim queries; the rest are per-row lookups
             continue
         try:
             with transaction.atomic(), connection.cursor() as cursor:

@@ -110,5 +110,5 @@ def test_bulk_inserted_deadlines_follow_expiry_and_spread_over_the_window(accoun
         )
         assert step.recipient["id"].endswith("3")
     spread = first_steps[-1].deadline_at - first_steps[0].deadline_at
-    assert spread == timedelta(seconds=60)
+    assert abs(spread - timedelta(seconds=60)) < timedelta(seconds=1)  # batches timed apart
     assert len({step.recipient["id"] for step in first_steps}) == 5

@@ -207,7 +207,7 @@ HOW_TO_READ = """\
   3, expiry one hour, so no receipt and no timer) or N no-op tasks are queued, the consumer is
   resumed and the queue timed until empty. Same worker processes, same Redis.
 - **failover latency**: runs whose first message the sandbox rejects at once, created over
-  HTTP at a steady 20/s; from the rejection being recorded (first Attempt `finished_at`) to the
+  HTTP at a steady 10/s; from the rejection being recorded (first Attempt `finished_at`) to the
   second step being accepted by the sandbox (its `sent_at`).
 - **timer lateness**: waiting runs (bulk SQL, see below) with deadlines spread evenly over the
   window; lateness is the failover Event's `created_at` minus `Step.deadline_at`. "countdown"

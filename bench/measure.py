@@ -200,8 +200,9 @@ def _timed_drain(stack: BenchStack, count: int, timeout: float, done=queue_drain
 
 
 def _pause_worker(stack: BenchStack) -> None:
+    """Let earlier work finish, then stop the worker taking new tasks."""
+    wait_for(queue_drained, 120, interval=0.05, message="the queue to drain before a round")
     app.control.cancel_consumer("celery", destination=[stack.worker_name()], reply=True)
-    wait_for(queue_drained, 60, interval=0.05, message="the queue to drain before a round")
 
 
 def send_rate(stack: BenchStack, creds: Credentials, count: int) -> float:

@@ -105,7 +105,6 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
     ]
     if "scale_count" in r:
         scale_ratio = r["scale_accept"].ours_rate / accept.ours_rate
-        send_ratio = statistics.median(r["scale_steps"].sends) / statistics.median(steps.sends)
         ticks = r["ticks_ms"]
         out += [
             (
@@ -138,14 +137,6 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
                 f"{scale_ratio:.2f} ({r['scale_accept'].baseline_rate:.0f})",
                 "≥ 0.85",
                 _ok(scale_ratio >= 0.85),
-            ),
-            (
-                "scale: sends/s vs empty tables (no-op at scale)",
-                f"{statistics.median(r['scale_steps'].sends):.0f} vs "
-                f"{statistics.median(steps.sends):.0f} → {send_ratio:.2f} "
-                f"({statistics.median(r['scale_steps'].noops):.0f})",
-                "context",
-                "",
             ),
         ]
     return out

@@ -189,10 +189,9 @@ def run_scale_phase(stack, size: Size, results: dict, profile: bool, log_dir: Pa
     results["tick_plans"] = measure.explain_tick()
     if profile:
         results["profile_tick"] = profile_ticks(log_dir)
-    say("scale: step throughput")
-    results["scale_steps"] = measure.step_throughput(
-        stack, creds, 1, max(200, size.step_count // 2)
-    )
+    # Sends at scale are not timed: the steady timer load (a million deadlines over 24 h is
+    # ~12 failovers and ~12 sends a second) keeps this worker's queue from ever draining here.
+    time.sleep(5)
     results["worker_rss_mb"] = max(results["worker_rss_mb"], stack_mod.rss_mb(stack.pid("worker")))
     stack.stop("worker")  # the scheduler is already stopped
     say("scale: accept throughput")

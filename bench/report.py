@@ -79,7 +79,7 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
             f"timer lateness (ms, n={len(timers.lateness_ms)})",
             f"p50 {_p(timers.lateness_ms, 50):.0f}, p99 {_p(timers.lateness_ms, 99):.0f}; "
             f"countdown {timers.by_countdown}, tick {timers.by_scheduler}, "
-            f"lost {timers.lost}, twice {timers.fired_twice}",
+            f"unfired {timers.lost}, twice {timers.fired_twice}",
             "p99 < 1000, none lost",
             _ok(_p(timers.lateness_ms, 99) < 1000 and timers.lost == 0),
         ),
@@ -87,7 +87,7 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
             "timer lateness, worker killed + Redis flushed mid-run (ms)",
             f"p50 {_p(flush.lateness_ms, 50):.0f}, p99 {_p(flush.lateness_ms, 99):.0f}; "
             f"countdown {flush.by_countdown}, tick {flush.by_scheduler}, "
-            f"lost {flush.lost}, twice {flush.fired_twice}, "
+            f"unfired {flush.lost}, twice {flush.fired_twice}, "
             f"next sent {flush.second_steps_sent}",
             f"p99 < {SCHEDULER_INTERVAL_MS + 1000:.0f}, none lost",
             _ok(

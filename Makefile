@@ -7,6 +7,9 @@
 #   make chaos  fault injection: kill workers, schedulers, Redis and PostgreSQL under load
 #               (throwaway servers; CHAOS_ARGS=--short for the quick version, see
 #               docs/reliability.md)
+#   make bench  benchmarks against same-run baselines and a million waiting workflows; prints a
+#               table, writes docs/benchmarks.md, ends with a `BENCH ...` line (bench/run.py).
+#               BENCH_ARGS="--size small --skip-scale" for a quick run. Not part of make test.
 #
 # With no DATABASE_URL / REDIS_URL / CELERY_BROKER_URL the service runs on embedded defaults
 # (SQLite and Celery's filesystem transport under var/). PORT (default 8000) and HOST
@@ -36,7 +39,7 @@ print("\n".join(project["dependencies"] + project["optional-dependencies"]["test
 endef
 export REQUIREMENTS
 
-.PHONY: help venv install run test lint browser chaos
+.PHONY: help venv install run test lint browser chaos bench
 
 help:
 	@echo "make run    start web + worker + scheduler on http://127.0.0.1:8000 (PORT=... to change)"
@@ -44,6 +47,7 @@ help:
 	@echo "make lint   ruff check, ruff format --check and mypy"
 	@echo "make browser  install Debian's Chromium for the admin browser test"
 	@echo "make chaos  fault-injection scenarios (CHAOS_ARGS=--short for the quick version)"
+	@echo "make bench  benchmarks against same-run baselines (BENCH_ARGS=\"--size small --skip-scale\")"
 	@echo "make venv   only create $(VENV) and install the dependencies"
 
 venv install: $(STAMP)
@@ -95,3 +99,8 @@ lint: $(STAMP)
 # Starts its own throwaway PostgreSQL and Redis; never touches DATABASE_URL or REDIS_URL.
 chaos: $(STAMP)
 	"$(PY)" -m tests.chaos $(CHAOS_ARGS)
+
+# wrk (Debian) is the load generator of the accept benchmark.
+bench: $(STAMP)
+	command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	"$(PY)" -m bench.run $(BENCH_ARGS)

@@ -107,6 +107,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_ETA_TASK_LIMIT = env.int("CELERY_WORKER_ETA_TASK_LIMIT", default=10000)
+# Celery's Django fixup closes the database connection before and after every task unless this
+# is set, so each send paid for a new PostgreSQL connection (a backend fork and the auth
+# handshake). orchestrator/celery.py instead runs Django's own per-request check around each
+# task (close_old_connections: CONN_MAX_AGE, broken connections), as the web process does.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 if EMBEDDED_BROKER:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR),
@@ -192,6 +197,10 @@ WEBHOOK_RESPONSE_EXCERPT = 1024
 # --- Database outages -----------------------------------------------------------------------
 # Seconds an API caller is told to wait (Retry-After on the 503) while the database is down.
 DATABASE_UNAVAILABLE_RETRY_AFTER = env.int("DATABASE_UNAVAILABLE_RETRY_AFTER", default=5)
+
+# `make bench` only: serves POST /bench/baseline, the least an accept endpoint must do, to
+# compare POST /beta/workflows against (see bench/run.py and docs/benchmarks.md). Off by default.
+BENCH_BASELINE_ENDPOINT = env.bool("BENCH_BASELINE_ENDPOINT", default=False)
 
 # --- API ------------------------------------------------------------------------------------
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("API_MAX_BODY_BYTES", default=512 * 1024)

@@ -97,7 +97,10 @@ class Workflow(models.Model):
 
 
 class Step(models.Model):
-    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="steps")
+    # No index of its own: step_unique_index (workflow, index) serves every lookup by workflow.
+    workflow = models.ForeignKey(
+        Workflow, on_delete=models.CASCADE, related_name="steps", db_index=False
+    )
     index = models.PositiveSmallIntegerField()
     channel = models.CharField(max_length=32)
     sender = models.JSONField()  # the request's `from` object
@@ -147,6 +150,13 @@ class Step(models.Model):
                 fields=["deadline_at"],
                 name="step_waiting_deadline",
                 condition=Q(state=StepState.WAITING),
+            ),
+            # The scheduler arms countdowns for waiting steps not yet armed (timers.py,
+            # _arm_near); without it each tick walks every armed step inside the horizon.
+            models.Index(
+                fields=["deadline_at"],
+                name="step_unarmed_deadline",
+                condition=Q(state=StepState.WAITING, timer_armed_at__isnull=True),
             ),
             models.Index(
                 fields=["ready_at"],
@@ -233,8 +243,14 @@ class ProviderMessage(models.Model):
 class Event(models.Model):
     """Append-only: every transition and every receipt, with the raw payload."""
 
+    # No index of its own: the (workflow, id) index serves every lookup by workflow.
     workflow = models.ForeignKey(
-        Workflow, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+        Workflow,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="events",
+        db_index=False,
     )
     step = models.ForeignKey(
         Step, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
@@ -250,7 +266,17 @@ class Event(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["workflow", "id"])]
+        indexes = [
+            models.Index(fields=["workflow", "id"]),
+            # Every accepted send looks for receipts that beat it here
+            # (services/receipts.py: replay_unmatched_receipts); without this index that is a
+            # scan of the whole event log, whose cost grows with every run ever accepted.
+            models.Index(
+                fields=["detail"],
+                name="event_unmatched_detail",
+                condition=Q(kind="receipt.unmatched"),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.from_state}→{self.to_state}"

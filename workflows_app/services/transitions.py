@@ -42,7 +42,9 @@ def step_transition(
     if (source, to) not in STEP_TRANSITIONS:
         raise IllegalTransition(f"step {source} → {to}")
     now = timezone.now()
-    with transaction.atomic():
+    # savepoint=False: the update and its Event commit or roll back with the caller's
+    # transaction; a savepoint would only add two round trips per transition.
+    with transaction.atomic(savepoint=False):
         changed = Step.objects.filter(id=step.id, state=source).update(
             state=to, updated_at=now, **fields
         )
@@ -70,7 +72,7 @@ def workflow_transition(
     if (source, to) not in WORKFLOW_TRANSITIONS:
         raise IllegalTransition(f"workflow {source} → {to}")
     now = timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # as in step_transition
         changed = Workflow.objects.filter(id=workflow_id, status=source).update(
             status=to, updated_at=now, finished_at=now
         )

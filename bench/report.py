@@ -1,0 +1,251 @@
+"""The bench's output: one table, docs/benchmarks.md and the closing ``BENCH …`` line."""
+
+import re
+import statistics
+from collections import Counter
+from pathlib import Path
+
+from bench.measure import percentile
+
+FINDINGS = Path(__file__).with_name("findings.md")
+SCHEDULER_INTERVAL_MS = 1000.0
+
+
+def _p(values, pct) -> float:
+    return percentile(list(values), pct)
+
+
+def figures(r: dict) -> dict[str, float]:
+    """The headline numbers, as the BENCH line names them."""
+    return {
+        "accept_ratio": r["accept"].ratio,
+        "step_ratio": r["steps"].ratio,
+        "failover_p99_ms": _p(r["failover_ms"], 99),
+        "timer_p99_ms": _p(r["timers"].lateness_ms, 99),
+        "flush_p99_ms": _p(r["timers_flush"].lateness_ms, 99),
+        "waiting": r.get("scale_count", 0),
+        "worker_rss_mb": r.get("worker_rss_mb", r["worker_rss_empty_mb"]),
+        "tick_ms": statistics.median(r["ticks_ms"]) if "ticks_ms" in r else float("nan"),
+    }
+
+
+def bench_line(r: dict) -> str:
+    f = figures(r)
+    return (
+        f"BENCH accept_ratio={f['accept_ratio']:.2f} step_ratio={f['step_ratio']:.2f} "
+        f"failover_p99_ms={f['failover_p99_ms']:.0f} timer_p99_ms={f['timer_p99_ms']:.0f} "
+        f"flush_p99_ms={f['flush_p99_ms']:.0f} waiting={f['waiting']} "
+        f"worker_rss_mb={f['worker_rss_mb']:.0f} tick_ms={f['tick_ms']:.1f}"
+    )
+
+
+def _ok(passed: bool) -> str:
+    return "yes" if passed else "**NO**"
+
+
+def rows(r: dict) -> list[tuple[str, str, str, str]]:
+    """(what, measured, goal, met) for every figure."""
+    accept, steps = r["accept"], r["steps"]
+    timers, flush = r["timers"], r["timers_flush"]
+    failover = r["failover_ms"]
+    out = [
+        (
+            "accept: POST /beta/workflows vs baseline (req/s, median)",
+            f"{accept.ours_rate:.0f} vs {accept.baseline_rate:.0f} → ratio {accept.ratio:.2f}",
+            "ratio ≥ 0.70",
+            _ok(accept.ratio >= 0.7),
+        ),
+        (
+            "accept latency p50 / p99 (ms), ours vs baseline",
+            f"{_med(accept.ours, 'p50_ms'):.1f} / {_med(accept.ours, 'p99_ms'):.1f} vs "
+            f"{_med(accept.baseline, 'p50_ms'):.1f} / {_med(accept.baseline, 'p99_ms'):.1f}",
+            "context",
+            f"{accept.errors} errors",
+        ),
+        (
+            "steps: sandbox sends vs no-op tasks (tasks/s, median)",
+            f"{statistics.median(steps.sends):.0f} vs {statistics.median(steps.noops):.0f} "
+            f"→ ratio {steps.ratio:.2f}",
+            "ratio ≥ 0.50",
+            _ok(steps.ratio >= 0.5),
+        ),
+        (
+            f"failover latency, rejected → next submitted (ms, n={len(failover)})",
+            f"p50 {_p(failover, 50):.0f}, p99 {_p(failover, 99):.0f}",
+            "p99 < 200",
+            _ok(_p(failover, 99) < 200),
+        ),
+        (
+            f"timer lateness (ms, n={len(timers.lateness_ms)})",
+            f"p50 {_p(timers.lateness_ms, 50):.0f}, p99 {_p(timers.lateness_ms, 99):.0f}; "
+            f"countdown {timers.by_countdown}, tick {timers.by_scheduler}, "
+            f"unfired {timers.lost}, twice {timers.fired_twice}",
+            "p99 < 1000, none lost",
+            _ok(_p(timers.lateness_ms, 99) < 1000 and timers.lost == 0),
+        ),
+        (
+            "timer lateness, worker killed + Redis flushed mid-run (ms)",
+            f"p50 {_p(flush.lateness_ms, 50):.0f}, p99 {_p(flush.lateness_ms, 99):.0f}; "
+            f"countdown {flush.by_countdown}, tick {flush.by_scheduler}, "
+            f"unfired {flush.lost}, twice {flush.fired_twice}, "
+            f"next sent {flush.second_steps_sent}",
+            f"p99 < {SCHEDULER_INTERVAL_MS + 1000:.0f}, none lost",
+            _ok(
+                _p(flush.lateness_ms, 99) < SCHEDULER_INTERVAL_MS + 1000
+                and flush.lost == 0
+                and flush.fired_twice == 0
+            ),
+        ),
+        (
+            "worker RSS, empty tables (MiB, worker + 2 children)",
+            f"{r['worker_rss_empty_mb']:.0f}",
+            "context",
+            "",
+        ),
+    ]
+    if "scale_count" in r:
+        scale_ratio = r["scale_accept"].ours_rate / accept.ours_rate
+        ticks = r["ticks_ms"]
+        out += [
+            (
+                "scale: waiting workflows (bulk SQL insert time)",
+                f"{r['scale_count']:,} ({r['scale_insert_s']:.0f} s)",
+                "1,000,000",
+                _ok(r["scale_count"] >= 1_000_000),
+            ),
+            (
+                "scale: worker RSS (MiB, worker + 2 children)",
+                f"{r['worker_rss_mb']:.0f}",
+                "< 300",
+                _ok(r["worker_rss_mb"] < 300),
+            ),
+            (
+                "scale: Redis memory (MiB: bench DB keys / whole instance)",
+                f"{r['redis_mb']:.1f} / {r['redis_instance_mb']:.1f}",
+                "context",
+                "",
+            ),
+            (
+                f"scale: scheduler tick (ms, n={len(ticks)})",
+                f"median {statistics.median(ticks):.1f}, max {max(ticks):.1f}",
+                "< 50",
+                _ok(statistics.median(ticks) < 50),
+            ),
+            (
+                "scale: accept req/s vs empty tables (baseline at scale)",
+                f"{r['scale_accept'].ours_rate:.0f} vs {accept.ours_rate:.0f} → "
+                f"{scale_ratio:.2f} ({r['scale_accept'].baseline_rate:.0f})",
+                "≥ 0.85",
+                _ok(scale_ratio >= 0.85),
+            ),
+        ]
+    return out
+
+
+def _med(results, attr: str) -> float:
+    return statistics.median(getattr(x, attr) for x in results)
+
+
+def table(r: dict) -> str:
+    header = ("what", "measured", "goal", "met")
+    body = rows(r)
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(4)]
+
+    def line(row):
+        return "| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |"
+
+    separator = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(header), separator, *(line(row) for row in body)])
+
+
+def profile_summary(path: Path, top: int = 12) -> str:
+    """Top frames of a py-spy ``raw`` (collapsed) profile: inclusive, for our code, and self."""
+    if not path or not Path(path).exists():
+        return "(no profile)"
+    inclusive: Counter = Counter()
+    leaf: Counter = Counter()
+    total = 0
+    for line in Path(path).read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";")]
+        for frame in set(frames):
+            if "workflows_app/" in frame or "channels_app/" in frame:
+                inclusive[frame] += n
+        leaf[frames[-1]] += n
+    if not total:
+        return "(empty profile)"
+    lines = [f"{total} samples. Our code, inclusive:"]
+    lines += [f"  {n / total:6.1%}  {f}" for f, n in inclusive.most_common(top)]
+    lines.append("Self time (leaf frames):")
+    lines += [f"  {n / total:6.1%}  {f}" for f, n in leaf.most_common(top)]
+    return "\n".join(lines)
+
+
+HOW_TO_READ = """\
+- **Ratios are the figures to compare**; absolute rates depend on the machine and on whatever
+  else runs on it. Every ratio divides two numbers measured minutes apart in the same run, on
+  the same processes, and is the median of the per-round ratios.
+- **accept**: wrk (1 thread, 8 connections, a Lua script that POSTs the canonical two-step
+  request with Basic auth) against `POST /beta/workflows` and against `POST /bench/baseline`
+  (same gunicorn, same settings; authenticate, parse JSON, insert one row, answer 202), in
+  alternating rounds. Only gunicorn runs during these rounds, so the worker does not compete
+  for the two cores; wrk and Postgres do, equally for both.
+- **steps**: the worker's consumer is paused, N sends (first steps; sandbox recipient ending in
+  3, expiry one hour, so no receipt and no timer) or N no-op tasks are queued, the consumer is
+  resumed and the queue timed until empty. Same worker processes, same Redis.
+- **failover latency**: runs whose first message the sandbox rejects at once, created over
+  HTTP at a steady 10/s; from the rejection being recorded (first Attempt `finished_at`) to the
+  second step being accepted by the sandbox (its `sent_at`).
+- **timer lateness**: waiting runs (bulk SQL, see below) with deadlines spread evenly over the
+  window; lateness is the failover Event's `created_at` minus `Step.deadline_at`. "countdown"
+  counts those fired by the Celery fast path, "tick" those fired by the scheduler. The second
+  run SIGKILLs the worker and flushes Redis halfway through the window, so every countdown it
+  held is lost; the scheduler must fire them all, each once, and every second step must still
+  be sent.
+- **scale**: a separate database holds a million waiting runs, inserted with
+  `INSERT … SELECT generate_series` (bench/fixtures.py) row for row as the service writes them
+  (a test checks that column by column); deadlines spread from one minute to 24 h. The tick is
+  `scheduler_tick()` run in the bench process exactly as `run_scheduler` runs it.
+- Worker RSS is the worker's main process plus its pool children, from /proc.
+"""
+
+
+def write_docs(path: Path, r: dict, rendered: str) -> None:
+    m = r["machine"]
+    parts = [
+        "# Benchmarks\n",
+        "Written by `make bench` (bench/run.py); the last section is kept by hand in "
+        "bench/findings.md. Re-run to refresh.\n",
+        "## Result\n",
+        "```\n" + bench_line(r) + "\n```\n",
+        rendered + "\n",
+        f"Run size `{r['size']}`, {r['elapsed_s'] / 60:.1f} minutes.\n",
+        "## Machine\n",
+        "\n".join(f"- {k}: {v}" for k, v in m.items()) + "\n",
+        "## Commands\n",
+        "```\nmake bench                      # = python -m bench.run --size full\n"
+        "python -m bench.run --size small --skip-scale   # a quick look while developing\n"
+        "python -m bench.run --profile   # adds py-spy profiles of accept, send and tick\n```\n",
+        "It needs PostgreSQL and Redis (started if down), `wrk` (`apt-get install wrk`) and, "
+        "for `--profile`, py-spy. It creates the databases `orch_bench` and "
+        "`orch_bench_scale` afresh and uses Redis DB 7 (`BENCH_REDIS_DB`).\n",
+        "## How to read it\n",
+        HOW_TO_READ,
+    ]
+    if "tick_plans" in r:
+        parts.append("## The tick's queries at scale: EXPLAIN (ANALYZE, BUFFERS)\n")
+        for sql, plan in r["tick_plans"]:
+            parts.append(f"```sql\n{sql}\n```\n```\n{plan}\n```\n")
+    for name in ("accept", "send", "tick"):
+        key = f"profile_{name}"
+        if key in r:
+            parts.append(f"## Profile: {name} (py-spy)\n")
+            parts.append("```\n" + profile_summary(r[key]) + "\n```\n")
+    if FINDINGS.exists():
+        parts.append(FINDINGS.read_text())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(parts))

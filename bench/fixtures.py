@@ -95,8 +95,11 @@ SELECT attempt_id, step0_id, 1, 'sandbox', 'sandbox',
 FROM bench_gen
 """,
     """
-INSERT INTO workflows_app_providermessage (provider, provider_message_id, attempt_id)
-SELECT 'sandbox', provider_message_id, attempt_id FROM bench_gen
+INSERT INTO workflows_app_providermessage
+    (provider, provider_message_id, attempt_id, recipient, sent_at, status)
+SELECT 'sandbox', provider_message_id, attempt_id, messenger_to, started + interval '1 ms',
+       'submitted'
+FROM bench_gen
 """,
     """
 INSERT INTO workflows_app_event

@@ -6,37 +6,41 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 
-def messenger(recipient: str, *, condition: str | None = None, expiry: int | None = None) -> dict:
-    item = {
-        "from": {"type": "messenger", "id": "100200300"},
-        "to": {"type": "messenger", "id": recipient},
-        "message": {"content": {"type": "text", "text": "Your order has shipped (Messenger)"}},
+# channel → (sender, the `to` field it addresses by, a label for the text)
+SENDERS = {
+    "messenger": ({"type": "messenger", "id": "100200300"}, "id", "Messenger"),
+    "viber_service_msg": (
+        {"type": "viber_service_msg", "id": "viber-service-1"},
+        "number",
+        "Viber",
+    ),
+    "sms": ({"type": "sms", "number": "447700900001"}, "number", "SMS"),
+}
+
+
+def item(channel: str, recipient: str, condition: str | None = None, expiry: int | None = None):
+    """One workflow item; ``condition`` (with ``expiry``) adds its failover."""
+    sender, to_field, label = SENDERS[channel]
+    body = {
+        "from": sender,
+        "to": {"type": channel, to_field: recipient},
+        "message": {"content": {"type": "text", "text": f"Your order has shipped ({label})"}},
     }
     if condition:
-        item["failover"] = {"condition_status": condition, "expiry_time": expiry}
-    return item
+        body["failover"] = {"condition_status": condition, "expiry_time": expiry}
+    return body
+
+
+def messenger(recipient: str, *, condition: str | None = None, expiry: int | None = None) -> dict:
+    return item("messenger", recipient, condition, expiry)
 
 
 def viber(recipient: str, *, condition: str | None = None, expiry: int | None = None) -> dict:
-    item = {
-        "from": {"type": "viber_service_msg", "id": "viber-service-1"},
-        "to": {"type": "viber_service_msg", "number": recipient},
-        "message": {"content": {"type": "text", "text": "Your order has shipped (Viber)"}},
-    }
-    if condition:
-        item["failover"] = {"condition_status": condition, "expiry_time": expiry}
-    return item
+    return item("viber_service_msg", recipient, condition, expiry)
 
 
 def sms(recipient: str, *, condition: str | None = None, expiry: int | None = None) -> dict:
-    item = {
-        "from": {"type": "sms", "number": "447700900001"},
-        "to": {"type": "sms", "number": recipient},
-        "message": {"content": {"type": "text", "text": "Your order has shipped (SMS)"}},
-    }
-    if condition:
-        item["failover"] = {"condition_status": condition, "expiry_time": expiry}
-    return item
+    return item("sms", recipient, condition, expiry)
 
 
 def run(*items: dict) -> dict:

@@ -24,10 +24,9 @@ from workflows_app.services.accounts import account_create
 from workflows_app.services.timers import scheduler_tick
 from workflows_app.services.workflows import StepSpec, workflow_create
 
-TRUNCATE = (
-    "TRUNCATE workflows_app_event, workflows_app_providermessage, workflows_app_attempt, "
-    "workflows_app_step, workflows_app_workflow"
-)
+# CASCADE: every table that hangs off a run (steps, attempts, provider messages, events, webhook
+# deliveries and their attempts) goes with it, whatever later features add.
+TRUNCATE = "TRUNCATE workflows_app_workflow CASCADE"
 
 
 def use_database(name: str) -> None:

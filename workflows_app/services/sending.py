@@ -16,7 +16,7 @@ from channels_app.errors import ErrorKind, ProviderError
 from channels_app.registry import Route, connection_report_error, routes_for
 from workflows_app import logcontext
 from workflows_app.models import Attempt, ProviderMessage, Step
-from workflows_app.services.clock import db_now
+from workflows_app.services.clock import ClockTimestamp
 from workflows_app.services.dispatch import send_on_commit
 from workflows_app.services.receipts import replay_unmatched_receipts
 from workflows_app.services.transitions import step_transition
@@ -56,14 +56,15 @@ def step_send(step_id: int) -> None:
 def _attempt_start(step_id: int) -> tuple[Attempt, Route, OutboundMessage] | None:
     with transaction.atomic():
         step = (
-            Step.objects.select_for_update()
+            Step.objects.select_for_update(of=("self",))
             .select_related("workflow")
+            .annotate(db_now=ClockTimestamp())
             .filter(id=step_id, state=StepState.PENDING, ready_at__isnull=False)
             .first()
         )
         if step is None:
             return None
-        now = db_now()
+        now = step.db_now
         assert step.ready_at is not None  # the query filtered on it
         if step.ready_at > now:  # an early duplicate of a retry that is not due yet
             return None
@@ -103,19 +104,26 @@ def _attempt_start(step_id: int) -> tuple[Attempt, Route, OutboundMessage] | Non
 
 
 def _locked_step(attempt: Attempt) -> Step:
-    return Step.objects.select_for_update().get(id=attempt.step_id)
+    """The attempt's step, locked, with its run (whose webhook target a status change needs)
+    and the database's clock as ``db_now``: one round trip."""
+    return (
+        Step.objects.select_for_update(of=("self",))
+        .select_related("workflow__account", "workflow__application")
+        .annotate(db_now=ClockTimestamp())
+        .get(id=attempt.step_id)
+    )
 
 
 def _attempt_accepted(attempt: Attempt, result: SendResult) -> None:
     with transaction.atomic():
-        now = db_now()
+        step = _locked_step(attempt)
+        now = step.db_now
         Attempt.objects.filter(id=attempt.id).update(
             outcome="accepted",
             provider_message_ids=result.provider_message_ids,
             response=result.response,
             finished_at=now,
         )
-        step = _locked_step(attempt)
         recipient = str(step.recipient.get("number") or step.recipient.get("id") or "")
         ProviderMessage.objects.bulk_create(
             [
@@ -133,14 +141,15 @@ def _attempt_accepted(attempt: Attempt, result: SendResult) -> None:
         )
         step_message_status_advance(step, MessageStatus.SUBMITTED)
         if step.state == StepState.SENDING and step.attempt_count == attempt.number:
-            step_start_waiting(step, started_at=step.send_started_at, sent_at=now)
+            step_start_waiting(step, started_at=step.send_started_at, now=now, sent_at=now)
             step_evaluate(step)  # a receipt may have beaten us here
         replay_unmatched_receipts(attempt.provider, result.provider_message_ids)
 
 
 def _attempt_failed(attempt: Attempt, error: ProviderError) -> None:
     with transaction.atomic():
-        now = db_now()
+        step = _locked_step(attempt)
+        now = step.db_now
         Attempt.objects.filter(id=attempt.id).update(
             outcome="error",
             error_kind=error.kind,
@@ -148,7 +157,6 @@ def _attempt_failed(attempt: Attempt, error: ProviderError) -> None:
             error_detail=error.reason[:1000],
             finished_at=now,
         )
-        step = _locked_step(attempt)
         if step.state != StepState.SENDING or step.attempt_count != attempt.number:
             return
         if error.kind == ErrorKind.AMBIGUOUS:

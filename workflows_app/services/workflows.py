@@ -182,18 +182,24 @@ def step_settle_as_submitted(step: Step, *, detail: str) -> bool:
     Never resent blindly: it counts as submitted and the step's timer decides.
     """
     step_message_status_advance(step, MessageStatus.SUBMITTED)
+    now = db_now()
     return step_start_waiting(
-        step, started_at=step.send_started_at, sent_at=db_now(), detail=detail[:255]
+        step, started_at=step.send_started_at, now=now, sent_at=now, detail=detail[:255]
     )
 
 
-def step_start_waiting(step: Step, *, started_at: Any, detail: str = "", **fields: Any) -> bool:
-    """``sending`` → ``waiting`` with its deadline counted from ``started_at``; arms the timer."""
+def step_start_waiting(
+    step: Step, *, started_at: Any, now: Any = None, detail: str = "", **fields: Any
+) -> bool:
+    """``sending`` → ``waiting`` with its deadline counted from ``started_at``; arms the timer.
+
+    ``now`` is the database's clock if the caller already read it in this transaction.
+    """
     seconds = (
         step.expiry_time if step.expiry_time is not None else settings.WORKFLOWS_FINAL_STEP_TIMEOUT
     )
     deadline = started_at + timedelta(seconds=seconds)
-    now = db_now()
+    now = now or db_now()
     armed = deadline - now <= timedelta(seconds=settings.TIMER_HORIZON)
     if not step_transition(
         step,

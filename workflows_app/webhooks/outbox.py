@@ -59,14 +59,26 @@ def encode(body: dict[str, Any]) -> str:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
+def _run_loaded(step: Step) -> bool:
+    if not Step.workflow.is_cached(step):  # type: ignore[attr-defined]
+        return False
+    workflow = step.workflow
+    return Workflow.account.is_cached(workflow) and (  # type: ignore[attr-defined]
+        workflow.application_id is None or Workflow.application.is_cached(workflow)  # type: ignore[attr-defined]
+    )
+
+
 def _workflow(workflow_id: Any) -> Workflow:
     return Workflow.objects.select_related("account", "application").get(id=workflow_id)
 
 
 def message_status_changed(step: Step, status: str) -> None:
     """Queue the status event for ``step`` reaching ``status``. Call inside the transaction
-    that changed ``step.message_status``; a repeat for the same (step, status) is a no-op."""
-    workflow = _workflow(step.workflow_id)
+    that changed ``step.message_status``; a repeat for the same (step, status) is a no-op.
+
+    A step read with ``select_related("workflow__account", "workflow__application")`` saves
+    the lookup of its run."""
+    workflow = step.workflow if _run_loaded(step) else _workflow(step.workflow_id)
     target = webhook_target(workflow)
     if target is None:
         return

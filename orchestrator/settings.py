@@ -132,6 +132,8 @@ WORKFLOWS_MAX_STEPS = env.int("WORKFLOWS_MAX_STEPS", default=10)
 WORKFLOWS_FINAL_STEP_TIMEOUT = env.int("WORKFLOWS_FINAL_STEP_TIMEOUT", default=86400)
 SCHEDULER_INTERVAL = env.float("SCHEDULER_INTERVAL", default=1.0)
 SCHEDULER_BATCH_SIZE = env.int("SCHEDULER_BATCH_SIZE", default=500)
+# Between ticks the scheduler wakes for the earliest deadline, but at most this often (s).
+TIMER_RESOLUTION = env.float("TIMER_RESOLUTION", default=0.05)
 TIMER_HORIZON = env.int("TIMER_HORIZON", default=300)
 # A step left `pending` this long after it became due was never picked up: dispatch it again.
 PENDING_GRACE = env.float("PENDING_GRACE", default=5.0)

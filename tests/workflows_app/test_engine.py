@@ -7,8 +7,13 @@ import pytest
 from tests.workflows_app.test_receipts import spec
 from workflows_app.models import Event, Step
 from workflows_app.services.sending import step_send
-from workflows_app.services.timers import REDISPATCH_BACKOFF_CAP, scheduler_tick
-from workflows_app.services.transitions import IllegalTransition, step_transition
+from workflows_app.services.timers import (
+    REDISPATCH_BACKOFF_CAP,
+    expire_due,
+    scheduler_tick,
+    seconds_to_next_deadline,
+)
+from workflows_app.services.transitions import IllegalTransition, step_transition, steps_transition
 from workflows_app.services.workflows import workflow_cancel, workflow_create
 from workflows_app.states import STEP_TRANSITIONS, StepState
 
@@ -132,3 +137,59 @@ def test_cancelling_during_a_send_stops_the_run_there(two_steps):
     assert step.state == "cancelled"
     assert step.attempts.get().outcome == "accepted"  # recorded, but the run stays cancelled
     assert two_steps.steps.get(index=1).state == "cancelled"
+
+
+def _waiting_past_deadline(account, count: int, steps_per_run: int = 2) -> list:
+    """``count`` runs (of one or two steps) whose first step waits, its deadline a day ago."""
+    runs = []
+    for _ in range(count):
+        if steps_per_run == 1:  # a last step: no condition, the final-step timeout
+            specs = [spec("sms", "447700900003")]
+        else:
+            specs = [spec("messenger", "1000000003", "read", 600), spec("sms", "447700900000")]
+        run = workflow_create(account=account.account, flavour="workflows", steps=specs)
+        first = run.steps.get(index=0)
+        step_send(first.id)
+        first.refresh_from_db()
+        Step.objects.filter(id=first.id).update(deadline_at=first.deadline_at - timedelta(days=1))
+        runs.append(run)
+    return runs
+
+
+def test_the_scheduler_fails_over_a_burst_of_deadlines_in_one_batch(account):
+    """Many due steps, some the last of their run: each fails over once, through the table,
+    with its Event; each next step becomes due; each one-step run ends in error."""
+    runs = _waiting_past_deadline(account, 6) + _waiting_past_deadline(account, 2, 1)
+    report = scheduler_tick()
+    assert report.expired == 8
+    for run in runs[:6]:
+        first, second = run.steps.order_by("index")
+        assert (first.state, first.failover_reason) == ("failed_over", "expired")
+        assert second.state == "pending" and second.ready_at is not None
+        assert first.events.filter(to_state="failed_over").count() == 1
+        run.refresh_from_db()
+        assert run.status == "running"
+    for run in runs[6:]:
+        (only,) = run.steps.all()
+        assert (only.state, only.failover_reason) == ("failed", "expired")
+        run.refresh_from_db()
+        assert run.status == "error"
+    assert scheduler_tick().expired == 0
+
+
+def test_a_batch_transition_refuses_what_the_table_refuses(two_steps):
+    step = two_steps.steps.get(index=0)
+    with pytest.raises(IllegalTransition):
+        steps_transition([step], StepState.SUCCEEDED)
+    assert Step.objects.get(id=step.id).state == "pending"
+
+
+def test_the_scheduler_sleeps_until_the_next_deadline(account, settings):
+    settings.TIMER_RESOLUTION = 0.05
+    assert seconds_to_next_deadline(limit=1.0) == 1.0  # nothing waits
+    run = _waiting_past_deadline(account, 1)[0]
+    assert seconds_to_next_deadline(limit=1.0) == 0.05  # overdue: wake at once (at the floor)
+    first = run.steps.get(index=0)
+    Step.objects.filter(id=first.id).update(deadline_at=first.deadline_at + timedelta(days=1))
+    assert 0.05 < seconds_to_next_deadline(limit=900.0) <= 600  # its expiry, from now
+    assert expire_due() == 0

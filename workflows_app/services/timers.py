@@ -4,7 +4,7 @@
 seconds (``manage.py run_scheduler``) and, using the database clock:
 
 1. fails over waiting steps whose deadline passed (``FOR UPDATE SKIP LOCKED``, so several
-   schedulers split the work instead of repeating it);
+   schedulers split the work instead of repeating it), as one batch of statements;
 2. arms a countdown task for deadlines inside ``TIMER_HORIZON`` (the fast path), so worker
    memory stays bounded however many runs wait;
 3. re-dispatches pending steps that were due long ago and never picked up (a lost message);
@@ -16,6 +16,11 @@ seconds (``manage.py run_scheduler``) and, using the database clock:
    (:func:`workflows_app.webhooks.delivery.webhooks_dispatch_due`);
 7. purges old finished runs when ``PURGE_RUNS_OLDER_THAN_DAYS`` is set (every ``PURGE_INTERVAL``);
 8. records a heartbeat that ``/readyz`` checks.
+
+Between ticks the scheduler does not sleep blindly: it sleeps until the earliest deadline
+(:func:`seconds_to_next_deadline`, an index probe) and runs phase 1 alone
+(:func:`expire_due`), so a failover fires within ``TIMER_RESOLUTION`` of its deadline even
+when the workers, and with them the countdowns, are behind.
 """
 
 import logging
@@ -25,7 +30,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, Min, OuterRef, Q
 
 from channels_app.registry import polling_providers
 from workflows_app.models import Attempt, Step
@@ -33,7 +38,11 @@ from workflows_app.services.clock import db_now
 from workflows_app.services.dispatch import arm_timer_on_commit, poll_on_commit, send_on_commit
 from workflows_app.services.health import heartbeat_record
 from workflows_app.services.retention import scheduled_purge
-from workflows_app.services.workflows import step_fail_over, step_settle_as_submitted
+from workflows_app.services.workflows import (
+    step_fail_over,
+    step_settle_as_submitted,
+    steps_fail_over,
+)
 from workflows_app.states import FailoverReason, StepState
 from workflows_app.webhooks.delivery import webhooks_dispatch_due
 
@@ -83,6 +92,23 @@ def scheduler_tick(batch: int | None = None) -> TickReport:
     return report
 
 
+def seconds_to_next_deadline(limit: float) -> float:
+    """How long the scheduler may sleep before a waiting step's deadline passes (by the
+    database clock), between ``TIMER_RESOLUTION`` and ``limit`` seconds."""
+    with transaction.atomic():
+        earliest = Step.objects.filter(state=StepState.WAITING).aggregate(at=Min("deadline_at"))
+        now = db_now()
+    if earliest["at"] is None:
+        return limit
+    seconds = (earliest["at"] - now).total_seconds()
+    return min(limit, max(settings.TIMER_RESOLUTION, seconds))
+
+
+def expire_due(batch: int | None = None) -> int:
+    """Fail over the waiting steps whose deadline passed (the first phase of a tick)."""
+    return _expire_due(batch or settings.SCHEDULER_BATCH_SIZE)
+
+
 def _expire_due(batch: int) -> int:
     with transaction.atomic():
         now = db_now()
@@ -91,8 +117,7 @@ def _expire_due(batch: int) -> int:
             .filter(state=StepState.WAITING, deadline_at__lte=now)
             .order_by("deadline_at")[:batch]
         )
-        for step in due:
-            step_fail_over(step, FailoverReason.EXPIRED, detail="deadline passed (scheduler)")
+        steps_fail_over(due, FailoverReason.EXPIRED, detail="deadline passed (scheduler)", now=now)
     return len(due)
 
 

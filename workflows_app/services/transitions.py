@@ -65,6 +65,47 @@ def step_transition(
     return True
 
 
+def steps_transition(steps: list[Step], to: StepState, *, detail: str = "", **fields: Any) -> None:
+    """:func:`step_transition` for many steps at once: one UPDATE and one INSERT of their
+    Events, whatever their number.
+
+    The caller must hold every row's lock (``select_for_update``) and have read each in one
+    source state, so no row can have moved on: the compare-and-set must change them all, and
+    anything else is a bug that rolls the caller's transaction back.
+    """
+    if not steps:
+        return
+    source = StepState(steps[0].state)
+    if any(step.state != source for step in steps):
+        raise ValueError("steps_transition takes steps read in one state")
+    if (source, to) not in STEP_TRANSITIONS:
+        raise IllegalTransition(f"step {source} → {to}")
+    now = timezone.now()
+    ids = [step.id for step in steps]
+    with transaction.atomic(savepoint=False):
+        changed = Step.objects.filter(id__in=ids, state=source).update(
+            state=to, updated_at=now, **fields
+        )
+        if changed != len(ids):
+            raise RuntimeError(f"{len(ids) - changed} locked step(s) moved under their lock")
+        Event.objects.bulk_create(
+            Event(
+                workflow_id=step.workflow_id,
+                step_id=step.id,
+                kind="step.transition",
+                from_state=source,
+                to_state=to,
+                detail=detail or STEP_TRANSITIONS[(source, to)],
+                data={},
+            )
+            for step in steps
+        )
+    for step in steps:
+        step.state = to
+        for name, value in fields.items():
+            setattr(step, name, value)
+
+
 def workflow_transition(
     workflow_id: Any, source: WorkflowStatus, to: WorkflowStatus, *, detail: str = ""
 ) -> bool:

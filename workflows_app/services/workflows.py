@@ -15,9 +15,13 @@ from django.db.models import Q
 
 from workflows_app import webhooks
 from workflows_app.models import Account, Application, Event, Step, Workflow
-from workflows_app.services.clock import db_now
+from workflows_app.services.clock import ClockTimestamp, db_now
 from workflows_app.services.dispatch import arm_timer_on_commit, send_on_commit
-from workflows_app.services.transitions import step_transition, workflow_transition
+from workflows_app.services.transitions import (
+    step_transition,
+    steps_transition,
+    workflow_transition,
+)
 from workflows_app.states import (
     ACTIVE_STEP_STATES,
     FAILURE_STATUSES,
@@ -68,7 +72,7 @@ def workflow_create(
             webhook_url=webhook_url,
             webhook_version=webhook_version,
         )
-        now = db_now()
+        now = ClockTimestamp()  # evaluated by the database in the INSERT: no round trip
         rows = Step.objects.bulk_create(
             [
                 Step(
@@ -137,20 +141,39 @@ def step_fail_over(step: Step, reason: FailoverReason, *, detail: str = "") -> N
         if step_transition(step, StepState.FAILED, detail=detail, **fields):
             workflow_transition(step.workflow_id, WorkflowStatus.RUNNING, WorkflowStatus.ERROR)
         return
-    if not step_transition(step, StepState.FAILED_OVER, detail=detail, **fields):
-        return
-    next_id = (
-        Step.objects.filter(
-            workflow_id=step.workflow_id,
-            index=step.index + 1,
-            state=StepState.PENDING,
-            ready_at__isnull=True,
-        )
-        .values_list("id", flat=True)
-        .first()
+    if step_transition(step, StepState.FAILED_OVER, detail=detail, **fields):
+        _start_next_steps([step], now)
+
+
+def steps_fail_over(steps: list[Step], reason: FailoverReason, *, detail: str, now: Any) -> None:
+    """:func:`step_fail_over` for a batch of waiting steps the caller has locked (the
+    scheduler's expired deadlines): a constant number of statements for the lot, so a burst of
+    deadlines costs one tick, not one tick per step."""
+    last = [step for step in steps if step.is_last]
+    for step in last:  # ends a run: its workflow transition and report, one by one
+        step_fail_over(step, reason, detail=detail)
+    middle = [step for step in steps if not step.is_last]
+    steps_transition(
+        middle, StepState.FAILED_OVER, detail=detail, failover_reason=reason, finished_at=now
     )
-    if next_id is not None:
-        Step.objects.filter(id=next_id).update(ready_at=now, dispatched_at=now)
+    _start_next_steps(middle, now)
+
+
+def _start_next_steps(failed_over: list[Step], now: Any) -> None:
+    """Make the step after each of ``failed_over`` due and queue its send."""
+    if not failed_over:
+        return
+    wanted = {(step.workflow_id, step.index + 1) for step in failed_over}
+    candidates = Step.objects.filter(
+        workflow_id__in={workflow_id for workflow_id, _ in wanted},
+        state=StepState.PENDING,
+        ready_at__isnull=True,
+    ).values_list("id", "workflow_id", "index")
+    next_ids = [id_ for id_, workflow_id, index in candidates if (workflow_id, index) in wanted]
+    if not next_ids:
+        return
+    Step.objects.filter(id__in=next_ids).update(ready_at=now, dispatched_at=now)
+    for next_id in next_ids:
         send_on_commit(next_id)
 
 

@@ -10,9 +10,9 @@ import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 
-from workflows_app.services.timers import scheduler_tick
+from workflows_app.services.timers import expire_due, scheduler_tick, seconds_to_next_deadline
 
 logger = logging.getLogger("workflows_app.scheduler")
 
@@ -36,23 +36,31 @@ class Command(BaseCommand):
         logger.info("scheduler started, interval %.2fs", interval)
         while not stopping:
             started = time.monotonic()
-            try:
-                report = scheduler_tick()
-                if (
-                    report.expired
-                    or report.redispatched
-                    or report.settled
-                    or report.polled
-                    or report.webhooks
-                ):
-                    logger.info("tick %s", report)
-            except Exception:
-                # The database may be restarting: drop the connection and try next tick.
-                logger.exception("scheduler tick failed")
-                close_old_connections()
-                from django.db import connection
-
-                connection.close()
+            guarded(self._tick)
             if once:
                 break
-            time.sleep(max(0.0, interval - (time.monotonic() - started)))
+            # Until the next tick: wake for each deadline and fire what is due.
+            next_tick = started + interval
+            while not stopping and (remaining := next_tick - time.monotonic()) > 0:
+                time.sleep(guarded(seconds_to_next_deadline, remaining) or remaining)
+                if not stopping and time.monotonic() < next_tick:
+                    guarded(expire_due)
+
+    @staticmethod
+    def _tick() -> None:
+        report = scheduler_tick()
+        work = (report.expired, report.redispatched, report.settled, report.polled, report.webhooks)
+        if any(work):
+            logger.info("tick %s", report)
+
+
+def guarded(function, *args):
+    """Run one piece of scheduler work; on an error (the database may be restarting) log it,
+    drop the connection and return None: the next tick tries again."""
+    try:
+        return function(*args)
+    except Exception:
+        logger.exception("scheduler %s failed", function.__name__)
+        close_old_connections()
+        connection.close()
+        return None

@@ -193,3 +193,13 @@ def test_the_scheduler_sleeps_until_the_next_deadline(account, settings):
     Step.objects.filter(id=first.id).update(deadline_at=first.deadline_at + timedelta(days=1))
     assert 0.05 < seconds_to_next_deadline(limit=900.0) <= 600  # its expiry, from now
     assert expire_due() == 0
+
+
+def test_an_idle_tick_is_one_round_trip(two_steps, django_assert_num_queries):
+    """The tick asks the database once which phases have work; with none it does nothing else
+    (the heartbeat is written by the first tick, then only every HEARTBEAT_EVERY seconds)."""
+    scheduler_tick()
+    step_send(two_steps.steps.get(index=0).id)  # waiting, deadline ten minutes away
+    with django_assert_num_queries(1):
+        report = scheduler_tick()
+    assert (report.expired, report.armed, report.redispatched) == (0, 0, 0)

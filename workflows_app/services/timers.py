@@ -23,18 +23,31 @@ Between ticks the scheduler does not sleep blindly: it sleeps until the earliest
 when the workers, and with them the countdowns, are behind.
 """
 
+import functools
 import logging
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Exists, Min, OuterRef, Q
+from django.db import connection, transaction
+from django.db.models import (
+    DateTimeField,
+    DurationField,
+    Exists,
+    F,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Value,
+)
+from django.db.models.functions import Least
 
 from channels_app.registry import polling_providers
 from workflows_app.models import Attempt, Step
-from workflows_app.services.clock import db_now
+from workflows_app.services.clock import ClockTimestamp, db_now
 from workflows_app.services.dispatch import arm_timer_on_commit, poll_on_commit, send_on_commit
 from workflows_app.services.health import heartbeat_record
 from workflows_app.services.retention import scheduled_purge
@@ -44,7 +57,7 @@ from workflows_app.services.workflows import (
     steps_fail_over,
 )
 from workflows_app.states import FailoverReason, StepState
-from workflows_app.webhooks.delivery import webhooks_dispatch_due
+from workflows_app.webhooks.delivery import webhooks_dispatch_due, webhooks_due
 
 logger = logging.getLogger(__name__)
 
@@ -76,15 +89,19 @@ def step_expire(step_id: int) -> bool:
 
 
 def scheduler_tick(batch: int | None = None) -> TickReport:
+    """One round of the scheduler. It asks the database one question first (its clock, and
+    which phases have anything to do: one EXISTS index probe each) and runs only those, so an
+    idle tick is one round trip however many runs wait."""
     started = time.perf_counter()
     batch = batch or settings.SCHEDULER_BATCH_SIZE
+    now, work = _probe()
     report = TickReport(
-        expired=_expire_due(batch),
-        armed=_arm_near(batch),
-        redispatched=_redispatch_pending(batch),
-        settled=_settle_stuck_sending(batch),
-        polled=_poll_near(batch),
-        webhooks=webhooks_dispatch_due(batch),
+        expired=_expire_due(batch, now) if work["expire"] else 0,
+        armed=_arm_near(batch, now) if work["arm"] else 0,
+        redispatched=_redispatch_pending(batch, now) if work["redispatch"] else 0,
+        settled=_settle_stuck_sending(batch, now) if work["settle"] else 0,
+        polled=_poll_near(batch, now) if work.get("poll") else 0,
+        webhooks=webhooks_dispatch_due(batch, now) if work["webhooks"] else 0,
     )
     scheduled_purge()
     heartbeat_record("scheduler")
@@ -92,12 +109,58 @@ def scheduler_tick(batch: int | None = None) -> TickReport:
     return report
 
 
+def _probe() -> tuple[datetime, dict[str, bool]]:
+    """The database clock and, per phase, whether any row is due: one query."""
+    providers = frozenset(polling_providers())
+    key = tuple(getattr(settings, name) for name in PROBE_SETTINGS)
+    names, sql, params = _probe_query(key, providers, connection.vendor)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    clock = row[0] if connection.vendor == "postgresql" else db_now()
+    return clock, {name: bool(flag) for name, flag in zip(names, row[1:], strict=True)}
+
+
+# The settings the phases' filters depend on: the probe's SQL is built once per combination.
+PROBE_SETTINGS = (
+    "TIMER_HORIZON",
+    "PENDING_GRACE",
+    "SENDING_LEASE",
+    "POLL_BEFORE_DEADLINE",
+    "WEBHOOK_DISPATCH_GRACE",
+)
+
+
+@functools.lru_cache(maxsize=8)
+def _probe_query(
+    key: tuple, providers: frozenset[str], vendor: str
+) -> tuple[tuple[str, ...], str, tuple]:
+    """``SELECT <clock>, EXISTS(<phase 1 rows>), …`` with the phases' own filters, the clock
+    being the database's (an expression, so the SQL never changes and is compiled once)."""
+    now = ClockTimestamp()
+    phases: dict[str, QuerySet] = {
+        "expire": _expired(now),
+        "arm": _unarmed_near(now),
+        "redispatch": _lost_pending(now),
+        "settle": _stuck_sending(now),
+        "webhooks": webhooks_due(now),
+    }
+    if providers:
+        phases["poll"] = _pollable_near(now, set(providers))
+    parts, params = [], []
+    for queryset in phases.values():
+        sql, query_params = queryset.values("pk")[:1].query.sql_with_params()
+        parts.append(f"EXISTS({sql})")
+        params.extend(query_params)
+    clock_sql = ClockTimestamp.template if vendor == "postgresql" else "NULL"  # SQLite: ours
+    return tuple(phases), f"SELECT {clock_sql}, {', '.join(parts)}", tuple(params)
+
+
 def seconds_to_next_deadline(limit: float) -> float:
     """How long the scheduler may sleep before a waiting step's deadline passes (by the
     database clock), between ``TIMER_RESOLUTION`` and ``limit`` seconds."""
-    with transaction.atomic():
-        earliest = Step.objects.filter(state=StepState.WAITING).aggregate(at=Min("deadline_at"))
-        now = db_now()
+    earliest = Step.objects.filter(state=StepState.WAITING).aggregate(at=Min("deadline_at"))
+    now = db_now()
     if earliest["at"] is None:
         return limit
     seconds = (earliest["at"] - now).total_seconds()
@@ -106,31 +169,39 @@ def seconds_to_next_deadline(limit: float) -> float:
 
 def expire_due(batch: int | None = None) -> int:
     """Fail over the waiting steps whose deadline passed (the first phase of a tick)."""
-    return _expire_due(batch or settings.SCHEDULER_BATCH_SIZE)
+    return _expire_due(batch or settings.SCHEDULER_BATCH_SIZE, db_now())
 
 
-def _expire_due(batch: int) -> int:
+# Each phase: the rows it is about (``now`` is a datetime, or the database clock as an
+# expression for the probe), then the phase, which claims them with FOR UPDATE SKIP LOCKED.
+
+
+def _expired(now: Any) -> QuerySet[Step]:
+    return Step.objects.filter(state=StepState.WAITING, deadline_at__lte=now)
+
+
+def _expire_due(batch: int, now: datetime) -> int:
     with transaction.atomic():
-        now = db_now()
         due = list(
-            Step.objects.select_for_update(skip_locked=True)
-            .filter(state=StepState.WAITING, deadline_at__lte=now)
-            .order_by("deadline_at")[:batch]
+            _expired(now).select_for_update(skip_locked=True).order_by("deadline_at")[:batch]
         )
         steps_fail_over(due, FailoverReason.EXPIRED, detail="deadline passed (scheduler)", now=now)
     return len(due)
 
 
-def _arm_near(batch: int) -> int:
+def _unarmed_near(now: Any) -> QuerySet[Step]:
+    return Step.objects.filter(
+        state=StepState.WAITING,
+        timer_armed_at__isnull=True,
+        deadline_at__lte=now + timedelta(seconds=settings.TIMER_HORIZON),
+    )
+
+
+def _arm_near(batch: int, now: datetime) -> int:
     with transaction.atomic():
-        now = db_now()
         near = list(
-            Step.objects.select_for_update(skip_locked=True)
-            .filter(
-                state=StepState.WAITING,
-                timer_armed_at__isnull=True,
-                deadline_at__lte=now + timedelta(seconds=settings.TIMER_HORIZON),
-            )
+            _unarmed_near(now)
+            .select_for_update(skip_locked=True)
             .order_by("deadline_at")
             .only("id", "deadline_at")[:batch]
         )
@@ -148,42 +219,52 @@ def _arm_near(batch: int) -> int:
 REDISPATCH_BACKOFF_CAP = timedelta(seconds=60)
 
 
-def _redispatch_pending(batch: int) -> int:
-    """Queue again pending steps whose send was queued ``PENDING_GRACE`` ago and never ran.
+def _lost_pending(now: Any) -> QuerySet[Step]:
+    """Pending steps whose send was queued ``PENDING_GRACE`` ago and never ran."""
+    stale = now - timedelta(seconds=settings.PENDING_GRACE)
+    return Step.objects.filter(state=StepState.PENDING, ready_at__lte=stale).filter(
+        Q(dispatched_at__isnull=True) | Q(dispatched_at__lte=stale)
+    )
+
+
+def _redispatch_pending(batch: int, now: datetime) -> int:
+    """Queue :func:`_lost_pending` steps again.
 
     ``dispatched_at`` then moves forward by as long as the step has already waited (doubling
     the interval each time, capped), so this is a backstop for lost messages, not a second
     queue.
     """
     with transaction.atomic():
-        now = db_now()
-        stale = now - timedelta(seconds=settings.PENDING_GRACE)
         lost = list(
-            Step.objects.select_for_update(skip_locked=True)
-            .filter(state=StepState.PENDING, ready_at__lte=stale)
-            .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lte=stale))
+            _lost_pending(now)
+            .select_for_update(skip_locked=True)
             .order_by("ready_at")
-            .only("id", "ready_at")[:batch]
+            .values_list("id", flat=True)[:batch]
         )
-        for step in lost:
-            assert step.ready_at is not None  # the query filtered on it
-            step.dispatched_at = now + min(now - step.ready_at, REDISPATCH_BACKOFF_CAP)
-            send_on_commit(step.id)
-        Step.objects.bulk_update(lost, ["dispatched_at"])
+        waited = Value(now, DateTimeField()) - F("ready_at")
+        Step.objects.filter(id__in=lost).update(
+            dispatched_at=Value(now, DateTimeField())
+            + Least(waited, Value(REDISPATCH_BACKOFF_CAP, DurationField()))
+        )
+        for step_id in lost:
+            send_on_commit(step_id)
     if lost:
         logger.warning("re-dispatched %d pending step(s) that no worker picked up", len(lost))
     return len(lost)
 
 
-def _settle_stuck_sending(batch: int) -> int:
+def _stuck_sending(now: Any) -> QuerySet[Step]:
+    return Step.objects.filter(
+        state=StepState.SENDING,
+        send_started_at__lte=now - timedelta(seconds=settings.SENDING_LEASE),
+    )
+
+
+def _settle_stuck_sending(batch: int, now: datetime) -> int:
     with transaction.atomic():
-        now = db_now()
         stuck = list(
-            Step.objects.select_for_update(skip_locked=True)
-            .filter(
-                state=StepState.SENDING,
-                send_started_at__lte=now - timedelta(seconds=settings.SENDING_LEASE),
-            )
+            _stuck_sending(now)
+            .select_for_update(skip_locked=True)
             .order_by("send_started_at")[:batch]
         )
         for step in stuck:
@@ -193,26 +274,23 @@ def _settle_stuck_sending(batch: int) -> int:
     return len(stuck)
 
 
-def _poll_near(batch: int) -> int:
-    providers = polling_providers()
-    if not providers:
-        return 0
+def _pollable_near(now: Any, providers: set[str]) -> QuerySet[Step]:
+    return Step.objects.filter(
+        state=StepState.WAITING,
+        polled_at__isnull=True,
+        deadline_at__lte=now + timedelta(seconds=settings.POLL_BEFORE_DEADLINE),
+    ).filter(
+        Exists(
+            Attempt.objects.filter(step=OuterRef("pk"), outcome="accepted", provider__in=providers)
+        )
+    )
+
+
+def _poll_near(batch: int, now: datetime) -> int:
     with transaction.atomic():
-        now = db_now()
         near = list(
-            Step.objects.select_for_update(skip_locked=True)
-            .filter(
-                state=StepState.WAITING,
-                polled_at__isnull=True,
-                deadline_at__lte=now + timedelta(seconds=settings.POLL_BEFORE_DEADLINE),
-            )
-            .filter(
-                Exists(
-                    Attempt.objects.filter(
-                        step=OuterRef("pk"), outcome="accepted", provider__in=providers
-                    )
-                )
-            )
+            _pollable_near(now, polling_providers())
+            .select_for_update(skip_locked=True)
             .order_by("deadline_at")
             .values_list("id", flat=True)[:batch]
         )

@@ -25,7 +25,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from workflows_app.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from workflows_app.services.clock import db_now
@@ -178,29 +178,38 @@ def _endpoint_disable(endpoint: WebhookEndpoint, now: datetime, reason: str) -> 
     logger.warning("webhook endpoint %s disabled: %s", endpoint.url, reason)
 
 
-def webhooks_dispatch_due(batch: int) -> int:
-    """The scheduler's webhook phase: queue delivery for workflows whose head delivery is due,
-    not in flight, and not queued within ``WEBHOOK_DISPATCH_GRACE``. Returns how many."""
-    with transaction.atomic():
-        now = db_now()
-        grace = now - timedelta(seconds=settings.WEBHOOK_DISPATCH_GRACE)
-        earlier = WebhookDelivery.objects.filter(
-            workflow_id=OuterRef("workflow_id"), state=DeliveryState.PENDING, id__lt=OuterRef("id")
+def webhooks_due(now: Any) -> QuerySet[WebhookDelivery]:
+    """Deliveries whose workflow should be queued for delivery at ``now`` (a datetime, or the
+    database clock as an expression): due, not in flight, not queued within
+    ``WEBHOOK_DISPATCH_GRACE``, and the head of their workflow's queue."""
+    grace = now - timedelta(seconds=settings.WEBHOOK_DISPATCH_GRACE)
+    earlier = WebhookDelivery.objects.filter(
+        workflow_id=OuterRef("workflow_id"), state=DeliveryState.PENDING, id__lt=OuterRef("id")
+    )
+    return (
+        WebhookDelivery.objects.filter(
+            state=DeliveryState.PENDING,
+            next_attempt_at__lte=now,
+            endpoint__disabled_at__isnull=True,
         )
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now))
+        .filter(
+            Q(dispatched_at__isnull=True)
+            | Q(dispatched_at__lt=F("next_attempt_at"))
+            | Q(dispatched_at__lte=grace)
+        )
+        .exclude(Exists(earlier))
+    )
+
+
+def webhooks_dispatch_due(batch: int, now: Any = None) -> int:
+    """The scheduler's webhook phase: queue delivery for the workflows of
+    :func:`webhooks_due` deliveries. Returns how many deliveries."""
+    with transaction.atomic():
+        now = now or db_now()
         due = list(
-            WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(
-                state=DeliveryState.PENDING,
-                next_attempt_at__lte=now,
-                endpoint__disabled_at__isnull=True,
-            )
-            .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now))
-            .filter(
-                Q(dispatched_at__isnull=True)
-                | Q(dispatched_at__lt=F("next_attempt_at"))
-                | Q(dispatched_at__lte=grace)
-            )
-            .exclude(Exists(earlier))
+            webhooks_due(now)
+            .select_for_update(skip_locked=True, of=("self",))
             .order_by("next_attempt_at")
             .values_list("id", "workflow_id")[:batch]
         )

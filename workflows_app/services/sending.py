@@ -5,7 +5,7 @@ record the outcome in a new transaction.
 import logging
 import random
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -103,21 +103,21 @@ def _attempt_start(step_id: int) -> tuple[Attempt, Route, OutboundMessage] | Non
     return attempt, route, outbound
 
 
-def _locked_step(attempt: Attempt) -> Step:
-    """The attempt's step, locked, with its run (whose webhook target a status change needs)
-    and the database's clock as ``db_now``: one round trip."""
-    return (
+def _locked_step(attempt: Attempt) -> tuple[Step, datetime]:
+    """The attempt's step, locked, with its run (whose webhook target a status change needs),
+    and the database's clock: one round trip."""
+    step = (
         Step.objects.select_for_update(of=("self",))
         .select_related("workflow__account", "workflow__application")
         .annotate(db_now=ClockTimestamp())
         .get(id=attempt.step_id)
     )
+    return step, step.db_now
 
 
 def _attempt_accepted(attempt: Attempt, result: SendResult) -> None:
     with transaction.atomic():
-        step = _locked_step(attempt)
-        now = step.db_now
+        step, now = _locked_step(attempt)
         Attempt.objects.filter(id=attempt.id).update(
             outcome="accepted",
             provider_message_ids=result.provider_message_ids,
@@ -148,8 +148,7 @@ def _attempt_accepted(attempt: Attempt, result: SendResult) -> None:
 
 def _attempt_failed(attempt: Attempt, error: ProviderError) -> None:
     with transaction.atomic():
-        step = _locked_step(attempt)
-        now = step.db_now
+        step, now = _locked_step(attempt)
         Attempt.objects.filter(id=attempt.id).update(
             outcome="error",
             error_kind=error.kind,

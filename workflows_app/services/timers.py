@@ -147,7 +147,8 @@ def _probe_query(
     }
     if providers:
         phases["poll"] = _pollable_near(now, set(providers))
-    parts, params = [], []
+    parts: list[str] = []
+    params: list[Any] = []
     for queryset in phases.values():
         sql, query_params = queryset.values("pk")[:1].query.sql_with_params()
         parts.append(f"EXISTS({sql})")

@@ -60,11 +60,11 @@ def encode(body: dict[str, Any]) -> str:
 
 
 def _run_loaded(step: Step) -> bool:
-    if not Step.workflow.is_cached(step):  # type: ignore[attr-defined]
+    if not Step.workflow.is_cached(step):
         return False
     workflow = step.workflow
-    return Workflow.account.is_cached(workflow) and (  # type: ignore[attr-defined]
-        workflow.application_id is None or Workflow.application.is_cached(workflow)  # type: ignore[attr-defined]
+    return Workflow.account.is_cached(workflow) and (
+        workflow.application_id is None or Workflow.application.is_cached(workflow)
     )
 
 

@@ -118,7 +118,7 @@ def run_main_phases(stack, size: Size, results: dict, profile: bool, log_dir: Pa
     say("step throughput (sends vs no-op tasks)")
     creds = measure.new_account("bench steps")
     results["steps"] = measure.step_throughput(stack, creds, size.step_rounds, size.step_count)
-    results["worker_rss_empty_mb"] = stack_mod.rss_mb(stack.pid("worker"))
+    results["worker_memory_empty"] = stack_mod.memory_mb(stack.pid("worker"))
     if profile:
         results["profile_send"] = profile_send(stack, creds, size, log_dir)
     stack.start("scheduler")
@@ -182,7 +182,7 @@ def run_scale_phase(stack, size: Size, results: dict, profile: bool, log_dir: Pa
     stack.start("web", "worker", "scheduler")
     time.sleep(15)  # the scheduler arms the countdowns inside TIMER_HORIZON
     say("scale: worker memory, Redis memory, scheduler tick")
-    results["worker_rss_mb"] = stack_mod.rss_mb(stack.pid("worker"))
+    results["worker_memory"] = stack_mod.memory_mb(stack.pid("worker"))
     results["redis_mb"], results["redis_instance_mb"] = measure.redis_memory()
     stack.stop("scheduler")  # the bench runs the ticks itself, as the scheduler would
     results["ticks_ms"] = measure.tick_times(size.ticks, 0.5)
@@ -192,7 +192,9 @@ def run_scale_phase(stack, size: Size, results: dict, profile: bool, log_dir: Pa
     # Sends at scale are not timed: the steady timer load (a million deadlines over 24 h is
     # ~12 failovers and ~12 sends a second) keeps this worker's queue from ever draining here.
     time.sleep(5)
-    results["worker_rss_mb"] = max(results["worker_rss_mb"], stack_mod.rss_mb(stack.pid("worker")))
+    results["worker_memory"] = max(
+        results["worker_memory"], stack_mod.memory_mb(stack.pid("worker"))
+    )
     stack.stop("worker")  # the scheduler is already stopped
     say("scale: accept throughput")
     results["scale_accept"] = measure.accept_throughput(

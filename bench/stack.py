@@ -95,17 +95,35 @@ def flush_redis() -> None:
     redis.Redis.from_url(redis_url()).flushdb()
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of ``pid`` and all its descendants, in MiB."""
-    total_kb = 0
-    for child in [pid, *_descendants(pid)]:
-        try:
-            for line in Path(f"/proc/{child}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total_kb += int(line.split()[1])
-        except OSError:
-            continue
-    return total_kb / 1024
+@dataclass(frozen=True, order=True)
+class Memory:
+    """Resident memory of a process and its descendants (a prefork worker and its pool), MiB.
+
+    ``resident`` counts each page once however many of the processes share it (the sum of
+    their PSS, /proc/<pid>/smaps_rollup): what the group holds in RAM. ``rss_sum`` adds up
+    their VmRSS, which counts every page a forked child still shares with its parent again.
+    """
+
+    resident: float
+    rss_sum: float
+
+
+def memory_mb(pid: int) -> Memory:
+    pss_kb = rss_kb = 0
+    for process in [pid, *_descendants(pid)]:
+        pss_kb += _status_kb(f"/proc/{process}/smaps_rollup", "Pss:")
+        rss_kb += _status_kb(f"/proc/{process}/status", "VmRSS:")
+    return Memory(pss_kb / 1024, rss_kb / 1024)
+
+
+def _status_kb(path: str, field_name: str) -> int:
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(field_name):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def _descendants(pid: int) -> list[int]:

@@ -11,13 +11,13 @@ from typing import Any, ClassVar
 
 from channels_app import http
 from channels_app.adapters.base import (
-    Adapter,
     ErrorRule,
     OutboundMessage,
     SendResult,
     error_from_table,
     unsupported_content,
 )
+from channels_app.adapters.graph import GraphAdapter
 from channels_app.errors import ErrorKind, ProviderError
 
 P, T, C = ErrorKind.PERMANENT, ErrorKind.TRANSIENT, ErrorKind.CONFIGURATION
@@ -46,30 +46,19 @@ MEDIA = {"image", "audio", "video", "file"}
 MESSAGING_TYPES = {"response": "RESPONSE", "update": "UPDATE", "message_tag": "MESSAGE_TAG"}
 
 
-class MessengerAdapter(Adapter):
+class MessengerAdapter(GraphAdapter):
     name: ClassVar[str] = "messenger"
     channels: ClassVar[frozenset[str]] = frozenset({"messenger"})
-    default_base_url: ClassVar[str] = "https://graph.facebook.com"
     required_config: ClassVar[tuple[str, ...]] = ("page_access_token",)
 
     def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
         self.require_config(config)
-        version = config.get("api_version", "v19.0")
-        # The token goes in the Authorization header, not the documented `access_token` query
-        # parameter, so it can never leak through a logged URL; the Graph API accepts both.
-        response = http.request(
-            "POST",
-            f"{self.base_url(config)}/{version}/me/messages",
-            config=config,
-            json=self.payload(message),
-            headers={"Authorization": f"Bearer {config['page_access_token']}"},
+        response, body = self.graph_post(
+            config, "me/messages", config["page_access_token"], self.payload(message)
         )
-        body = http.json_body(response)
-        if response.ok:
-            if body is None or not body.get("message_id"):
-                raise http.unreadable_success(response)
-            return SendResult([str(body["message_id"])], {"recipient_id": body.get("recipient_id")})
-        raise self.error(response, body)
+        if body is None or not body.get("message_id"):
+            raise http.unreadable_success(response)
+        return SendResult([str(body["message_id"])], {"recipient_id": body.get("recipient_id")})
 
     def payload(self, message: OutboundMessage) -> dict[str, Any]:
         options = message.channel_options()
@@ -100,21 +89,10 @@ class MessengerAdapter(Adapter):
             return dict(content.get("custom") or {})
         raise unsupported_content(self.name, message)
 
-    def error(self, response: Any, body: dict[str, Any] | None) -> ProviderError:
-        graph = (body or {}).get("error")
-        graph = graph if isinstance(graph, dict) else {}
+    def graph_error(self, graph: dict[str, Any], retry_after: float | None) -> ProviderError:
         code, subcode = graph.get("code"), graph.get("error_subcode")
-        detail = str(graph.get("message", ""))[:200]
-        if code is None:
-            kind = http.kind_for_status(response.status_code)
-            return ProviderError(
-                kind,
-                f"HTTP {response.status_code}",
-                code=1331,
-                provider_code=str(response.status_code),
-                retry_after=http.retry_after(response),
-            )
         key = (code, subcode) if (code, subcode) in ERRORS else (code, None)
+        detail = str(graph.get("message", ""))[:200]
         return error_from_table(
-            ERRORS, key, fallback=FALLBACK, detail=detail, retry_after=http.retry_after(response)
+            ERRORS, key, fallback=FALLBACK, detail=detail, retry_after=retry_after
         )

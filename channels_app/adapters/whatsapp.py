@@ -11,13 +11,13 @@ from typing import Any, ClassVar
 
 from channels_app import http
 from channels_app.adapters.base import (
-    Adapter,
     ErrorRule,
     OutboundMessage,
     SendResult,
     error_from_table,
     unsupported_content,
 )
+from channels_app.adapters.graph import GraphAdapter
 from channels_app.errors import ErrorKind, ProviderError
 
 P, T, C = ErrorKind.PERMANENT, ErrorKind.TRANSIENT, ErrorKind.CONFIGURATION
@@ -63,49 +63,30 @@ def rule_for(code: Any) -> ErrorRule:
     return ERRORS.get(code, FALLBACK)
 
 
-class WhatsAppAdapter(Adapter):
+class WhatsAppAdapter(GraphAdapter):
     name: ClassVar[str] = "whatsapp"
     channels: ClassVar[frozenset[str]] = frozenset({"whatsapp"})
-    default_base_url: ClassVar[str] = "https://graph.facebook.com"
     required_config: ClassVar[tuple[str, ...]] = ("access_token", "phone_number_id")
 
     def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
         self.require_config(config)
-        version = config.get("api_version", "v19.0")
-        response = http.request(
-            "POST",
-            f"{self.base_url(config)}/{version}/{config['phone_number_id']}/messages",
-            config=config,
-            json=self.payload(message),
-            headers={"Authorization": f"Bearer {config['access_token']}"},
+        response, body = self.graph_post(
+            config,
+            f"{config['phone_number_id']}/messages",
+            config["access_token"],
+            self.payload(message),
         )
-        body = http.json_body(response)
-        if response.ok:
-            messages = (body or {}).get("messages") or []
-            if not messages or not messages[0].get("id"):
-                raise http.unreadable_success(response)
-            return SendResult([str(messages[0]["id"])], {"contacts": (body or {}).get("contacts")})
-        graph = (body or {}).get("error")
-        graph = graph if isinstance(graph, dict) else {}
+        messages = (body or {}).get("messages") or []
+        if not messages or not messages[0].get("id"):
+            raise http.unreadable_success(response)
+        return SendResult([str(messages[0]["id"])], {"contacts": (body or {}).get("contacts")})
+
+    def graph_error(self, graph: dict[str, Any], retry_after: float | None) -> ProviderError:
         code = graph.get("code")
-        retry_after = http.retry_after(response)
-        if code is None:
-            raise ProviderError(
-                http.kind_for_status(response.status_code),
-                f"HTTP {response.status_code}",
-                code=1331,
-                provider_code=str(response.status_code),
-                retry_after=retry_after,
-            )
         rule = rule_for(code)
-        raise error_from_table(
-            {code: rule},
-            code,
-            fallback=rule,
-            detail=str((graph.get("error_data") or {}).get("details") or graph.get("message", ""))[
-                :200
-            ],
-            retry_after=retry_after,
+        detail = (graph.get("error_data") or {}).get("details") or graph.get("message", "")
+        return error_from_table(
+            {code: rule}, code, fallback=rule, detail=str(detail)[:200], retry_after=retry_after
         )
 
     def payload(self, message: OutboundMessage) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Receipts for the ``receipt-endpoints-forged-stale-oversized`` scenario, built from what the
 provider simulator accepted (``GET /_simulator/messages``) with the simulator's own providers
-(channels_app/simulator/providers.py, which sign as the providers document), then re-signed
+(channels_app/simulator/providers/, which sign as the providers document), then re-signed
 here where a scenario needs a wrong secret, an old timestamp or a padded body.
 """
 

@@ -43,11 +43,11 @@ from django.db.models import (
     QuerySet,
     Value,
 )
-from django.db.models.functions import Least
+from django.db.models.functions import Least, Now
 
 from channels_app.registry import polling_providers
 from workflows_app.models import Attempt, Step
-from workflows_app.services.clock import ClockTimestamp, db_now
+from workflows_app.services.clock import db_now
 from workflows_app.services.dispatch import arm_timer_on_commit, poll_on_commit, send_on_commit
 from workflows_app.services.health import heartbeat_record
 from workflows_app.services.retention import scheduled_purge
@@ -136,8 +136,14 @@ def _probe_query(
     key: tuple, providers: frozenset[str], vendor: str
 ) -> tuple[tuple[str, ...], str, tuple]:
     """``SELECT <clock>, EXISTS(<phase 1 rows>), …`` with the phases' own filters, the clock
-    being the database's (an expression, so the SQL never changes and is compiled once)."""
-    now = ClockTimestamp()
+    being the database's (an expression, so the SQL never changes and is compiled once).
+
+    The clock is ``statement_timestamp()`` (Django's ``Now()``), not ``clock_timestamp()``:
+    PostgreSQL can bound an index scan with a stable function but not with a volatile one,
+    which would turn every EXISTS into a scan of the whole step table. The probe is a
+    statement of its own, so the two clocks differ by the time it takes to start.
+    """
+    now = Now()
     phases: dict[str, QuerySet] = {
         "expire": _expired(now),
         "arm": _unarmed_near(now),
@@ -153,7 +159,7 @@ def _probe_query(
         sql, query_params = queryset.values("pk")[:1].query.sql_with_params()
         parts.append(f"EXISTS({sql})")
         params.extend(query_params)
-    clock_sql = ClockTimestamp.template if vendor == "postgresql" else "NULL"  # SQLite: ours
+    clock_sql = "statement_timestamp()" if vendor == "postgresql" else "NULL"  # SQLite: ours
     return tuple(phases), f"SELECT {clock_sql}, {', '.join(parts)}", tuple(params)
 
 

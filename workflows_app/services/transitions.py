@@ -50,15 +50,7 @@ def step_transition(
         )
         if changed != 1:
             return False
-        Event.objects.create(
-            workflow_id=step.workflow_id,
-            step_id=step.id,
-            kind="step.transition",
-            from_state=source,
-            to_state=to,
-            detail=detail or STEP_TRANSITIONS[(source, to)],
-            data=data or {},
-        )
+        _step_event(step, source, to, detail, data).save(force_insert=True)
     step.state = to
     for name, value in fields.items():
         setattr(step, name, value)
@@ -88,22 +80,25 @@ def steps_transition(steps: list[Step], to: StepState, *, detail: str = "", **fi
         )
         if changed != len(ids):
             raise RuntimeError(f"{len(ids) - changed} locked step(s) moved under their lock")
-        Event.objects.bulk_create(
-            Event(
-                workflow_id=step.workflow_id,
-                step_id=step.id,
-                kind="step.transition",
-                from_state=source,
-                to_state=to,
-                detail=detail or STEP_TRANSITIONS[(source, to)],
-                data={},
-            )
-            for step in steps
-        )
+        Event.objects.bulk_create(_step_event(step, source, to, detail) for step in steps)
     for step in steps:
         step.state = to
         for name, value in fields.items():
             setattr(step, name, value)
+
+
+def _step_event(
+    step: Step, source: StepState, to: StepState, detail: str, data: dict[str, Any] | None = None
+) -> Event:
+    return Event(
+        workflow_id=step.workflow_id,
+        step_id=step.id,
+        kind="step.transition",
+        from_state=source,
+        to_state=to,
+        detail=detail or STEP_TRANSITIONS[(source, to)],
+        data=data or {},
+    )
 
 
 def workflow_transition(

@@ -4,6 +4,8 @@ from datetime import timedelta
 
 import pytest
 
+from orchestrator.celery import app
+
 from tests.workflows_app.test_receipts import spec
 from workflows_app.models import Event, Step
 from workflows_app.services.sending import step_send
@@ -82,7 +84,15 @@ def test_the_scheduler_settles_a_step_whose_worker_died_mid_send(two_steps):
     assert step.attempts.count() == 0
 
 
-def test_the_scheduler_redispatches_a_pending_step_nobody_picked_up(two_steps, settings):
+@pytest.fixture
+def empty_queue():
+    """The broker's queue as after a Redis restart (unit tests queue tasks nobody consumes)."""
+    app.control.purge()
+
+
+def test_the_scheduler_redispatches_a_pending_step_nobody_picked_up(
+    two_steps, settings, empty_queue
+):
     step = two_steps.steps.get(index=0)
     long_ago = step.created_at - timedelta(minutes=5)
     Step.objects.filter(id=step.id).update(ready_at=long_ago, dispatched_at=long_ago)
@@ -94,13 +104,26 @@ def test_the_scheduler_redispatches_a_pending_step_nobody_picked_up(two_steps, s
     assert timedelta(minutes=5) + REDISPATCH_BACKOFF_CAP <= wait < timedelta(minutes=7)
 
 
-def test_a_redispatch_backs_off_by_as_long_as_the_step_has_waited(two_steps):
+def test_a_redispatch_backs_off_by_as_long_as_the_step_has_waited(two_steps, empty_queue):
     step = two_steps.steps.get(index=0)
     ago = step.created_at - timedelta(seconds=20)
     Step.objects.filter(id=step.id).update(ready_at=ago, dispatched_at=ago)
     assert scheduler_tick().redispatched == 1
     step.refresh_from_db()
     assert timedelta(seconds=40) <= step.dispatched_at - step.ready_at < timedelta(seconds=50)
+
+
+def test_a_long_broker_queue_holds_redispatch_back(two_steps, settings, empty_queue):
+    """With REDISPATCH_MAX_BACKLOG messages waiting (here: none allowed), a pending step's send
+    is presumed queued; once the queue is short again, it is re-dispatched."""
+    step = two_steps.steps.get(index=0)
+    ago = step.created_at - timedelta(seconds=20)
+    Step.objects.filter(id=step.id).update(ready_at=ago, dispatched_at=ago)
+    settings.REDISPATCH_MAX_BACKLOG = 0
+    assert scheduler_tick().redispatched == 0
+    assert Step.objects.get(id=step.id).dispatched_at == ago
+    settings.REDISPATCH_MAX_BACKLOG = 100
+    assert scheduler_tick().redispatched == 1
 
 
 def test_the_scheduler_arms_timers_only_inside_the_horizon(account, settings):

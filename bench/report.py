@@ -215,7 +215,10 @@ HOW_TO_READ = """\
   be sent.
 - **scale**: a separate database holds a million waiting runs, inserted with
   `INSERT … SELECT generate_series` (bench/fixtures.py) row for row as the service writes them
-  (a test checks that column by column); deadlines spread from one minute to 24 h. The tick is
+  (a test checks that column by column); deadlines spread from one minute to 24 h. The tables
+  are then vacuumed and checkpointed, as a table grown over a day would be: straight after a
+  load PostgreSQL spends minutes writing out dirtied pages and setting hint bits, and the
+  figures would measure that instead of the table size. The tick is
   `scheduler_tick()` run in the bench process exactly as `run_scheduler` runs it.
 - **Worker memory** (`worker_rss_mb`) is what the worker holds in RAM: its main process plus its
   pool processes, each page counted once however many of them share it (the sum of their PSS

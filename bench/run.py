@@ -163,7 +163,7 @@ def clear_backlog(stack) -> None:
 
 def run_scale_phase(stack, size: Size, results: dict, profile: bool, log_dir: Path) -> None:
     from bench import measure
-    from bench.fixtures import insert_waiting_workflows
+    from bench.fixtures import insert_waiting_workflows, settle_after_bulk_load
 
     measure.use_database(SCALE_DB)
     stack_mod.flush_redis()
@@ -178,6 +178,8 @@ def run_scale_phase(stack, size: Size, results: dict, profile: bool, log_dir: Pa
         on_batch=lambda done: say(f"  {done:,} inserted", end="\r"),
     )
     results["scale_insert_s"] = time.monotonic() - began
+    say("vacuum and checkpoint after the load")
+    settle_after_bulk_load()
     results["scale_count"] = size.scale_count
     stack.start("web", "worker", "scheduler")
     time.sleep(15)  # the scheduler arms the countdowns inside TIMER_HORIZON

@@ -187,7 +187,7 @@ def run_scale_phase(stack, size: Size, results: dict, profile: bool, log_dir: Pa
     results["worker_memory"] = stack_mod.memory_mb(stack.pid("worker"))
     results["redis_mb"], results["redis_instance_mb"] = measure.redis_memory()
     stack.stop("scheduler")  # the bench runs the ticks itself, as the scheduler would
-    results["ticks_ms"] = measure.tick_times(size.ticks, 0.5)
+    results["ticks_ms"] = measure.tick_times(size.ticks, scheduler_interval())
     results["tick_plans"] = measure.explain_tick()
     if profile:
         results["profile_tick"] = profile_ticks(log_dir)
@@ -262,12 +262,18 @@ def profile_ticks(log_dir: Path) -> Path:
 
     out = log_dir / "tick.collapsed"
     spy = py_spy(os.getpid(), 10, out, subprocesses=False)
-    measure.tick_times(200, 0.0)
+    measure.tick_times(10, scheduler_interval())
     spy.wait(timeout=120)
     return out
 
 
 # --- Helpers ---------------------------------------------------------------------------------
+
+
+def scheduler_interval() -> float:
+    from django.conf import settings
+
+    return settings.SCHEDULER_INTERVAL
 
 
 def say(message: str, end: str = "\n") -> None:

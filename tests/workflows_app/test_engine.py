@@ -5,13 +5,14 @@ from datetime import timedelta
 import pytest
 
 from orchestrator.celery import app
-
 from tests.workflows_app.test_receipts import spec
 from workflows_app.models import Event, Step
+from workflows_app.services.clock import db_now
 from workflows_app.services.sending import step_send
 from workflows_app.services.timers import (
     REDISPATCH_BACKOFF_CAP,
     expire_due,
+    scheduler_round,
     scheduler_tick,
     seconds_to_next_deadline,
 )
@@ -226,3 +227,19 @@ def test_an_idle_tick_is_one_round_trip(two_steps, django_assert_num_queries):
     with django_assert_num_queries(1):
         report = scheduler_tick()
     assert (report.expired, report.armed, report.redispatched) == (0, 0, 0)
+
+
+def test_a_scheduler_round_fires_a_deadline_that_falls_between_ticks(two_steps, settings):
+    """The tick finds nothing due; the round then wakes for the deadline 0.3 s later and fails
+    the step over before the next tick (one second after the first)."""
+    settings.TIMER_RESOLUTION = 0.05
+    step = two_steps.steps.get(index=0)
+    step_send(step.id)
+    Step.objects.filter(id=step.id).update(deadline_at=db_now() + timedelta(seconds=0.3))
+    report = scheduler_round(1.0)
+    assert report is not None and report.expired == 0
+    step.refresh_from_db()
+    assert (step.state, step.failover_reason) == ("failed_over", "expired")
+    assert step.events.get(to_state="failed_over").created_at < step.deadline_at + timedelta(
+        seconds=0.5
+    )

@@ -26,6 +26,7 @@ when the workers, and with them the countdowns, are behind.
 import functools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -77,6 +78,10 @@ class TickReport:
     webhooks: int = 0
     duration_ms: float = 0.0
 
+    @property
+    def did_work(self) -> bool:
+        return any((self.expired, self.redispatched, self.settled, self.polled, self.webhooks))
+
 
 def step_expire(step_id: int) -> bool:
     """Fail over one step if, by the database clock, its deadline has passed."""
@@ -111,6 +116,24 @@ def scheduler_tick(batch: int | None = None) -> TickReport:
     scheduled_purge()
     heartbeat_record("scheduler")
     report.duration_ms = (time.perf_counter() - started) * 1000
+    return report
+
+
+def scheduler_round(
+    interval: float,
+    stopping: Callable[[], bool] = lambda: False,
+    guard: Callable[..., Any] = lambda function, *args: function(*args),
+) -> TickReport | None:
+    """One round of ``run_scheduler``: a tick, then, until ``interval`` has passed since it
+    began, sleep until the earliest deadline and fire what is due. ``guard`` runs each piece
+    of work (the command's logs and survives database errors). Returns the tick's report."""
+    started = time.monotonic()
+    report = guard(scheduler_tick)
+    next_tick = started + interval
+    while not stopping() and (remaining := next_tick - time.monotonic()) > 0:
+        time.sleep(guard(seconds_to_next_deadline, remaining) or remaining)
+        if not stopping() and time.monotonic() < next_tick:
+            guard(expire_due)
     return report
 
 

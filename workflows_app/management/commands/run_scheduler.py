@@ -6,13 +6,12 @@ compare-and-set.
 
 import logging
 import signal
-import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connection
 
-from workflows_app.services.timers import expire_due, scheduler_tick, seconds_to_next_deadline
+from workflows_app.services.timers import scheduler_round, scheduler_tick
 
 logger = logging.getLogger("workflows_app.scheduler")
 
@@ -34,24 +33,25 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         logger.info("scheduler started, interval %.2fs", interval)
-        while not stopping:
-            started = time.monotonic()
+        if once:
             guarded(self._tick)
-            if once:
-                break
-            # Until the next tick: wake for each deadline and fire what is due.
-            next_tick = started + interval
-            while not stopping and (remaining := next_tick - time.monotonic()) > 0:
-                time.sleep(guarded(seconds_to_next_deadline, remaining) or remaining)
-                if not stopping and time.monotonic() < next_tick:
-                    guarded(expire_due)
+            return
+        while not stopping:
+            report = scheduler_round(interval, stopping=lambda: stopping, guard=guarded)
+            if report and any(
+                (
+                    report.expired,
+                    report.redispatched,
+                    report.settled,
+                    report.polled,
+                    report.webhooks,
+                )
+            ):
+                logger.info("tick %s", report)
 
     @staticmethod
     def _tick() -> None:
-        report = scheduler_tick()
-        work = (report.expired, report.redispatched, report.settled, report.polled, report.webhooks)
-        if any(work):
-            logger.info("tick %s", report)
+        logger.info("tick %s", scheduler_tick())
 
 
 def guarded(function, *args):

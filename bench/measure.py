@@ -407,14 +407,15 @@ def tick_times(ticks: int, interval: float) -> list[float]:
 
 
 def explain_tick() -> list[tuple[str, str]]:
-    """``EXPLAIN (ANALYZE, BUFFERS)`` of every query one tick runs against steps (rolled back)."""
+    """``EXPLAIN (ANALYZE, BUFFERS)`` of the tick's probe and of every claim query it ran
+    (rolled back)."""
     with CaptureQueriesContext(connection) as captured:
         scheduler_tick()
     plans = []
     for query in captured.captured_queries:
         sql = query["sql"]
-        if "SKIP LOCKED" not in sql:  # the claim queries; the rest are per-row lookups
-            continue
+        if not (sql.startswith("SELECT statement_timestamp()") or "SKIP LOCKED" in sql):
+            continue  # the rest are per-row lookups and writes
         try:
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)

@@ -243,9 +243,10 @@ def write_docs(path: Path, r: dict, rendered: str) -> None:
         "```\nmake bench                      # = python -m bench.run --size full\n"
         "python -m bench.run --size small --skip-scale   # a quick look while developing\n"
         "python -m bench.run --profile   # adds py-spy profiles of accept, send and tick\n```\n",
-        "It needs PostgreSQL and Redis (started if down), `wrk` (`apt-get install wrk`) and, "
-        "for `--profile`, py-spy. It creates the databases `orch_bench` and "
-        "`orch_bench_scale` afresh and uses Redis DB 7 (`BENCH_REDIS_DB`).\n",
+        "It needs PostgreSQL and Redis (started if down) and `wrk` (`make bench` installs it "
+        "with apt-get); `--profile` uses py-spy, from the test extra. It creates the "
+        "databases `orch_bench` and `orch_bench_scale` afresh and uses Redis DB 7 "
+        "(`BENCH_REDIS_DB`).\n",
         "## How to read it\n",
         HOW_TO_READ,
     ]

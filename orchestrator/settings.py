@@ -138,10 +138,6 @@ TIMER_RESOLUTION = env.float("TIMER_RESOLUTION", default=0.05)
 TIMER_HORIZON = env.int("TIMER_HORIZON", default=300)
 # A step left `pending` this long after it became due was never picked up: dispatch it again.
 PENDING_GRACE = env.float("PENDING_GRACE", default=5.0)
-# ...unless this many messages or more wait in the broker's queue: the step's send is then most
-# likely among them, and queueing it again would only lengthen the backlog (it is re-dispatched
-# once the queue has drained below this).
-REDISPATCH_MAX_BACKLOG = env.int("REDISPATCH_MAX_BACKLOG", default=100)
 # A step left `sending` this long is an attempt whose worker died: longer than any provider call.
 SENDING_LEASE = env.float("SENDING_LEASE", default=60.0)
 SEND_MAX_ATTEMPTS = env.int("SEND_MAX_ATTEMPTS", default=4)

@@ -114,19 +114,6 @@ def test_a_redispatch_backs_off_by_as_long_as_the_step_has_waited(two_steps, emp
     assert timedelta(seconds=40) <= step.dispatched_at - step.ready_at < timedelta(seconds=50)
 
 
-def test_a_long_broker_queue_holds_redispatch_back(two_steps, settings, empty_queue):
-    """With REDISPATCH_MAX_BACKLOG messages waiting (here: none allowed), a pending step's send
-    is presumed queued; once the queue is short again, it is re-dispatched."""
-    step = two_steps.steps.get(index=0)
-    ago = step.created_at - timedelta(seconds=20)
-    Step.objects.filter(id=step.id).update(ready_at=ago, dispatched_at=ago)
-    settings.REDISPATCH_MAX_BACKLOG = 0
-    assert scheduler_tick().redispatched == 0
-    assert Step.objects.get(id=step.id).dispatched_at == ago
-    settings.REDISPATCH_MAX_BACKLOG = 100
-    assert scheduler_tick().redispatched == 1
-
-
 def test_the_scheduler_arms_timers_only_inside_the_horizon(account, settings):
     settings.TIMER_HORIZON = 60
     workflow = workflow_create(

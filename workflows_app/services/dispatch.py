@@ -6,8 +6,6 @@ pending steps and due timers in Postgres and dispatches them again.
 
 import logging
 
-import redis
-from django.conf import settings
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
@@ -57,24 +55,3 @@ def poll_on_commit(step_id: int) -> None:
             logger.warning("could not queue poll of step %s", step_id, exc_info=True)
 
     transaction.on_commit(_poll)
-
-
-def broker_backlog() -> int:
-    """How many messages wait in the broker's default queue; 0 when the broker cannot say
-    (the embedded filesystem broker, or Redis unreachable: then nothing is held back)."""
-    url = settings.CELERY_BROKER_URL
-    if not url.startswith(("redis://", "rediss://")):
-        return 0
-    try:
-        return int(_broker_client(url).llen(settings.CELERY_TASK_DEFAULT_QUEUE))
-    except redis.RedisError:
-        return 0
-
-
-_clients: dict[str, redis.Redis] = {}
-
-
-def _broker_client(url: str) -> redis.Redis:
-    if url not in _clients:
-        _clients[url] = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
-    return _clients[url]

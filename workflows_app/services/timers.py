@@ -51,7 +51,6 @@ from workflows_app.models import Attempt, Step
 from workflows_app.services.clock import db_now
 from workflows_app.services.dispatch import (
     arm_timer_on_commit,
-    broker_backlog,
     poll_on_commit,
     send_on_commit,
 )
@@ -263,17 +262,12 @@ def _lost_pending(now: Any) -> QuerySet[Step]:
 
 
 def _redispatch_pending(batch: int, now: datetime) -> int:
-    """Queue :func:`_lost_pending` steps again, unless the broker's queue is long (at least
-    ``REDISPATCH_MAX_BACKLOG``): their sends are then most likely waiting in it.
+    """Queue :func:`_lost_pending` steps again.
 
     ``dispatched_at`` then moves forward by as long as the step has already waited (doubling
     the interval each time, capped), so this is a backstop for lost messages, not a second
     queue.
     """
-    backlog = broker_backlog()
-    if backlog >= settings.REDISPATCH_MAX_BACKLOG:
-        logger.info("re-dispatch held back: %d messages wait in the broker's queue", backlog)
-        return 0
     with transaction.atomic():
         lost = list(
             _lost_pending(now)

@@ -4,7 +4,6 @@ from datetime import timedelta
 
 import pytest
 
-from orchestrator.celery import app
 from tests.workflows_app.test_receipts import spec
 from workflows_app.models import Event, Step
 from workflows_app.services.clock import db_now
@@ -85,15 +84,7 @@ def test_the_scheduler_settles_a_step_whose_worker_died_mid_send(two_steps):
     assert step.attempts.count() == 0
 
 
-@pytest.fixture
-def empty_queue():
-    """The broker's queue as after a Redis restart (unit tests queue tasks nobody consumes)."""
-    app.control.purge()
-
-
-def test_the_scheduler_redispatches_a_pending_step_nobody_picked_up(
-    two_steps, settings, empty_queue
-):
+def test_the_scheduler_redispatches_a_pending_step_nobody_picked_up(two_steps, settings):
     step = two_steps.steps.get(index=0)
     long_ago = step.created_at - timedelta(minutes=5)
     Step.objects.filter(id=step.id).update(ready_at=long_ago, dispatched_at=long_ago)
@@ -105,7 +96,7 @@ def test_the_scheduler_redispatches_a_pending_step_nobody_picked_up(
     assert timedelta(minutes=5) + REDISPATCH_BACKOFF_CAP <= wait < timedelta(minutes=7)
 
 
-def test_a_redispatch_backs_off_by_as_long_as_the_step_has_waited(two_steps, empty_queue):
+def test_a_redispatch_backs_off_by_as_long_as_the_step_has_waited(two_steps):
     step = two_steps.steps.get(index=0)
     ago = step.created_at - timedelta(seconds=20)
     Step.objects.filter(id=step.id).update(ready_at=ago, dispatched_at=ago)

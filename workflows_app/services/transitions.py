@@ -1,9 +1,10 @@
 """The only writer of ``Step.state`` and ``Workflow.status``.
 
 Each change is checked against the table in :mod:`workflows_app.states`, applied as a
-compare-and-set (``UPDATE … WHERE id = %s AND state = %s``) and recorded as an Event in the same
-transaction. A lost race, a repeated task or a duplicate receipt therefore changes nothing and
-the caller learns so from the ``False`` it gets back.
+compare-and-set (``UPDATE … WHERE id = %s AND state = %s``) and recorded as an Event in the
+same statement (:func:`~workflows_app.services.statements.update_then_insert`). A lost race, a
+repeated task or a duplicate receipt therefore changes nothing and the caller learns so from
+the ``False`` it gets back.
 """
 
 from typing import Any
@@ -13,6 +14,7 @@ from django.utils import timezone
 
 from workflows_app import webhooks
 from workflows_app.models import Event, Step, Workflow
+from workflows_app.services.statements import update_then_insert
 from workflows_app.states import (
     STEP_TRANSITIONS,
     WORKFLOW_TRANSITIONS,
@@ -41,16 +43,13 @@ def step_transition(
     source = StepState(step.state)
     if (source, to) not in STEP_TRANSITIONS:
         raise IllegalTransition(f"step {source} → {to}")
-    now = timezone.now()
-    # savepoint=False: the update and its Event commit or roll back with the caller's
-    # transaction; a savepoint would only add two round trips per transition.
-    with transaction.atomic(savepoint=False):
-        changed = Step.objects.filter(id=step.id, state=source).update(
-            state=to, updated_at=now, **fields
-        )
-        if changed != 1:
-            return False
-        _step_event(step, source, to, detail, data).save(force_insert=True)
+    changed = update_then_insert(
+        Step.objects.filter(id=step.id, state=source),
+        {"state": to, "updated_at": timezone.now(), **fields},
+        _step_event(step, source, to, detail, data),
+    )
+    if changed != 1:
+        return False
     step.state = to
     for name, value in fields.items():
         setattr(step, name, value)
@@ -108,19 +107,20 @@ def workflow_transition(
     if (source, to) not in WORKFLOW_TRANSITIONS:
         raise IllegalTransition(f"workflow {source} → {to}")
     now = timezone.now()
-    with transaction.atomic(savepoint=False):  # as in step_transition
-        changed = Workflow.objects.filter(id=workflow_id, status=source).update(
-            status=to, updated_at=now, finished_at=now
+    with transaction.atomic(savepoint=False):  # the report commits or rolls back with it
+        changed = update_then_insert(
+            Workflow.objects.filter(id=workflow_id, status=source),
+            {"status": to, "updated_at": now, "finished_at": now},
+            Event(
+                workflow_id=workflow_id,
+                kind="workflow.transition",
+                from_state=source,
+                to_state=to,
+                detail=detail or WORKFLOW_TRANSITIONS[(source, to)],
+            ),
         )
         if changed != 1:
             return False
-        Event.objects.create(
-            workflow_id=workflow_id,
-            kind="workflow.transition",
-            from_state=source,
-            to_state=to,
-            detail=detail or WORKFLOW_TRANSITIONS[(source, to)],
-        )
         if source == WorkflowStatus.RUNNING:
             webhooks.workflow_finished(workflow_id)
     return True

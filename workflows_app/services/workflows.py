@@ -17,6 +17,7 @@ from workflows_app import webhooks
 from workflows_app.models import Account, Application, Event, Step, Workflow
 from workflows_app.services.clock import ClockTimestamp, db_now
 from workflows_app.services.dispatch import arm_timer_on_commit, send_on_commit
+from workflows_app.services.statements import insert_together
 from workflows_app.services.transitions import (
     step_transition,
     steps_transition,
@@ -63,41 +64,40 @@ def workflow_create(
     ``application`` is the JWT's application, if any (its ``status_url`` receives webhooks);
     ``webhook_url``/``webhook_version`` are a Messages v1 request's per-message overrides.
     """
-    with transaction.atomic():
-        workflow = Workflow.objects.create(
-            account=account,
-            application=application,
-            api_flavour=flavour,
-            client_ref=client_ref,
-            webhook_url=webhook_url,
-            webhook_version=webhook_version,
-        )
-        now = ClockTimestamp()  # evaluated by the database in the INSERT: no round trip
-        rows = Step.objects.bulk_create(
-            [
-                Step(
-                    workflow=workflow,
-                    index=index,
-                    channel=spec.channel,
-                    sender=spec.sender,
-                    recipient=spec.recipient,
-                    message=spec.message,
-                    condition_status=spec.condition_status,
-                    expiry_time=spec.expiry_time,
-                    message_uuid=spec.message_uuid,
-                    ready_at=now if index == 0 else None,
-                    dispatched_at=now if index == 0 else None,
-                )
-                for index, spec in enumerate(steps)
-            ]
-        )
-        Event.objects.create(
+    workflow = Workflow(
+        account=account,
+        application=application,
+        api_flavour=flavour,
+        client_ref=client_ref,
+        webhook_url=webhook_url,
+        webhook_version=webhook_version,
+    )
+    now = ClockTimestamp()  # evaluated by the database in the INSERT: no round trip
+    steps_rows = [
+        Step(
             workflow=workflow,
-            kind="workflow.created",
-            to_state="running",
-            data={"steps": len(steps), "flavour": flavour},
+            index=index,
+            channel=spec.channel,
+            sender=spec.sender,
+            recipient=spec.recipient,
+            message=spec.message,
+            condition_status=spec.condition_status,
+            expiry_time=spec.expiry_time,
+            message_uuid=spec.message_uuid,
+            ready_at=now if index == 0 else None,
+            dispatched_at=now if index == 0 else None,
         )
-        send_on_commit(rows[0].id)
+        for index, spec in enumerate(steps)
+    ]
+    created = Event(
+        workflow=workflow,
+        kind="workflow.created",
+        to_state="running",
+        data={"steps": len(steps), "flavour": flavour},
+    )
+    # One statement (atomic by itself): the run, its steps and its first Event.
+    first_step_id, *_ = insert_together([workflow], steps_rows, [created], returning=1)
+    send_on_commit(first_step_id)
     return workflow
 
 

@@ -1,0 +1,90 @@
+"""The one-statement writes: the rows they leave are the ORM's, and an update's Event exists
+exactly when the update happened."""
+
+from django.db import connection
+from django.forms.models import model_to_dict
+
+from tests.workflows_app.test_receipts import spec
+from workflows_app.models import Event, Step, Workflow
+from workflows_app.services.statements import insert_together, update_then_insert
+from workflows_app.services.workflows import workflow_create
+
+# Columns that differ between any two rows by nature: keys, and times taken at each write.
+VOLATILE = {"id", "workflow", "created_at", "updated_at", "ready_at", "dispatched_at"}
+
+
+def _comparable(obj) -> dict:
+    row = type(obj).objects.get(pk=obj.pk)
+    return {k: v for k, v in model_to_dict(row).items() if k not in VOLATILE}
+
+
+def test_a_new_run_is_written_as_the_orm_writes_it(account, django_assert_num_queries):
+    steps = [spec("messenger", "1000000003", "read", 600), spec("sms", "447700900000")]
+    with django_assert_num_queries(1 if connection.vendor == "postgresql" else 5):
+        run = workflow_create(account=account.account, flavour="workflows", steps=steps)
+    # The same rows through plain ORM calls, for comparison.
+    twin = Workflow.objects.create(account=account.account, api_flavour="workflows")
+    ours = list(run.steps.order_by("index"))
+    for step in ours:
+        Step.objects.create(
+            **{k: v for k, v in model_to_dict(step).items() if k not in VOLATILE},
+            workflow=twin,
+            ready_at=step.ready_at,
+            dispatched_at=step.dispatched_at,
+        )
+    assert _comparable(run) == _comparable(twin)
+    assert [_comparable(s) for s in ours] == [_comparable(s) for s in twin.steps.order_by("index")]
+    assert ours[0].ready_at is not None and ours[0].dispatched_at is not None
+    assert ours[1].ready_at is None
+    created = Event.objects.get(workflow=run, kind="workflow.created")
+    assert created.data == {"steps": 2, "flavour": "workflows"} and created.to_state == "running"
+    assert run._state.adding is False  # a saved instance, usable like one the ORM returned
+    assert run.steps.count() == 2
+
+
+def test_insert_together_returns_the_ids_of_one_batch_in_order(account):
+    workflow = Workflow(account=account.account, api_flavour="workflows")
+    steps = [
+        Step(workflow=workflow, index=i, channel="sms", sender={}, recipient={}, message={})
+        for i in range(3)
+    ]
+    ids = insert_together([workflow], steps, returning=1)
+    assert ids == [step.id for step in steps]
+    assert list(Step.objects.filter(id__in=ids).order_by("id").values_list("index", flat=True)) == [
+        0,
+        1,
+        2,
+    ]
+
+
+def test_update_then_insert_inserts_only_when_the_update_changed_a_row(account):
+    run = workflow_create(account=account.account, flavour="workflows", steps=[spec("sms", "1")])
+    step = run.steps.get()
+    before = Event.objects.count()
+
+    def event():
+        return Event(workflow_id=run.id, step_id=step.id, kind="test", detail="x", data={"a": 1})
+
+    missed = update_then_insert(
+        Step.objects.filter(id=step.id, state="waiting"), {"state": "sending"}, event()
+    )
+    assert missed == 0 and Event.objects.count() == before
+    hit = update_then_insert(
+        Step.objects.filter(id=step.id, state="pending"), {"attempt_count": 7}, event()
+    )
+    assert hit == 1
+    assert Step.objects.get(id=step.id).attempt_count == 7
+    recorded = Event.objects.get(kind="test")
+    assert (recorded.step_id, recorded.data, recorded.from_state) == (step.id, {"a": 1}, "")
+
+
+def test_update_then_insert_types_a_null_column_as_the_table_does(account):
+    """An Event without a step (NULL in a bigint column) must insert, not fail as text."""
+    run = workflow_create(account=account.account, flavour="workflows", steps=[spec("sms", "1")])
+    changed = update_then_insert(
+        Workflow.objects.filter(id=run.id, status="running"),
+        {"client_ref": "x"},
+        Event(workflow_id=run.id, kind="test"),
+    )
+    assert changed == 1
+    assert Event.objects.get(kind="test").step_id is None

@@ -67,7 +67,10 @@ class ApiFlavour(models.TextChoices):
 
 class Workflow(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="workflows")
+    # No index of its own: the (account, -created_at) index serves every lookup by account.
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, related_name="workflows", db_index=False
+    )
     application = models.ForeignKey(
         Application, null=True, blank=True, on_delete=models.SET_NULL, related_name="workflows"
     )
@@ -260,8 +263,9 @@ class Event(models.Model):
     to_state = models.CharField(max_length=16, blank=True, default="")
     detail = models.CharField(max_length=255, blank=True, default="")
     data = models.JSONField(default=dict)
-    # Receipts carry provider:message:status here, so a duplicate receipt is a no-op insert.
-    dedupe_key = models.CharField(max_length=300, null=True, blank=True, unique=True)
+    # Receipts carry provider:message:status here, so a duplicate receipt is a no-op insert
+    # (the partial unique constraint below: most events have none, and index nothing).
+    dedupe_key = models.CharField(max_length=300, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -276,6 +280,13 @@ class Event(models.Model):
                 name="event_unmatched_detail",
                 condition=Q(kind="receipt.unmatched"),
             ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dedupe_key"],
+                name="event_dedupe_key",
+                condition=Q(dedupe_key__isnull=False),
+            )
         ]
 
     def __str__(self) -> str:

@@ -189,19 +189,43 @@ def queue_drained() -> bool:
     return redis.Redis.from_url(redis_url()).llen("celery") == 0
 
 
-def _timed_drain(stack: BenchStack, count: int, timeout: float, done=queue_drained) -> float:
-    """Let the paused worker consume; return tasks per second until ``done()``."""
+def tasks_started(stack: BenchStack, name: str) -> int:
+    """How many ``name`` tasks the worker has started since it started (its own count)."""
+    stats = app.control.inspect(destination=[stack.worker_name()], timeout=2).stats() or {}
+    return sum(worker.get("total", {}).get(name, 0) for worker in stats.values())
+
+
+def _timed_drain(stack: BenchStack, name: str, count: int, timeout: float) -> float:
+    """Let the paused worker consume; return tasks per second until it has started ``count``
+    more ``name`` tasks. Sends and no-ops end on the same signal, the worker's own count (at
+    most one task per pool process is still running then; the queue empties earlier, by as
+    many messages as the worker prefetched)."""
+    before = tasks_started(stack, name)
     destination = [stack.worker_name()]
     started = time.perf_counter()
     app.control.add_consumer("celery", destination=destination, reply=True)
-    wait_for(done, timeout, interval=0.02, message="the queued tasks to finish")
+    wait_for(
+        lambda: tasks_started(stack, name) - before >= count,
+        timeout,
+        interval=0.05,
+        message=f"{count} {name} tasks to finish",
+    )
     return count / (time.perf_counter() - started)
 
 
 def _pause_worker(stack: BenchStack) -> None:
-    """Let earlier work finish, then stop the worker taking new tasks."""
+    """Let earlier work finish, then stop the worker taking new tasks, and wait for what it
+    had already taken (prefetched) to finish too."""
     wait_for(queue_drained, 120, interval=0.05, message="the queue to drain before a round")
-    app.control.cancel_consumer("celery", destination=[stack.worker_name()], reply=True)
+    destination = [stack.worker_name()]
+    app.control.cancel_consumer("celery", destination=destination, reply=True)
+
+    def idle() -> bool:
+        inspect = app.control.inspect(destination=destination, timeout=2)
+        busy = [*(inspect.active() or {}).values(), *(inspect.reserved() or {}).values()]
+        return not any(busy)
+
+    wait_for(idle, 120, interval=0.1, message="the worker to finish what it had taken")
 
 
 def send_rate(stack: BenchStack, creds: Credentials, count: int) -> float:
@@ -217,8 +241,9 @@ def send_rate(stack: BenchStack, creds: Credentials, count: int) -> float:
         for _ in range(count)
     ]
     ids = [w.id for w in workflows]
+    rate = _timed_drain(stack, "workflows.send_step", count, timeout=count / 2 + 120)
 
-    def all_waiting() -> bool:
+    def all_waiting() -> bool:  # each send did the whole path, not an early return
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT count(*) FROM workflows_app_step WHERE workflow_id = ANY(%s) "
@@ -227,7 +252,8 @@ def send_rate(stack: BenchStack, creds: Credentials, count: int) -> float:
             )
             return cursor.fetchone()[0] == count
 
-    return _timed_drain(stack, count, timeout=count / 2 + 120, done=all_waiting)
+    wait_for(all_waiting, 30, interval=0.1, message="every send to end waiting")
+    return rate
 
 
 def noop_rate(stack: BenchStack, count: int) -> float:
@@ -235,7 +261,7 @@ def noop_rate(stack: BenchStack, count: int) -> float:
     _pause_worker(stack)
     for step_id in range(count):
         app.send_task("bench.noop", (step_id,))
-    return _timed_drain(stack, count, timeout=count / 5 + 60)  # ends when none is queued
+    return _timed_drain(stack, "bench.noop", count, timeout=count / 5 + 60)
 
 
 def _specs(first_recipient: str, expiry: int) -> list[StepSpec]:

@@ -140,6 +140,8 @@ def wrk_post(url: str, body: dict, auth: str, seconds: int, connections_: int) -
 class AcceptResult:
     ours: list[WrkResult] = field(default_factory=list)
     baseline: list[WrkResult] = field(default_factory=list)
+    # At scale only: ours on a second server whose database has empty tables, in each round.
+    ours_empty: list[WrkResult] = field(default_factory=list)
 
     @property
     def ours_rate(self) -> float:
@@ -157,26 +159,50 @@ class AcceptResult:
         )
 
     @property
+    def ours_empty_rate(self) -> float:
+        return statistics.median(r.rate for r in self.ours_empty)
+
+    @property
+    def scale_ratio(self) -> float:
+        """Ours at scale / ours on empty tables: the median of the per-round ratios."""
+        return statistics.median(
+            o.rate / e.rate for o, e in zip(self.ours, self.ours_empty, strict=True)
+        )
+
+    @property
     def errors(self) -> int:
-        return sum(r.errors for r in self.ours + self.baseline)
+        return sum(r.errors for r in self.ours + self.baseline + self.ours_empty)
 
 
 def accept_throughput(
-    stack: BenchStack, creds: Credentials, rounds: int, seconds: int, connections_: int
+    stack: BenchStack,
+    creds: Credentials,
+    rounds: int,
+    seconds: int,
+    connections_: int,
+    empty: tuple[BenchStack, Credentials] | None = None,
 ) -> AcceptResult:
-    """Alternate wrk runs on ``POST /beta/workflows`` and ``POST /bench/baseline``.
+    """Alternate wrk runs on ``POST /beta/workflows`` and ``POST /bench/baseline``; with
+    ``empty`` (a server on a database with empty tables, and an account there), each round
+    also runs ours against it, so that scale and empty tables are compared in the same minutes
+    (measured ten minutes apart, the machine's own drift was larger than the effect).
 
     Only gunicorn runs (the worker and scheduler are stopped), so the figure is the accept path
     alone; the runs it creates are truncated afterwards.
     """
     body = two_step_request("1000000003", 600)
-    ours_url, baseline_url = stack.base_url + "/beta/workflows", stack.base_url + "/bench/baseline"
-    for url in (ours_url, baseline_url):  # warm up both
-        wrk_post(url, body, creds.header, 2, connections_)
+    runs = [
+        ("ours", stack.base_url + "/beta/workflows", creds),
+        ("baseline", stack.base_url + "/bench/baseline", creds),
+    ]
+    if empty is not None:
+        runs.append(("ours_empty", empty[0].base_url + "/beta/workflows", empty[1]))
+    for _, url, account in runs:  # warm up each
+        wrk_post(url, body, account.header, 2, connections_)
     result = AcceptResult()
     for _ in range(rounds):
-        result.ours.append(wrk_post(ours_url, body, creds.header, seconds, connections_))
-        result.baseline.append(wrk_post(baseline_url, body, creds.header, seconds, connections_))
+        for name, url, account in runs:
+            getattr(result, name).append(wrk_post(url, body, account.header, seconds, connections_))
     return result
 
 

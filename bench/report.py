@@ -111,7 +111,7 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
         ),
     ]
     if "scale_count" in r:
-        scale_ratio = r["scale_accept"].ours_rate / accept.ours_rate
+        scale = r["scale_accept"]
         ticks = r["ticks_ms"]
         out += [
             (
@@ -139,11 +139,12 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
                 _ok(statistics.median(ticks) < 50),
             ),
             (
-                "scale: accept req/s at scale vs empty tables (ours / baseline ratio, each)",
-                f"{r['scale_accept'].ours_rate:.0f} vs {accept.ours_rate:.0f} → "
-                f"{scale_ratio:.2f} ({r['scale_accept'].ratio:.2f} vs {accept.ratio:.2f})",
+                "scale: accept req/s at scale vs empty tables, alternating rounds (median; "
+                "ours / baseline at scale)",
+                f"{scale.ours_rate:.0f} vs {scale.ours_empty_rate:.0f}"
+                f" → {scale.scale_ratio:.2f} ({scale.ratio:.2f})",
                 "≥ 0.85",
-                _ok(scale_ratio >= 0.85),
+                _ok(scale.scale_ratio >= 0.85),
             ),
         ]
     return out

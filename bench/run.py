@@ -198,10 +198,27 @@ def run_scale_phase(stack, size: Size, results: dict, profile: bool, log_dir: Pa
         results["worker_memory"], stack_mod.memory_mb(stack.pid("worker"))
     )
     stack.stop("worker")  # the scheduler is already stopped
-    say("scale: accept throughput")
-    results["scale_accept"] = measure.accept_throughput(
-        stack, creds, size.accept_rounds, size.accept_seconds, size.connections
+    say("scale: accept throughput, alternating with a server on empty tables")
+    measure.use_database(MAIN_DB)
+    measure.reset_runs()
+    empty_creds = measure.new_account("bench empty")
+    measure.use_database(SCALE_DB)
+    (log_dir / "empty").mkdir(exist_ok=True)
+    empty = stack_mod.BenchStack(
+        database_url=stack_mod.database_url(MAIN_DB), log_dir=log_dir / "empty"
     )
+    try:
+        empty.start("web")
+        results["scale_accept"] = measure.accept_throughput(
+            stack,
+            creds,
+            size.accept_rounds,
+            size.accept_seconds,
+            size.connections,
+            empty=(empty, empty_creds),
+        )
+    finally:
+        empty.stop_all()
 
 
 # --- Profiles (py-spy) -----------------------------------------------------------------------

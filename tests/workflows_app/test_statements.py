@@ -1,6 +1,7 @@
 """The one-statement writes: the rows they leave are the ORM's, and an update's Event exists
 exactly when the update happened."""
 
+import pytest
 from django.db import connection
 from django.forms.models import model_to_dict
 
@@ -88,3 +89,11 @@ def test_update_then_insert_types_a_null_column_as_the_table_does(account):
     )
     assert changed == 1
     assert Event.objects.get(kind="test").step_id is None
+
+
+def test_insert_together_refuses_an_empty_batch(account):
+    """``returning`` counts batches: silently dropping an empty one would shift it."""
+    workflow = Workflow(account=account.account, api_flavour="workflows")
+    with pytest.raises(ValueError):
+        insert_together([workflow], [], returning=1)
+    assert not Workflow.objects.filter(id=workflow.id).exists()

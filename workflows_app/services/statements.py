@@ -33,19 +33,22 @@ def _insert_sql(objs: Sequence[Model]) -> tuple[str, tuple[Any, ...]]:
 
 
 def _mark_saved(objs: Sequence[Model]) -> None:
+    """Make instances look like ones the ORM saved (those whose id the database kept)."""
     for obj in objs:
-        obj._state.adding = False
-        obj._state.db = connection.alias
+        if obj.pk is not None:
+            obj._state.adding = False
+            obj._state.db = connection.alias
 
 
 def insert_together(*batches: Sequence[Model], returning: int) -> list[int]:
     """Insert every batch (instances of one model each, in order) as one statement; returns
     the new ids of ``batches[returning]``'s rows, in order, and sets them on its instances.
 
-    Only that batch may have an auto-increment id: the others must carry their keys already
-    (a UUID default), which is also how the batches refer to each other.
+    Rows refer to rows of other batches by keys they carry already (a UUID default); the
+    database numbers auto-increment ids, and only the returned batch learns its own.
     """
-    batches = tuple(batch for batch in batches if batch)
+    if not all(batches):
+        raise ValueError("every batch needs at least one row")
     target = batches[returning]
     if connection.vendor != "postgresql":
         with transaction.atomic(savepoint=False):
@@ -61,7 +64,8 @@ def insert_together(*batches: Sequence[Model], returning: int) -> list[int]:
         parts.append(f"w{number} AS ({sql})")
         params.extend(values)
     with connection.cursor() as cursor:
-        cursor.execute(f"WITH {', '.join(parts)} SELECT id FROM w{returning}", params)
+        # Ids come from one sequence in VALUES order, so ordering by them keeps the rows' order.
+        cursor.execute(f"WITH {', '.join(parts)} SELECT id FROM w{returning} ORDER BY id", params)
         ids = [row[0] for row in cursor.fetchall()]
     for obj, id_ in zip(target, ids, strict=True):
         obj.pk = id_

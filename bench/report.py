@@ -204,7 +204,9 @@ HOW_TO_READ = """\
   for the two cores; wrk and Postgres do, equally for both.
 - **steps**: the worker's consumer is paused, N sends (first steps; sandbox recipient ending in
   3, expiry one hour, so no receipt and no timer) or N no-op tasks are queued, the consumer is
-  resumed and the queue timed until empty. Same worker processes, same Redis.
+  resumed, and the time is taken until the worker has started N more of those tasks (its own
+  count, from `inspect().stats()`, polled 20 times a second in both cases). The sends are then
+  checked to have ended `waiting`. Same worker processes, same Redis.
 - **failover latency**: runs whose first message the sandbox rejects at once, created over
   HTTP at a steady 10/s; from the rejection being recorded (first Attempt `finished_at`) to the
   second step being accepted by the sandbox (its `sent_at`).
@@ -220,7 +222,10 @@ HOW_TO_READ = """\
   are then vacuumed and checkpointed, as a table grown over a day would be: straight after a
   load PostgreSQL spends minutes writing out dirtied pages and setting hint bits, and the
   figures would measure that instead of the table size. The tick is
-  `scheduler_tick()` run in the bench process exactly as `run_scheduler` runs it.
+  `scheduler_tick()` run in the bench process exactly as `run_scheduler` runs it. Accept at
+  scale runs wrk in rounds against this server and against a second gunicorn on the main
+  database, emptied: "at scale vs empty tables" is the median of the per-round ratios of ours
+  on each, so the two are measured in the same minutes.
 - **Worker memory** (`worker_rss_mb`) is what the worker holds in RAM: its main process plus its
   pool processes, each page counted once however many of them share it (the sum of their PSS
   from `/proc/<pid>/smaps_rollup`). Forked pool processes share most of their pages with the

@@ -26,20 +26,29 @@ SMS_SENDER = "447700900001"
 # decides the first step and the second step's send is accepted and waits too.
 SILENT = "3"
 
-GENERATE = """
+# A UUIDv7 (what the service's uuid6.uuid7() makes) for the instant ``at``: its 48-bit
+# millisecond timestamp over a random UUIDv4, whose version bits 0100 become 0111.
+UUID7 = (
+    "encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) placing "
+    "substring(int8send(floor(extract(epoch FROM {at}) * 1000)::bigint) FROM 3) FROM 1 FOR 6), "
+    "52, 1), 53, 1), 'hex')::uuid"
+)
+STARTED = "d.deadline - make_interval(secs => expiry)"
+
+GENERATE = f"""
 CREATE TEMP TABLE bench_gen ON COMMIT DROP AS
 SELECT g,
-       gen_random_uuid() AS workflow_id,
+       {UUID7.format(at=STARTED)} AS workflow_id,
        nextval(pg_get_serial_sequence('workflows_app_step', 'id')) AS step0_id,
        nextval(pg_get_serial_sequence('workflows_app_step', 'id')) AS step1_id,
-       gen_random_uuid() AS attempt_id,
-       gen_random_uuid() AS message_uuid,
+       {UUID7.format(at=STARTED)} AS attempt_id,
+       {UUID7.format(at=STARTED)} AS message_uuid,
        'sbx-' || gen_random_uuid() AS provider_message_id,
        '10' || lpad(g::text, 8, '0') || %(silent)s AS messenger_to,
        '4477' || lpad(g::text, 8, '0') || %(silent)s AS sms_to,
        expiry,
        -- sent `expiry` seconds before its deadline; created a few milliseconds before that
-       d.deadline - make_interval(secs => expiry) AS started,
+       {STARTED} AS started,
        d.deadline
 FROM generate_series(%(first)s, %(last)s) AS g,
      LATERAL (SELECT %(base)s::timestamptz + make_interval(secs =>

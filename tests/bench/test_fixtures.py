@@ -92,6 +92,11 @@ def test_bulk_inserted_runs_match_what_the_service_writes(account):
     assert expected["steps"][0]["state"] == "waiting"
     for workflow in bulk:
         assert rows_of(workflow.id) == expected
+        # The generated keys are shaped like the service's: UUIDv7.
+        attempt = Attempt.objects.get(step__workflow=workflow)
+        step = workflow.steps.get(index=0)
+        keys = [workflow.id, attempt.id, step.message_uuid, reference.id]
+        assert [key.version for key in keys] == [7, 7, 7, 7]
 
 
 @pytest.mark.django_db

@@ -97,3 +97,13 @@ def test_insert_together_refuses_an_empty_batch(account):
     with pytest.raises(ValueError):
         insert_together([workflow], [], returning=1)
     assert not Workflow.objects.filter(id=workflow.id).exists()
+
+
+def test_keys_written_on_every_accept_and_send_are_time_ordered(account):
+    """UUIDv7 keys keep their indexes growing at one end (see Workflow.id)."""
+    runs = [
+        workflow_create(account=account.account, flavour="workflows", steps=[spec("sms", "3")])
+        for _ in range(3)
+    ]
+    assert [run.id.version for run in runs] == [7, 7, 7]
+    assert sorted(run.id for run in runs) == [run.id for run in runs]

@@ -5,13 +5,12 @@ Views stay thin: authenticate (DRF), validate (serializers), call a service, sha
 Every POST honours ``Idempotency-Key`` (:mod:`workflows_app.api.idempotency`).
 """
 
-import uuid
-
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+from uuid6 import uuid7
 
 from workflows_app.api import schema
 from workflows_app.api.auth import request_account, request_application
@@ -125,7 +124,7 @@ class MessagesV01View(APIView):
         require_json_body(request)
         serializer = MessageRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        message_uuid = uuid.uuid4()
+        message_uuid = uuid7()
         workflow_create(
             account=request_account(request),
             application=request_application(request),
@@ -157,7 +156,7 @@ class MessagesV1View(APIView):
         except ValidationError as exc:
             raise Problem(422, invalid_params_v1(all_invalid_parameters(exc.detail))) from exc
         data = serializer.validated_data
-        message_uuid = uuid.uuid4()
+        message_uuid = uuid7()
         workflow = workflow_create(
             account=request_account(request),
             application=request_application(request),

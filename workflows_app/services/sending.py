@@ -4,12 +4,12 @@ record the outcome in a new transaction.
 
 import logging
 import random
-import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Min
+from uuid6 import uuid7
 
 from channels_app.adapters.base import OutboundMessage, SendResult
 from channels_app.errors import ErrorKind, ProviderError
@@ -78,7 +78,7 @@ def _attempt_start(step_id: int) -> tuple[Attempt, Route, OutboundMessage] | Non
             StepState.SENDING,
             send_started_at=now,
             attempt_count=number,
-            message_uuid=step.message_uuid or uuid.uuid4(),
+            message_uuid=step.message_uuid or uuid7(),
         ):
             return None
         attempt = Attempt.objects.create(

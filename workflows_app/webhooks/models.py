@@ -6,11 +6,11 @@ by string) so the two modules load in either order.
 
 import base64
 import secrets
-import uuid
 from datetime import datetime
 
 from django.db import models
 from django.db.models import Q
+from uuid6 import uuid7
 
 WEBHOOK_SECRET_PREFIX = "whsec_"
 
@@ -81,7 +81,7 @@ class WebhookDelivery(models.Model):
     is the same on every retry. Deliveries of one workflow go out in ``id`` order, one at a time.
     """
 
-    webhook_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    webhook_id = models.UUIDField(default=uuid7, unique=True, editable=False)
     account = models.ForeignKey(
         "workflows_app.Account", on_delete=models.CASCADE, related_name="webhook_deliveries"
     )

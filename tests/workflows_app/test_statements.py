@@ -2,7 +2,7 @@
 exactly when the update happened."""
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.forms.models import model_to_dict
 
 from tests.workflows_app.test_receipts import spec
@@ -107,3 +107,18 @@ def test_keys_written_on_every_accept_and_send_are_time_ordered(account):
     ]
     assert [run.id.version for run in runs] == [7, 7, 7]
     assert sorted(run.id for run in runs) == [run.id for run in runs]
+
+
+def test_a_failed_statement_marks_the_callers_transaction_for_rollback(account):
+    """As a failed QuerySet call does: the caller's atomic block cannot carry on unaware."""
+    run = workflow_create(account=account.account, flavour="workflows", steps=[spec("sms", "1")])
+    Event.objects.create(workflow_id=run.id, kind="test", dedupe_key="taken")
+    with transaction.atomic():
+        with pytest.raises(IntegrityError):
+            update_then_insert(
+                Workflow.objects.filter(id=run.id),
+                {"client_ref": "x"},
+                Event(workflow_id=run.id, kind="test", dedupe_key="taken"),
+            )
+        assert transaction.get_rollback() is True  # so leaving the block rolls it back
+    assert Workflow.objects.get(id=run.id).client_ref == ""  # and the connection works on

@@ -63,7 +63,8 @@ def insert_together(*batches: Sequence[Model], returning: int) -> list[int]:
             sql += ' RETURNING "id"'
         parts.append(f"w{number} AS ({sql})")
         params.extend(values)
-    with connection.cursor() as cursor:
+    # As QuerySet does: an error inside someone's atomic block marks it for rollback.
+    with transaction.mark_for_rollback_on_error(), connection.cursor() as cursor:
         # Ids come from one sequence in VALUES order, so ordering by them keeps the rows' order.
         cursor.execute(f"WITH {', '.join(parts)} SELECT id FROM w{returning} ORDER BY id", params)
         ids = [row[0] for row in cursor.fetchall()]
@@ -100,7 +101,7 @@ def update_then_insert(updated: QuerySet, values: dict[str, Any], row: Model) ->
         f"{head} SELECT {values_sql.removesuffix(')')} WHERE EXISTS (SELECT FROM changed) "
         f"RETURNING (SELECT count(*) FROM changed)"
     )
-    with connection.cursor() as cursor:
+    with transaction.mark_for_rollback_on_error(), connection.cursor() as cursor:
         cursor.execute(sql, (*update_params, *insert_params))
         result = cursor.fetchone()
     if result is None:

@@ -194,6 +194,19 @@ def restart_redis_empty(ctx: Context) -> None:
         ctx.redis.start()
         ctx.note(f"round {round_ + 1}: Redis lost everything with {waiting} steps waiting")
         time.sleep(2)
+        _restart_exited_workers(ctx)
+
+
+def _restart_exited_workers(ctx: Context) -> None:
+    """Do what the deployment's supervisor does (docker-compose: ``restart: unless-stopped``).
+    On some Redis losses kombu ends the Celery worker ("Unrecoverable error: AttributeError:
+    'NoneType' object has no attribute 'hostname'" in ``restore_unacked_once``); the worker
+    comes back, and the sends Redis lost must still be re-dispatched from Postgres."""
+    for name, process in ctx.stack.processes.items():
+        code = process.popen.poll() if process.popen else None
+        if name.startswith("worker") and code is not None:
+            process.start()
+            ctx.note(f"{name} had exited (code {code}); restarted it")
 
 
 # --- PostgreSQL -------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -221,21 +222,11 @@ def tasks_started(stack: BenchStack, name: str) -> int:
     return sum(worker.get("total", {}).get(name, 0) for worker in stats.values())
 
 
-def _timed_drain(stack: BenchStack, name: str, count: int, timeout: float) -> float:
-    """Let the paused worker consume; return tasks per second until it has started ``count``
-    more ``name`` tasks. Sends and no-ops end on the same signal, the worker's own count (at
-    most one task per pool process is still running then; the queue empties earlier, by as
-    many messages as the worker prefetched)."""
-    before = tasks_started(stack, name)
-    destination = [stack.worker_name()]
+def _timed_drain(stack: BenchStack, done: Callable[[], bool], count: int, timeout: float) -> float:
+    """Let the paused worker consume; return ``count`` per second of the time until ``done()``."""
     started = time.perf_counter()
-    app.control.add_consumer("celery", destination=destination, reply=True)
-    wait_for(
-        lambda: tasks_started(stack, name) - before >= count,
-        timeout,
-        interval=0.05,
-        message=f"{count} {name} tasks to finish",
-    )
+    app.control.add_consumer("celery", destination=[stack.worker_name()], reply=True)
+    wait_for(done, timeout, interval=0.05, message=f"{count} items of work to finish")
     return count / (time.perf_counter() - started)
 
 
@@ -255,7 +246,9 @@ def _pause_worker(stack: BenchStack) -> None:
 
 
 def send_rate(stack: BenchStack, creds: Credentials, count: int) -> float:
-    """Sends per second: ``count`` first steps queued while the worker is paused, then drained.
+    """Sends per second: ``count`` first steps made due while the worker is paused, then timed
+    until every one of them is ``waiting`` (the worker sends them in batches, so there is no
+    task per send to count).
 
     The sandbox recipient ends in 3 (accepted, then silent) and the expiry is an hour, so the
     worker does exactly the send path: claim, provider call, record acceptance, start waiting.
@@ -267,9 +260,8 @@ def send_rate(stack: BenchStack, creds: Credentials, count: int) -> float:
         for _ in range(count)
     ]
     ids = [w.id for w in workflows]
-    rate = _timed_drain(stack, "workflows.send_step", count, timeout=count / 2 + 120)
 
-    def all_waiting() -> bool:  # each send did the whole path, not an early return
+    def all_waiting() -> bool:
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT count(*) FROM workflows_app_step WHERE workflow_id = ANY(%s) "
@@ -278,16 +270,23 @@ def send_rate(stack: BenchStack, creds: Credentials, count: int) -> float:
             )
             return cursor.fetchone()[0] == count
 
-    wait_for(all_waiting, 30, interval=0.1, message="every send to end waiting")
-    return rate
+    return _timed_drain(stack, all_waiting, count, timeout=count / 2 + 120)
 
 
 def noop_rate(stack: BenchStack, count: int) -> float:
-    """No-op tasks per second through the same worker processes and broker."""
+    """No-op tasks per second through the same worker processes and broker, timed until the
+    worker has started ``count`` of them (its own count; at most one per pool process is
+    still running then)."""
     _pause_worker(stack)
+    before = tasks_started(stack, "bench.noop")
     for step_id in range(count):
         app.send_task("bench.noop", (step_id,))
-    return _timed_drain(stack, "bench.noop", count, timeout=count / 5 + 60)
+    return _timed_drain(
+        stack,
+        lambda: tasks_started(stack, "bench.noop") - before >= count,
+        count,
+        timeout=count / 5 + 60,
+    )
 
 
 def _specs(first_recipient: str, expiry: int) -> list[StepSpec]:

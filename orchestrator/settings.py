@@ -140,6 +140,9 @@ TIMER_HORIZON = env.int("TIMER_HORIZON", default=300)
 PENDING_GRACE = env.float("PENDING_GRACE", default=5.0)
 # A step left `sending` this long is an attempt whose worker died: longer than any provider call.
 SENDING_LEASE = env.float("SENDING_LEASE", default=60.0)
+# A send_due task claims at most this many due steps, calls their providers concurrently and
+# records them in one transaction (workflows_app/services/sending.py).
+SEND_BATCH_SIZE = env.int("SEND_BATCH_SIZE", default=16)
 SEND_MAX_ATTEMPTS = env.int("SEND_MAX_ATTEMPTS", default=4)
 SEND_RETRY_BASE_DELAY = env.float("SEND_RETRY_BASE_DELAY", default=1.0)
 PROVIDER_CONNECT_TIMEOUT = env.float("PROVIDER_CONNECT_TIMEOUT", default=5.0)

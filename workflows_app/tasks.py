@@ -3,10 +3,18 @@
 from celery import shared_task
 
 from workflows_app.logcontext import log_context
+from workflows_app.services.dispatch import send_due_started
 from workflows_app.services.polling import step_poll
-from workflows_app.services.sending import step_send
+from workflows_app.services.sending import step_send, steps_send_due
 from workflows_app.services.timers import scheduler_tick, step_expire
 from workflows_app.webhooks.delivery import workflow_webhooks_deliver
+
+
+@shared_task(name="workflows.send_due", acks_late=True)
+def send_due() -> None:
+    send_due_started()
+    with log_context():
+        steps_send_due()
 
 
 @shared_task(name="workflows.send_step", acks_late=True)

@@ -120,9 +120,11 @@ def test_a_receipt_that_beats_the_send_record_is_applied_once_the_send_is_record
     from channels_app.adapters.base import SendResult
     from workflows_app.services import sending
 
-    original = sending._attempt_accepted
+    original = sending._record
 
-    def deliver_first(attempt, result: SendResult):
+    def deliver_first(outcomes):
+        [(_attempt, result)] = outcomes
+        assert isinstance(result, SendResult)
         receipts.ingest(
             [
                 ReceiptEvent(
@@ -132,9 +134,9 @@ def test_a_receipt_that_beats_the_send_record_is_applied_once_the_send_is_record
                 )
             ]
         )
-        original(attempt, result)
+        original(outcomes)
 
-    monkeypatch.setattr(sending, "_attempt_accepted", deliver_first)
+    monkeypatch.setattr(sending, "_record", deliver_first)
     step_send(first.id)
     first.refresh_from_db()
     assert (first.state, first.message_status) == ("succeeded", "delivered")

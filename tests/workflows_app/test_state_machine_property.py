@@ -85,6 +85,12 @@ class EngineMachine(RuleBasedStateMachine):
             Step.objects.filter(id=step.id).update(ready_at=F("ready_at") - DAY)  # retry is due
             sending.step_send(step.id)
 
+    @rule(limit=st.integers(1, 4))
+    def a_send_due_task_takes_a_batch(self, limit):
+        ready = self._steps(state="pending", ready_at__isnull=False)
+        Step.objects.filter(id__in=[step.id for step in ready]).update(ready_at=F("ready_at") - DAY)
+        sending.steps_send_due(limit)
+
     @rule(data=st.data())
     def claim_a_send_and_hold_the_call(self, data):
         ready = self._steps(state="pending", ready_at__isnull=False)

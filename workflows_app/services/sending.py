@@ -1,14 +1,25 @@
-"""Sending one step: commit "attempt started", call the provider outside any transaction, then
-record the outcome in a new transaction.
+"""Sending steps in batches: commit "attempt started" for each step of a batch, call the
+providers outside any transaction (concurrently, each call with its own timeouts), then record
+every outcome in one new transaction.
+
+Postgres is the queue. Whatever makes a step due asks, on commit, for a ``send_due`` task
+(:func:`~workflows_app.services.dispatch.send_due_on_commit`); the task claims up to
+``SEND_BATCH_SIZE`` due steps with ``FOR UPDATE SKIP LOCKED``, oldest first. Celery's cost per
+task, and the two transactions' commits, are then paid once per batch instead of once per step
+(docs/benchmarks.md, fix 20). A retry's countdown still sends its one step (``send_step``).
 """
 
+import contextvars
 import logging
 import random
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Min
+from django.db.models import Min, QuerySet
 from uuid6 import uuid7
 
 from channels_app.adapters.base import OutboundMessage, SendResult
@@ -17,164 +28,280 @@ from channels_app.registry import Route, connection_report_error, routes_for
 from workflows_app import logcontext
 from workflows_app.models import Attempt, ProviderMessage, Step
 from workflows_app.services.clock import ClockTimestamp
-from workflows_app.services.dispatch import send_on_commit
+from workflows_app.services.dispatch import send_due_now, send_later_on_commit
 from workflows_app.services.receipts import replay_unmatched_receipts
-from workflows_app.services.transitions import step_transition
+from workflows_app.services.statements import update_rows
+from workflows_app.services.transitions import step_transition, steps_transition
 from workflows_app.services.workflows import (
     step_evaluate,
     step_fail_over,
     step_message_status_advance,
     step_settle_as_submitted,
-    step_start_waiting,
+    steps_message_status_advance,
+    steps_start_waiting,
 )
 from workflows_app.states import FailoverReason, MessageStatus, StepState, WorkflowStatus
 
 logger = logging.getLogger(__name__)
 
+# The Attempt columns an outcome fills in (one UPDATE for a whole batch).
+OUTCOME_FIELDS = [
+    "outcome",
+    "provider_message_ids",
+    "response",
+    "error_kind",
+    "error_code",
+    "error_detail",
+    "finished_at",
+]
+
+
+class Claim(NamedTuple):
+    """A step moved to ``sending``: its new Attempt, the route it goes out on, the message."""
+
+    attempt: Attempt
+    route: Route
+    outbound: OutboundMessage
+
+
+Outcome = SendResult | ProviderError
+
+
+def steps_send_due(limit: int | None = None) -> int:
+    """Send up to ``limit`` (``SEND_BATCH_SIZE``) due steps, oldest first: the ``send_due``
+    task. Returns how many it claimed.
+
+    A full batch first asks for another task, so that the other worker processes take the
+    next batch of a backlog while this one calls its providers.
+    """
+    limit = limit or settings.SEND_BATCH_SIZE
+    claims = _claim(Step.objects.all(), limit)
+    if len(claims) == limit:
+        send_due_now()
+    _send(claims)
+    return len(claims)
+
 
 def step_send(step_id: int) -> None:
-    """Make one attempt at sending a step. Safe to call twice: the second call does nothing.
+    """Make one attempt at sending one step, if it is due. Safe to call twice: the second call
+    does nothing. Called by the ``send_step`` task (a retry's countdown)."""
+    _send(_claim(Step.objects.filter(id=step_id), 1))
 
-    Called by the ``send_step`` task. Never raises for provider failures; they are recorded.
-    """
-    claimed = _attempt_start(step_id)
-    if claimed is None:
+
+def _send(claims: list[Claim]) -> None:
+    """Call the providers and record what they answered. Never raises for provider failures;
+    they are recorded."""
+    if not claims:
         return
-    attempt, route, outbound = claimed
+    if len(claims) == 1:
+        outcomes = [_call_provider(claims[0])]
+    else:
+        # Concurrently, so that a batch takes as long as its slowest call, well inside the
+        # SENDING_LEASE every step of it started under.
+        with ThreadPoolExecutor(max_workers=len(claims)) as pool:
+            futures = [
+                pool.submit(contextvars.copy_context().run, _call_provider, claim)
+                for claim in claims
+            ]
+            outcomes = [future.result() for future in futures]
+    _record([(claim.attempt, outcome) for claim, outcome in zip(claims, outcomes, strict=True)])
+
+
+def _call_provider(claim: Claim) -> Outcome:
+    attempt, route, outbound = claim
     logcontext.bind(workflow_uuid=attempt.step.workflow_id, message_uuid=attempt.step.message_uuid)
     try:
-        result = route.adapter.send(outbound, route.config)
+        return route.adapter.send(outbound, route.config)
     except ProviderError as error:
-        _attempt_failed(attempt, error)
+        return error
     except Exception as error:  # an adapter bug: the message may or may not have left
         logger.exception("adapter %s raised unexpectedly", route.adapter.name)
-        _attempt_failed(attempt, ProviderError(ErrorKind.AMBIGUOUS, repr(error)[:500]))
-    else:
-        _attempt_accepted(attempt, result)
+        return ProviderError(ErrorKind.AMBIGUOUS, repr(error)[:500])
 
 
-def _attempt_start(step_id: int) -> tuple[Attempt, Route, OutboundMessage] | None:
+def _claim(candidates: QuerySet[Step], limit: int) -> list[Claim]:
+    """Move up to ``limit`` due pending steps of ``candidates`` to ``sending``, each with a new
+    Attempt, in one transaction. Rows another transaction has locked are skipped: it is
+    sending them (or making them not due)."""
     with transaction.atomic():
-        step = (
-            Step.objects.select_for_update(of=("self",))
+        steps = list(
+            candidates.select_for_update(of=("self",), skip_locked=True)
             .select_related("workflow")
             .annotate(db_now=ClockTimestamp())
-            .filter(id=step_id, state=StepState.PENDING, ready_at__isnull=False)
-            .first()
+            .filter(state=StepState.PENDING, ready_at__lte=ClockTimestamp())
+            .order_by("ready_at")[:limit]
         )
-        if step is None:
-            return None
-        now = step.db_now
-        assert step.ready_at is not None  # the query filtered on it
-        if step.ready_at > now:  # an early duplicate of a retry that is not due yet
-            return None
-        if step.workflow.status != WorkflowStatus.RUNNING:
-            return None
-        routes = routes_for(step.channel, step.sender)
-        number = step.attempt_count + 1
-        route = routes[min((number - 1) // settings.SEND_MAX_ATTEMPTS, len(routes) - 1)]
-        if not step_transition(
-            step,
-            StepState.SENDING,
-            send_started_at=now,
-            attempt_count=number,
-            message_uuid=step.message_uuid or uuid7(),
-        ):
-            return None
-        attempt = Attempt.objects.create(
-            step=step,
-            number=number,
-            provider=route.adapter.name,
-            connection_id=route.connection_id,
-            request_summary={
-                "channel": step.channel,
-                "to": step.recipient,
-                "content_type": step.message.get("content", {}).get("type"),
-            },
-        )
-    outbound = OutboundMessage(
-        channel=step.channel,
-        sender=step.sender,
-        recipient=step.recipient,
-        message=step.message,
-        client_ref=str(attempt.id),
-        attempt_number=number,
-    )
-    return attempt, route, outbound
+        if not steps:
+            return []
+        now = steps[0].db_now  # one start for the batch, so its steps share their deadline
+        # Ending a run settles its steps, so a due step of an ended run is a race lost long
+        # ago: skip it rather than leave it at the head of the queue. (Not a filter on the run
+        # in the query: the planner may then start from the runs, not from the queue.)
+        ended = [step for step in steps if step.workflow.status != WorkflowStatus.RUNNING]
+        steps_transition(ended, StepState.SKIPPED, detail="its run had ended", finished_at=now)
+        sending = [step for step in steps if step.workflow.status == WorkflowStatus.RUNNING]
+        by_number: dict[int, list[Step]] = defaultdict(list)
+        for step in sending:
+            by_number[step.attempt_count + 1].append(step)
+        for number, group in by_number.items():
+            steps_transition(group, StepState.SENDING, send_started_at=now, attempt_count=number)
+        first_sends = [step for step in sending if step.message_uuid is None]
+        for step in first_sends:
+            step.message_uuid = uuid7()
+        update_rows(first_sends, ["message_uuid"])
+        routes: dict[tuple[str, str], list[Route]] = {}
+        claims = []
+        for step in sending:
+            key = (step.channel, str(step.sender.get("number") or step.sender.get("id") or ""))
+            if key not in routes:  # one query per sender and channel, not per step
+                routes[key] = routes_for(step.channel, step.sender)
+            choices = routes[key]
+            number = step.attempt_count
+            route = choices[min((number - 1) // settings.SEND_MAX_ATTEMPTS, len(choices) - 1)]
+            attempt = Attempt(
+                step=step,
+                number=number,
+                provider=route.adapter.name,
+                connection_id=route.connection_id,
+                request_summary={
+                    "channel": step.channel,
+                    "to": step.recipient,
+                    "content_type": step.message.get("content", {}).get("type"),
+                },
+            )
+            outbound = OutboundMessage(
+                channel=step.channel,
+                sender=step.sender,
+                recipient=step.recipient,
+                message=step.message,
+                client_ref=str(attempt.id),
+                attempt_number=number,
+            )
+            claims.append(Claim(attempt, route, outbound))
+        Attempt.objects.bulk_create([claim.attempt for claim in claims])
+    return claims
 
 
-def _locked_step(attempt: Attempt) -> tuple[Step, datetime]:
-    """The attempt's step, locked, with its run (whose webhook target a status change needs),
-    and the database's clock: one round trip."""
-    step = (
-        Step.objects.select_for_update(of=("self",))
-        .select_related("workflow__account", "workflow__application")
-        .annotate(db_now=ClockTimestamp())
-        .get(id=attempt.step_id)
+def _record(outcomes: list[tuple[Attempt, Outcome]]) -> None:
+    """Record a batch's outcomes in one transaction. Should that fail, record each in its own,
+    so that one step's trouble cannot undo the others' records (a step left ``sending`` is
+    settled by the scheduler after ``SENDING_LEASE``)."""
+    if len(outcomes) == 1:
+        _record_together(outcomes)
+        return
+    try:
+        _record_together(outcomes)
+    except Exception:
+        logger.exception("recording %d sends together failed; recording each alone", len(outcomes))
+        for item in outcomes:
+            try:
+                _record_together([item])
+            except Exception:
+                logger.exception("recording the send of step %s failed", item[0].step_id)
+
+
+def _record_together(outcomes: list[tuple[Attempt, Outcome]]) -> None:
+    with transaction.atomic():
+        ids = sorted(attempt.step_id for attempt, _ in outcomes)  # one lock order for all
+        steps = {
+            step.id: step
+            for step in Step.objects.select_for_update(of=("self",))
+            .select_related("workflow__account", "workflow__application")
+            .annotate(db_now=ClockTimestamp())
+            .filter(id__in=ids)
+            .order_by("id")
+        }
+        now = next(iter(steps.values())).db_now
+        messages: list[ProviderMessage] = []
+        accepted: defaultdict[str, list[str]] = defaultdict(list)
+        for attempt, outcome in outcomes:
+            step = steps[attempt.step_id]
+            attempt.finished_at = now
+            if isinstance(outcome, ProviderError):
+                attempt.outcome = "error"
+                attempt.error_kind = outcome.kind
+                attempt.error_code = outcome.provider_code
+                attempt.error_detail = outcome.reason[:1000]
+            else:
+                attempt.outcome = "accepted"
+                attempt.provider_message_ids = outcome.provider_message_ids
+                attempt.response = outcome.response
+                messages += _provider_messages(step, attempt, outcome)
+                accepted[attempt.provider] += outcome.provider_message_ids
+        update_rows([attempt for attempt, _ in outcomes], OUTCOME_FIELDS)
+        ProviderMessage.objects.bulk_create(messages, ignore_conflicts=True)
+        accepted_steps = [
+            (attempt, steps[attempt.step_id])
+            for attempt, outcome in outcomes
+            if not isinstance(outcome, ProviderError)
+        ]
+        steps_message_status_advance([step for _, step in accepted_steps], MessageStatus.SUBMITTED)
+        current = [
+            step
+            for attempt, step in accepted_steps
+            if step.state == StepState.SENDING and step.attempt_count == attempt.number
+        ]
+        steps_start_waiting(current, now=now)
+        for step in current:
+            step_evaluate(step)  # a receipt may have beaten us here
+        for attempt, outcome in outcomes:
+            if isinstance(outcome, ProviderError):
+                _attempt_failed_locked(steps[attempt.step_id], now, attempt, outcome)
+        for provider, provider_message_ids in accepted.items():
+            replay_unmatched_receipts(provider, provider_message_ids)  # receipts that beat us
+
+
+def _provider_messages(step: Step, attempt: Attempt, result: SendResult) -> list[ProviderMessage]:
+    recipient = str(step.recipient.get("number") or step.recipient.get("id") or "")
+    return [
+        ProviderMessage(
+            provider=attempt.provider,
+            provider_message_id=pmid,
+            attempt_id=attempt.id,
+            recipient=recipient.lstrip("+"),
+            sent_at=attempt.started_at,  # before the call: watermarks compare to it
+            status=MessageStatus.SUBMITTED,
+        )
+        for pmid in result.provider_message_ids
+    ]
+
+
+def _attempt_failed_locked(step: Step, now: datetime, attempt: Attempt, error: ProviderError):
+    if step.state != StepState.SENDING or step.attempt_count != attempt.number:
+        return
+    if error.kind == ErrorKind.AMBIGUOUS:
+        step_settle_as_submitted(step, detail=f"ambiguous outcome: {error.reason}")
+        return
+    if error.kind == ErrorKind.TRANSIENT and _retry_later(step, error, now):
+        return
+    if error.kind == ErrorKind.CONFIGURATION:
+        logger.error(
+            "provider configuration error on %s (connection %s): %s",
+            attempt.provider,
+            attempt.connection_id,
+            error.reason,
+        )
+        connection_report_error(attempt.connection_id, error.kind, error.reason)
+    step_message_status_advance(
+        step, MessageStatus.REJECTED, error={"code": error.code, "reason": error.reason}
     )
-    return step, step.db_now
+    step_fail_over(step, FailoverReason.REJECTED, detail=f"{error.kind}: {error.reason}"[:255])
+
+
+# One step at a time, phase by phase (tests interleave them with receipts and deadlines).
+
+
+def _attempt_start(step_id: int) -> Claim | None:
+    claims = _claim(Step.objects.filter(id=step_id), 1)
+    return claims[0] if claims else None
 
 
 def _attempt_accepted(attempt: Attempt, result: SendResult) -> None:
-    with transaction.atomic():
-        step, now = _locked_step(attempt)
-        Attempt.objects.filter(id=attempt.id).update(
-            outcome="accepted",
-            provider_message_ids=result.provider_message_ids,
-            response=result.response,
-            finished_at=now,
-        )
-        recipient = str(step.recipient.get("number") or step.recipient.get("id") or "")
-        ProviderMessage.objects.bulk_create(
-            [
-                ProviderMessage(
-                    provider=attempt.provider,
-                    provider_message_id=pmid,
-                    attempt_id=attempt.id,
-                    recipient=recipient.lstrip("+"),
-                    sent_at=attempt.started_at,  # before the call: watermarks compare to it
-                    status=MessageStatus.SUBMITTED,
-                )
-                for pmid in result.provider_message_ids
-            ],
-            ignore_conflicts=True,
-        )
-        step_message_status_advance(step, MessageStatus.SUBMITTED)
-        if step.state == StepState.SENDING and step.attempt_count == attempt.number:
-            step_start_waiting(step, started_at=step.send_started_at, now=now, sent_at=now)
-            step_evaluate(step)  # a receipt may have beaten us here
-        replay_unmatched_receipts(attempt.provider, result.provider_message_ids)
+    _record_together([(attempt, result)])
 
 
 def _attempt_failed(attempt: Attempt, error: ProviderError) -> None:
-    with transaction.atomic():
-        step, now = _locked_step(attempt)
-        Attempt.objects.filter(id=attempt.id).update(
-            outcome="error",
-            error_kind=error.kind,
-            error_code=error.provider_code,
-            error_detail=error.reason[:1000],
-            finished_at=now,
-        )
-        if step.state != StepState.SENDING or step.attempt_count != attempt.number:
-            return
-        if error.kind == ErrorKind.AMBIGUOUS:
-            step_settle_as_submitted(step, detail=f"ambiguous outcome: {error.reason}")
-            return
-        if error.kind == ErrorKind.TRANSIENT and _retry_later(step, error, now):
-            return
-        if error.kind == ErrorKind.CONFIGURATION:
-            logger.error(
-                "provider configuration error on %s (connection %s): %s",
-                attempt.provider,
-                attempt.connection_id,
-                error.reason,
-            )
-            connection_report_error(attempt.connection_id, error.kind, error.reason)
-        step_message_status_advance(
-            step, MessageStatus.REJECTED, error={"code": error.code, "reason": error.reason}
-        )
-        step_fail_over(step, FailoverReason.REJECTED, detail=f"{error.kind}: {error.reason}"[:255])
+    _record_together([(attempt, error)])
 
 
 def _retry_later(step: Step, error: ProviderError, now) -> bool:
@@ -201,5 +328,5 @@ def _retry_later(step: Step, error: ProviderError, now) -> bool:
         detail=f"transient: {error.reason}; retry in {delay:.1f}s"[:255],
     ):
         return False
-    send_on_commit(step.id, countdown=delay)
+    send_later_on_commit(step.id, countdown=delay)
     return True

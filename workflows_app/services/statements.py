@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from django.db import connection, transaction
-from django.db.models import AutoField, Model, QuerySet
+from django.db.models import AutoField, Field, Model, QuerySet
 from django.db.models.sql import InsertQuery, UpdateQuery
 
 
@@ -108,3 +108,36 @@ def update_then_insert(updated: QuerySet, values: dict[str, Any], row: Model) ->
         return 0
     _mark_saved([row])
     return result[0]
+
+
+def update_rows(objs: Sequence[Model], fields: Sequence[str]) -> None:
+    """``bulk_update(objs, fields)`` as one ``UPDATE … FROM (VALUES …)``.
+
+    Django's ``bulk_update`` writes a ``CASE WHEN id = … THEN …`` per row and field; building
+    that costs more than the rows' other statements together (a batch of sends, 16 rows and 7
+    columns: ~2.5 ms of CPU per row). Values are prepared by each field, as ``save()`` does,
+    and cast to the column's type (PostgreSQL would type bare VALUES literals as text).
+    """
+    if not objs:
+        return
+    model = type(objs[0])
+    if connection.vendor != "postgresql":
+        model._default_manager.bulk_update(objs, fields)
+        return
+    meta = model._meta
+    columns = [meta.pk, *(cast(Field, meta.get_field(name)) for name in fields)]
+    names = [connection.ops.quote_name(field.column) for field in columns]
+    table, pk = connection.ops.quote_name(meta.db_table), names[0]
+    row = "(" + ", ".join(f"%s::{field.db_type(connection)}" for field in columns) + ")"
+    params = [
+        field.get_db_prep_save(getattr(obj, field.attname), connection)
+        for obj in objs
+        for field in columns
+    ]
+    sql = (
+        f"UPDATE {table} SET {', '.join(f'{name} = v.{name}' for name in names[1:])} "
+        f"FROM (VALUES {', '.join([row] * len(objs))}) AS v({', '.join(names)}) "
+        f"WHERE {table}.{pk} = v.{pk}"
+    )
+    with transaction.mark_for_rollback_on_error(), connection.cursor() as cursor:
+        cursor.execute(sql, params)

@@ -52,7 +52,7 @@ from workflows_app.services.clock import db_now
 from workflows_app.services.dispatch import (
     arm_timer_on_commit,
     poll_on_commit,
-    send_on_commit,
+    send_due_on_commit,
 )
 from workflows_app.services.health import heartbeat_record
 from workflows_app.services.retention import scheduled_purge
@@ -280,8 +280,8 @@ def _redispatch_pending(batch: int, now: datetime) -> int:
             dispatched_at=Value(now, DateTimeField())
             + Least(waited, Value(REDISPATCH_BACKOFF_CAP, DurationField()))
         )
-        for step_id in lost:
-            send_on_commit(step_id)
+        if lost:
+            send_due_on_commit()
     if lost:
         logger.warning("re-dispatched %d pending step(s) that no worker picked up", len(lost))
     return len(lost)

@@ -7,6 +7,7 @@ repeated task or a duplicate receipt therefore changes nothing and the caller le
 the ``False`` it gets back.
 """
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import transaction
@@ -56,7 +57,9 @@ def step_transition(
     return True
 
 
-def steps_transition(steps: list[Step], to: StepState, *, detail: str = "", **fields: Any) -> None:
+def steps_transition(
+    steps: Sequence[Step], to: StepState, *, detail: str = "", **fields: Any
+) -> None:
     """:func:`step_transition` for many steps at once: one UPDATE and one INSERT of their
     Events, whatever their number.
 

@@ -5,6 +5,8 @@ changes it only through :mod:`workflows_app.services.transitions`.
 """
 
 import uuid
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -16,7 +18,7 @@ from django.db.models import Q
 from workflows_app import webhooks
 from workflows_app.models import Account, Application, Event, Step, Workflow
 from workflows_app.services.clock import ClockTimestamp, db_now
-from workflows_app.services.dispatch import arm_timer_on_commit, send_on_commit
+from workflows_app.services.dispatch import arm_timer_on_commit, send_due_on_commit
 from workflows_app.services.statements import insert_together
 from workflows_app.services.transitions import (
     step_transition,
@@ -96,8 +98,8 @@ def workflow_create(
         data={"steps": len(steps), "flavour": flavour},
     )
     # One statement (atomic by itself): the run, its steps and its first Event.
-    first_step_id, *_ = insert_together([workflow], steps_rows, [created], returning=1)
-    send_on_commit(first_step_id)
+    insert_together([workflow], steps_rows, [created], returning=1)
+    send_due_on_commit()
     return workflow
 
 
@@ -173,8 +175,7 @@ def _start_next_steps(failed_over: list[Step], now: Any) -> None:
     if not next_ids:
         return
     Step.objects.filter(id__in=next_ids).update(ready_at=now, dispatched_at=now)
-    for next_id in next_ids:
-        send_on_commit(next_id)
+    send_due_on_commit()
 
 
 def step_message_status_advance(
@@ -199,6 +200,19 @@ def step_message_status_advance(
     return True
 
 
+def steps_message_status_advance(steps: Sequence[Step], new: MessageStatus) -> None:
+    """:func:`step_message_status_advance` for steps the caller has locked: their statuses in
+    memory are current, so those it moves forward are known before one UPDATE moves them."""
+    replaceable = statuses_replaceable_by(new)
+    forward = [step for step in steps if step.message_status in replaceable]
+    if not forward:
+        return
+    Step.objects.filter(id__in=[step.id for step in forward]).update(message_status=new)
+    for step in forward:
+        step.message_status = new
+        webhooks.message_status_changed(step, new)
+
+
 def step_settle_as_submitted(step: Step, *, detail: str) -> bool:
     """``sending`` → ``waiting`` when the provider may or may not have the message.
 
@@ -218,12 +232,8 @@ def step_start_waiting(
 
     ``now`` is the database's clock if the caller already read it in this transaction.
     """
-    seconds = (
-        step.expiry_time if step.expiry_time is not None else settings.WORKFLOWS_FINAL_STEP_TIMEOUT
-    )
-    deadline = started_at + timedelta(seconds=seconds)
     now = now or db_now()
-    armed = deadline - now <= timedelta(seconds=settings.TIMER_HORIZON)
+    deadline, armed = _deadline(step, started_at, now)
     if not step_transition(
         step,
         StepState.WAITING,
@@ -236,6 +246,35 @@ def step_start_waiting(
     if armed:
         arm_timer_on_commit(step.id, (deadline - now).total_seconds())
     return True
+
+
+def steps_start_waiting(steps: Sequence[Step], *, now: Any) -> None:
+    """:func:`step_start_waiting` from ``send_started_at``, with ``sent_at=now``, for ``sending``
+    steps the caller has locked (a batch of sends): one UPDATE and one INSERT of Events per
+    distinct deadline (a batch's steps share their start, so usually one)."""
+    groups: dict[tuple[Any, bool], list[Step]] = defaultdict(list)
+    for step in steps:
+        groups[_deadline(step, step.send_started_at, now)].append(step)
+    for (deadline, armed), group in groups.items():
+        steps_transition(
+            group,
+            StepState.WAITING,
+            deadline_at=deadline,
+            timer_armed_at=now if armed else None,
+            sent_at=now,
+        )
+        for step in group if armed else []:
+            arm_timer_on_commit(step.id, (deadline - now).total_seconds())
+
+
+def _deadline(step: Step, started_at: Any, now: Any) -> tuple[Any, bool]:
+    """When a step that started sending at ``started_at`` fails over, and whether that is near
+    enough (``TIMER_HORIZON``) to arm a countdown for it now."""
+    seconds = (
+        step.expiry_time if step.expiry_time is not None else settings.WORKFLOWS_FINAL_STEP_TIMEOUT
+    )
+    deadline = started_at + timedelta(seconds=seconds)
+    return deadline, deadline - now <= timedelta(seconds=settings.TIMER_HORIZON)
 
 
 def workflow_cancel(workflow: Workflow) -> bool:

@@ -7,6 +7,7 @@ import copy
 import json
 import re
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given
@@ -616,3 +617,27 @@ def test_arbitrary_json_never_causes_a_server_error(post_body, store_counts, bod
 @given(body=canonical_mutations(), path=st.sampled_from(list(ENDPOINTS)))
 def test_mutated_canonical_requests_never_cause_a_server_error(post_body, store_counts, body, path):
     _check_never_a_server_error(post_body, store_counts, body, path)
+
+
+def test_requests_share_the_item_validator_but_never_its_findings():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from workflows_app.api.serializers import WorkflowRequestSerializer
+
+    bad = mutate(CANONICAL_REQUEST, "workflow[1].to.number", "12")
+    first, second = WorkflowRequestSerializer(data=bad), WorkflowRequestSerializer(data=bad)
+    assert first.fields["workflow"].child is second.fields["workflow"].child  # built once
+
+    def verdict(body: dict) -> tuple[bool, dict]:
+        serializer = WorkflowRequestSerializer(data=body)
+        return serializer.is_valid(), serializer.errors
+
+    # Alternating good and bad bodies on threads (as gunicorn's): each gets its own verdict.
+    bodies = [CANONICAL_REQUEST, bad] * 50
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        verdicts = list(pool.map(verdict, bodies))
+    for body, (valid, errors) in zip(bodies, verdicts, strict=True):
+        if body is bad:
+            assert not valid and errors == {"workflow": {1: {"to": {"number": mock.ANY}}}}
+        else:
+            assert valid and errors == {}

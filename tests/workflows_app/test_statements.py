@@ -4,10 +4,11 @@ exactly when the update happened."""
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.forms.models import model_to_dict
+from django.utils import timezone
 
 from tests.workflows_app.test_receipts import spec
-from workflows_app.models import Event, Step, Workflow
-from workflows_app.services.statements import insert_together, update_then_insert
+from workflows_app.models import Attempt, Event, Step, Workflow
+from workflows_app.services.statements import insert_together, update_rows, update_then_insert
 from workflows_app.services.workflows import workflow_create
 
 # Columns that differ between any two rows by nature: keys, and times taken at each write.
@@ -122,3 +123,39 @@ def test_a_failed_statement_marks_the_callers_transaction_for_rollback(account):
             )
         assert transaction.get_rollback() is True  # so leaving the block rolls it back
     assert Workflow.objects.get(id=run.id).client_ref == ""  # and the connection works on
+
+
+def test_update_rows_writes_what_bulk_update_writes(account):
+    run = workflow_create(
+        account=account.account,
+        flavour="workflows",
+        steps=[spec("messenger", "1000000003", "read", 600), spec("sms", "447700900000")],
+    )
+    first, second = run.steps.order_by("index")
+    ours = [
+        Attempt.objects.create(step=first, number=1, provider="sandbox"),
+        Attempt.objects.create(step=second, number=1, provider="sandbox"),
+    ]
+    twins = [
+        Attempt.objects.create(step=first, number=2, provider="sandbox"),
+        Attempt.objects.create(step=second, number=2, provider="sandbox"),
+    ]
+    values = [
+        {"outcome": "accepted", "provider_message_ids": ["a", "b"], "response": {"k": [1, None]}},
+        {"outcome": "error", "error_code": "1250", "response": None, "finished_at": timezone.now()},
+    ]
+    fields = ["outcome", "provider_message_ids", "response", "error_code", "finished_at"]
+    for rows in (ours, twins):
+        for row, changes in zip(rows, values, strict=True):
+            for name, value in changes.items():
+                setattr(row, name, value)
+    update_rows(ours, fields)
+    Attempt.objects.bulk_update(twins, fields)
+    assert [_attempt(row) for row in ours] == [_attempt(row) for row in twins]
+    assert Attempt.objects.get(id=ours[0].id).response == {"k": [1, None]}
+    assert Attempt.objects.get(id=ours[1].id).response is None  # SQL NULL, not JSON null
+
+
+def _attempt(row: Attempt) -> dict:
+    fresh = Attempt.objects.get(id=row.id)
+    return {k: v for k, v in model_to_dict(fresh).items() if k not in {"id", "number"}}

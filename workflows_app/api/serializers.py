@@ -11,6 +11,7 @@ from rest_framework import serializers
 
 from workflows_app.api.channels import CHANNELS, CONTENT_TYPES
 from workflows_app.api.fields import (
+    SharedChildListField,
     StrictCharField,
     StrictDictField,
     StrictIntegerField,
@@ -165,7 +166,7 @@ class WorkflowItemSerializer(serializers.Serializer):
 
 class WorkflowRequestSerializer(serializers.Serializer):
     template = serializers.ChoiceField(choices=["failover"])
-    workflow = serializers.ListField(child=WorkflowItemSerializer(), min_length=1)
+    workflow = SharedChildListField(child=WorkflowItemSerializer(), min_length=1)
     client_ref = StrictCharField(max_length=100, required=False, allow_blank=True)
 
     def validate_workflow(self, items):

@@ -13,9 +13,17 @@ same writes one by one in a transaction.
 from collections.abc import Sequence
 from typing import Any, cast
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import AutoField, Field, Model, QuerySet
 from django.db.models.sql import InsertQuery, UpdateQuery
+
+
+def _database() -> BaseDatabaseWrapper:
+    """The connection object itself. ``django.db.connection`` is a proxy that finds it (thread-
+    and task-local) on every attribute access; a compiler given the proxy does ~50 such lookups
+    per row, a quarter of the cost of compiling an INSERT."""
+    return connections[DEFAULT_DB_ALIAS]
 
 
 def _insert_sql(objs: Sequence[Model]) -> tuple[str, tuple[Any, ...]]:
@@ -28,7 +36,7 @@ def _insert_sql(objs: Sequence[Model]) -> tuple[str, tuple[Any, ...]]:
     ]
     query = InsertQuery(model)
     query.insert_values(fields, list(objs))
-    [(sql, params)] = query.get_compiler(connection=connection).as_sql()
+    [(sql, params)] = query.get_compiler(connection=_database()).as_sql()
     return sql, tuple(params)
 
 
@@ -91,7 +99,7 @@ def update_then_insert(updated: QuerySet, values: dict[str, Any], row: Model) ->
     query = cast(UpdateQuery, updated.query.chain(UpdateQuery))
     query.add_update_values(values)
     assert not query.related_updates, "one table's update only"
-    update_sql, update_params = query.get_compiler(connection=connection).as_sql()
+    update_sql, update_params = query.get_compiler(connection=_database()).as_sql()
     insert_sql, insert_params = _insert_sql([row])
     # The row's VALUES (…) become SELECT … WHERE, which inserts nothing when nothing changed.
     # (Not a VALUES subquery: PostgreSQL would type its literals as text, not as the columns.)
@@ -126,11 +134,12 @@ def update_rows(objs: Sequence[Model], fields: Sequence[str]) -> None:
         return
     meta = model._meta
     columns = [meta.pk, *(cast(Field, meta.get_field(name)) for name in fields)]
-    names = [connection.ops.quote_name(field.column) for field in columns]
-    table, pk = connection.ops.quote_name(meta.db_table), names[0]
-    row = "(" + ", ".join(f"%s::{field.db_type(connection)}" for field in columns) + ")"
+    database = _database()
+    names = [database.ops.quote_name(field.column) for field in columns]
+    table, pk = database.ops.quote_name(meta.db_table), names[0]
+    row = "(" + ", ".join(f"%s::{field.db_type(database)}" for field in columns) + ")"
     params = [
-        field.get_db_prep_save(getattr(obj, field.attname), connection)
+        field.get_db_prep_save(getattr(obj, field.attname), database)
         for obj in objs
         for field in columns
     ]

@@ -1,0 +1,156 @@
+"""Sending in batches: a ``send_due`` task claims due steps from Postgres (the queue), calls
+their providers, and records every outcome; what one step does never undoes another's."""
+
+from datetime import timedelta
+
+import psycopg
+import pytest
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import F
+from django.db.models.functions import Now
+
+from tests.workflows_app.test_receipts import spec
+from workflows_app.models import Event, Step, Workflow
+from workflows_app.services import dispatch, sending
+from workflows_app.services.sending import steps_send_due
+from workflows_app.services.workflows import workflow_create
+
+
+@pytest.fixture(autouse=True)
+def own_cache(settings):
+    """Coalescing needs the cache every process shares (Redis); tests get keys of their own,
+    since the end-to-end stack's worker (same Redis) clears the flag when it takes a task."""
+    if not settings.REDIS_URL:
+        pytest.skip("needs Redis (REDIS_URL)")
+    settings.CACHES = {
+        "default": {**settings.CACHES["default"], "KEY_PREFIX": "test-batch-sending"}
+    }
+    cache.delete(dispatch.SEND_DUE_QUEUED)
+
+
+def _runs(account, *first_recipients: str) -> list[Workflow]:
+    """One two-step run per recipient, created in order (so their first steps are due in
+    that order)."""
+    return [
+        workflow_create(
+            account=account.account,
+            flavour="workflows",
+            steps=[spec("sms", recipient, "delivered", 600), spec("sms", "447700900000")],
+        )
+        for recipient in first_recipients
+    ]
+
+
+def _first(run: Workflow) -> Step:
+    return run.steps.get(index=0)
+
+
+def test_a_task_sends_at_most_its_batch_oldest_first(account):
+    runs = _runs(account, *["447700900003"] * 5)
+    assert steps_send_due(3) == 3
+    assert [_first(run).state for run in runs] == ["waiting"] * 3 + ["pending"] * 2
+    assert steps_send_due(3) == 2
+    assert steps_send_due(3) == 0
+    assert all(_first(run).attempts.count() == 1 for run in runs)
+
+
+def test_a_batch_starts_together_and_so_shares_its_deadline(account):
+    runs = _runs(account, "447700900003", "447700900003", "447700900003")
+    steps_send_due(3)
+    firsts = [_first(run) for run in runs]
+    assert len({step.send_started_at for step in firsts}) == 1
+    assert len({step.deadline_at for step in firsts}) == 1
+    assert firsts[0].deadline_at == firsts[0].send_started_at + timedelta(seconds=600)
+    # Each step still has its own message and its own Events.
+    assert len({step.message_uuid for step in firsts}) == 3
+    for step in firsts:
+        kinds = list(Event.objects.filter(step=step).values_list("to_state", flat=True))
+        assert kinds == ["sending", "waiting"]
+
+
+def test_each_outcome_in_a_batch_takes_its_own_path(account):
+    accepted, rejected, flaky = _runs(account, "447700900003", "447700900001", "447700900005")
+    assert steps_send_due(10) == 3
+    assert _first(accepted).state == "waiting"
+    assert (_first(rejected).state, _first(rejected).failover_reason) == ("failed_over", "rejected")
+    retry = _first(flaky)
+    assert retry.state == "pending" and retry.attempt_count == 1
+    # The rejected run's next step is due now; the retry is not due yet.
+    assert steps_send_due(10) == 1
+    assert rejected.steps.get(index=1).state == "waiting"
+    assert _first(flaky).state == "pending"
+
+
+def test_a_due_step_of_a_run_that_ended_is_skipped_not_sent(account):
+    (run,) = _runs(account, "447700900003")
+    Workflow.objects.filter(id=run.id).update(status="cancelled")  # a race lost long ago
+    assert steps_send_due(10) == 0
+    step = _first(run)
+    assert step.state == "skipped" and step.attempts.count() == 0
+    assert Event.objects.filter(step=step, to_state="skipped").exists()
+
+
+def test_a_full_batch_asks_for_another_task_and_a_short_one_does_not(account):
+    _runs(account, *["447700900003"] * 3)
+    steps_send_due(2)  # full: more may be waiting
+    assert cache.get(dispatch.SEND_DUE_QUEUED) is not None
+    dispatch.send_due_started()  # that task starts
+    steps_send_due(2)  # one left: the batch is short
+    assert cache.get(dispatch.SEND_DUE_QUEUED) is None
+
+
+def test_requests_coalesce_until_the_queued_task_starts():
+    dispatch.send_due_now()
+    assert cache.get(dispatch.SEND_DUE_QUEUED) is not None  # queued a task, and said so
+    assert cache.add(dispatch.SEND_DUE_QUEUED, 1) is False  # so the next request queues none
+    dispatch.send_due_started()
+    assert cache.get(dispatch.SEND_DUE_QUEUED) is None  # the next commit queues another
+
+
+def test_one_step_that_cannot_be_recorded_does_not_undo_the_others(account, monkeypatch):
+    runs = _runs(account, "447700900003", "447700900003", "447700900003")
+    poisoned = _first(runs[1]).id
+    original = sending.steps_message_status_advance
+
+    def advance(steps, status):
+        if any(step.id == poisoned for step in steps):
+            raise RuntimeError("injected: this step cannot be recorded")
+        original(steps, status)
+
+    monkeypatch.setattr(sending, "steps_message_status_advance", advance)
+    assert steps_send_due(3) == 3
+    states = [_first(run).state for run in runs]
+    # The batch's transaction failed; each step was then recorded alone, and only the
+    # poisoned one is left `sending`, for the scheduler to settle after SENDING_LEASE.
+    assert states == ["waiting", "sending", "waiting"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_step_another_transaction_holds_is_left_to_it(account):
+    # Committed rows, created not due (so that the end-to-end stack's worker, which shares
+    # this database, is not asked to send them), then made due without asking any worker.
+    with transaction.atomic():
+        runs = _runs(account, "447700900003", "447700900003")
+        firsts = Step.objects.filter(workflow__in=runs, index=0)
+        firsts.update(ready_at=F("ready_at") + timedelta(days=1))
+    firsts.update(ready_at=Now())
+    held = _first(runs[0])
+    settings_dict = connection.settings_dict
+    other = psycopg.connect(
+        dbname=settings_dict["NAME"],
+        user=settings_dict["USER"],
+        host=settings_dict["HOST"],
+        port=settings_dict["PORT"] or 5432,
+        password=settings_dict["PASSWORD"] or None,
+    )
+    try:
+        with other.transaction():
+            other.execute("SELECT 1 FROM workflows_app_step WHERE id = %s FOR UPDATE", [held.id])
+            assert steps_send_due(10) == 1  # not blocked: skipped
+            assert _first(runs[1]).state == "waiting"
+            assert _first(runs[0]).state == "pending"
+        assert steps_send_due(10) == 1  # released: now it is sent
+        assert _first(runs[0]).state == "waiting"
+    finally:
+        other.close()

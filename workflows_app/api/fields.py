@@ -1,6 +1,7 @@
 """Fields that do not coerce: a number where a string belongs is an error, not a string."""
 
 import math
+from typing import Any
 
 import phonenumbers
 from rest_framework import serializers
@@ -35,6 +36,9 @@ class SharedChildListField(serializers.ListField):
     (it returns values or raises; nothing here reads ``context``), so the copies can share it,
     and its fields are built once per process.
     """
+
+    _args: tuple[Any, ...]  # the constructor's arguments, kept by Field.__new__
+    _kwargs: dict[str, Any]
 
     def __deepcopy__(self, memo):
         kwargs = {key: value for key, value in self._kwargs.items() if key != "child"}

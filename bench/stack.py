@@ -172,6 +172,11 @@ class BenchStack:
                 str(WEB_WORKERS),
                 "--threads",
                 str(WEB_THREADS),
+                # A listening socket per worker (SO_REUSEPORT), so that the kernel spreads
+                # wrk's few keep-alive connections over both. On one shared socket a worker
+                # often took all of them while the other idled, and a run's rate depended on
+                # that split (1.6x apart; docs/benchmarks.md, fix 23).
+                "--reuse-port",
                 "--timeout",
                 "60",
                 "--no-control-socket",  # gunicorn 27 would share one socket path with others

@@ -70,7 +70,7 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
             f"{accept.errors} errors",
         ),
         (
-            "steps: sandbox sends vs no-op tasks (tasks/s, median)",
+            "steps: sandbox sends vs no-op tasks (per second, median)",
             f"{statistics.median(steps.sends):.0f} vs {statistics.median(steps.noops):.0f} "
             f"→ ratio {steps.ratio:.2f}",
             "ratio ≥ 0.50",
@@ -201,12 +201,16 @@ HOW_TO_READ = """\
   request with Basic auth) against `POST /beta/workflows` and against `POST /bench/baseline`
   (same gunicorn, same settings; authenticate, parse JSON, insert one row, answer 202), in
   alternating rounds. Only gunicorn runs during these rounds, so the worker does not compete
-  for the two cores; wrk and Postgres do, equally for both.
+  for the two cores; wrk and Postgres do, equally for both. gunicorn runs with `--reuse-port`
+  (a listening socket per worker), so that the kernel spreads wrk's keep-alive connections
+  over both workers; on one shared socket one worker often took all eight.
 - **steps**: the worker's consumer is paused, N sends (first steps; sandbox recipient ending in
-  3, expiry one hour, so no receipt and no timer) or N no-op tasks are queued, the consumer is
-  resumed, and the time is taken until the worker has started N more of those tasks (its own
-  count, from `inspect().stats()`, polled 20 times a second in both cases). The sends are then
-  checked to have ended `waiting`. Same worker processes, same Redis.
+  3, expiry one hour, so no receipt and no timer) or N no-op tasks are queued, and the
+  consumer is resumed. Sends are timed until all N steps are `waiting` (polled in Postgres 20
+  times a second): the worker sends in batches (a `send_due` task claims up to
+  `SEND_BATCH_SIZE` due steps), so there is no task per send to count. No-ops are timed until
+  the worker has started N of them (its own count, `inspect().stats()`, polled as often).
+  Same worker processes, same Redis.
 - **failover latency**: runs whose first message the sandbox rejects at once, created over
   HTTP at a steady 10/s; from the rejection being recorded (first Attempt `finished_at`) to the
   second step being accepted by the sandbox (its `sent_at`).

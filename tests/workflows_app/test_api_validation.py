@@ -641,3 +641,73 @@ def test_requests_share_the_item_validator_but_never_its_findings():
             assert not valid and errors == {"workflow": {1: {"to": {"number": mock.ANY}}}}
         else:
             assert valid and errors == {}
+
+
+def _both_paths(body: Any):
+    """What the plain path returns for ``body``, and the serializer's verdict and result."""
+    from workflows_app.api.serializers import WorkflowRequestSerializer, _plain_request
+
+    serializer = WorkflowRequestSerializer(data=body)
+    if not serializer.is_valid():
+        return _plain_request(body), False, serializer.errors
+    result = (serializer.step_specs(), serializer.validated_data.get("client_ref", ""))
+    return _plain_request(body), True, result
+
+
+@PROPERTY_SETTINGS
+@given(
+    body=canonical_mutations()
+    | st.builds(
+        mutate,
+        st.just(CANONICAL_REQUEST),
+        st.sampled_from(
+            [
+                "client_ref",
+                "workflow[0].failover.expiry_time",
+                "workflow[1].to.number",
+                "workflow[0].message.content.text",
+                "workflow[1].from.number",
+            ]
+        ),
+        st.sampled_from(NASTY_STRINGS) | json_values,
+    )
+)
+def test_the_plain_path_takes_only_what_the_serializer_takes_and_returns_the_same(body):
+    plain, valid, result = _both_paths(body)
+    if plain is not None:
+        assert valid, result
+        assert plain == result
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        CANONICAL_REQUEST,
+        {**CANONICAL_REQUEST, "client_ref": "order 7"},
+        two_steps(item("viber_service_msg", failover=READ_600)),
+        {"template": "failover", "workflow": [item("whatsapp")]},
+    ],
+)
+def test_plain_bodies_take_the_plain_path(body):
+    plain, valid, result = _both_paths(body)
+    assert valid and plain is not None and plain == result
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("client_ref", " padded "),  # the serializer trims it
+        ("workflow[0].failover.expiry_time", 600.0),  # the serializer makes it an int
+        ("workflow[0].message.content.text", "a\x00b"),  # the serializer refuses it
+        ("workflow[1].message.content.text", "\ud800"),
+        ("workflow[1].to.extra", "ignored"),  # the serializer drops unknown keys
+    ],
+)
+def test_bodies_the_serializer_would_change_or_refuse_go_to_the_serializer(path, value):
+    body = copy.deepcopy(CANONICAL_REQUEST)
+    if path.endswith(".extra"):
+        body["workflow"][1]["to"]["extra"] = value
+    else:
+        body = mutate(body, path, value)
+    plain, _valid, _result = _both_paths(body)
+    assert plain is None

@@ -26,7 +26,7 @@ from workflows_app.api.problems import (
 from workflows_app.api.serializers import (
     MessageRequestSerializer,
     WorkflowListFilterSerializer,
-    WorkflowRequestSerializer,
+    workflow_request,
 )
 from workflows_app.models import ApiFlavour, Workflow
 from workflows_app.selectors import workflow_get_for_account, workflow_list_for_account
@@ -53,14 +53,13 @@ class WorkflowListView(APIView):
 
     def create(self, request: Request) -> Response:
         require_json_body(request)
-        serializer = WorkflowRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        steps, client_ref = workflow_request(request.data)
         workflow = workflow_create(
             account=request_account(request),
             application=request_application(request),
             flavour=self.flavour,
-            steps=serializer.step_specs(),
-            client_ref=serializer.validated_data.get("client_ref", ""),
+            steps=steps,
+            client_ref=client_ref,
         )
         return Response({ID_FIELD[self.flavour]: str(workflow.id)}, status=status.HTTP_202_ACCEPTED)
 

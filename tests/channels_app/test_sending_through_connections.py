@@ -221,13 +221,13 @@ def test_a_long_sms_is_delivered_only_when_every_part_is(account, simulator):
 @pytest.mark.django_db
 def test_a_receipt_that_beats_the_send_record_is_applied_once_the_send_is_recorded(account):
     from channels_app.adapters.base import SendResult
-    from workflows_app.services.sending import _attempt_accepted, _attempt_start
+    from workflows_app.services.sending import _claim, _record
 
     step = start_run(account, SPECS["twilio"].step("447700900003"))
-    attempt, _route, _outbound = _attempt_start(step.id)
+    [(attempt, _route, _outbound)] = _claim(Step.objects.filter(id=step.id), 1)
     receipts.ingest([ReceiptEvent("sandbox", "early-id", ReceiptStatus.DELIVERED)])
     step.refresh_from_db()
     assert step.message_status is None
-    _attempt_accepted(attempt, SendResult(["early-id"]))
+    _record([(attempt, SendResult(["early-id"]))])
     step.refresh_from_db()
     assert (step.message_status, step.state) == ("delivered", "succeeded")

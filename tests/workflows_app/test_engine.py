@@ -132,9 +132,9 @@ def test_cancelling_during_a_send_stops_the_run_there(two_steps):
     from workflows_app.services import sending
 
     step = two_steps.steps.get(index=0)
-    attempt, route, outbound = sending._attempt_start(step.id)
+    [(attempt, route, outbound)] = sending._claim(Step.objects.filter(id=step.id), 1)
     assert workflow_cancel(two_steps) is True
-    sending._attempt_accepted(attempt, route.adapter.send(outbound, route.config))
+    sending._record([(attempt, route.adapter.send(outbound, route.config))])
     step.refresh_from_db()
     assert step.state == "cancelled"
     assert step.attempts.get().outcome == "accepted"  # recorded, but the run stays cancelled

@@ -97,9 +97,8 @@ class EngineMachine(RuleBasedStateMachine):
         if ready:
             step = data.draw(st.sampled_from(ready))
             Step.objects.filter(id=step.id).update(ready_at=F("ready_at") - DAY)
-            claimed = sending._attempt_start(step.id)
-            if claimed is not None:
-                self.in_flight[claimed[0].id] = claimed
+            for claimed in sending._claim(Step.objects.filter(id=step.id), 1):
+                self.in_flight[claimed.attempt.id] = claimed
 
     @precondition(lambda self: self.in_flight)
     @rule(data=st.data(), outcome=st.sampled_from(["provider", "transient", "ambiguous"]))
@@ -110,12 +109,12 @@ class EngineMachine(RuleBasedStateMachine):
             try:
                 result = route.adapter.send(outbound, route.config)
             except ProviderError as error:
-                sending._attempt_failed(attempt, error)
+                sending._record([(attempt, error)])
             else:
-                sending._attempt_accepted(attempt, result)
+                sending._record([(attempt, result)])
         else:
             error = ProviderError(ErrorKind(outcome), f"injected {outcome}", retry_after=0.1)
-            sending._attempt_failed(attempt, error)
+            sending._record([(attempt, error)])
 
     @precondition(lambda self: self.in_flight)
     @rule(data=st.data())

@@ -288,22 +288,6 @@ def _attempt_failed_locked(step: Step, now: datetime, attempt: Attempt, error: P
     step_fail_over(step, FailoverReason.REJECTED, detail=f"{error.kind}: {error.reason}"[:255])
 
 
-# One step at a time, phase by phase (tests interleave them with receipts and deadlines).
-
-
-def _attempt_start(step_id: int) -> Claim | None:
-    claims = _claim(Step.objects.filter(id=step_id), 1)
-    return claims[0] if claims else None
-
-
-def _attempt_accepted(attempt: Attempt, result: SendResult) -> None:
-    _record_together([(attempt, result)])
-
-
-def _attempt_failed(attempt: Attempt, error: ProviderError) -> None:
-    _record_together([(attempt, error)])
-
-
 def _retry_later(step: Step, error: ProviderError, now) -> bool:
     """Schedule another attempt with backoff and jitter, if one fits before the step's deadline.
 

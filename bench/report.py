@@ -200,7 +200,8 @@ HOW_TO_READ = """\
 - **accept**: wrk (1 thread, 8 connections, a Lua script that POSTs the canonical two-step
   request with Basic auth) against `POST /beta/workflows` and against `POST /bench/baseline`
   (same gunicorn, same settings; authenticate, parse JSON, insert one row, answer 202), in
-  alternating rounds. Only gunicorn runs during these rounds, so the worker does not compete
+  alternating rounds (every other round in reverse order, so that drift favours neither
+  side). Only gunicorn runs during these rounds, so the worker does not compete
   for the two cores; wrk and Postgres do, equally for both. gunicorn runs with `--reuse-port`
   (a listening socket per worker), so that the kernel spreads wrk's keep-alive connections
   over both workers; on one shared socket one worker often took all eight.

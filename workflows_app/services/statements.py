@@ -8,6 +8,9 @@ atomic by itself. The SQL and its values are still the ORM's own (defaults, ``au
 expressions, column lists), taken from its compilers rather than written by hand, so a new
 field or a changed default needs no change here. Other databases (the embedded SQLite) run the
 same writes one by one in a transaction.
+
+:func:`update_rows` (many rows, each its own values) has no ORM compiler to borrow: it writes
+the ``UPDATE … FROM (VALUES …)`` itself, from each field's column type and value preparation.
 """
 
 from collections.abc import Sequence

@@ -1,4 +1,5 @@
-"""Thin Celery tasks: they take ids, return early when the state moved on, and call a service."""
+"""Thin Celery tasks: they take ids (``send_due`` none: the due steps in PostgreSQL are its
+input), return early when the state moved on, and call a service."""
 
 from celery import shared_task
 

@@ -1,6 +1,7 @@
 """Sending in batches: a ``send_due`` task claims due steps from Postgres (the queue), calls
 their providers, and records every outcome; what one step does never undoes another's."""
 
+import time
 from datetime import timedelta
 
 import psycopg
@@ -128,13 +129,15 @@ def test_one_step_that_cannot_be_recorded_does_not_undo_the_others(account, monk
 
 @pytest.mark.django_db(transaction=True)
 def test_a_step_another_transaction_holds_is_left_to_it(account):
-    # Committed rows, created not due (so that the end-to-end stack's worker, which shares
-    # this database, is not asked to send them), then made due without asking any worker.
+    # Committed rows, which the end-to-end stack's worker (it shares this database and runs
+    # until the session ends) could claim too: the held step becomes due only once held, and
+    # the other only inside the transaction that claims it.
     with transaction.atomic():
         runs = _runs(account, "447700900003", "447700900003")
-        firsts = Step.objects.filter(workflow__in=runs, index=0)
-        firsts.update(ready_at=F("ready_at") + timedelta(days=1))
-    firsts.update(ready_at=Now())
+        Step.objects.filter(workflow=runs[0], index=0).update(ready_at=Now() + timedelta(seconds=1))
+        Step.objects.filter(workflow=runs[1], index=0).update(
+            ready_at=F("ready_at") + timedelta(days=1)
+        )
     held = _first(runs[0])
     settings_dict = connection.settings_dict
     other = psycopg.connect(
@@ -147,10 +150,14 @@ def test_a_step_another_transaction_holds_is_left_to_it(account):
     try:
         with other.transaction():
             other.execute("SELECT 1 FROM workflows_app_step WHERE id = %s FOR UPDATE", [held.id])
-            assert steps_send_due(10) == 1  # not blocked: skipped
+            time.sleep(1.1)  # the held step is due now
+            with transaction.atomic():
+                Step.objects.filter(workflow=runs[1], index=0).update(ready_at=Now())
+                assert steps_send_due(10) == 1  # not blocked: the held step is skipped
             assert _first(runs[1]).state == "waiting"
             assert _first(runs[0]).state == "pending"
-        assert steps_send_due(10) == 1  # released: now it is sent
+        steps_send_due(10)  # released: it is sent (by us, or by that other worker)
         assert _first(runs[0]).state == "waiting"
+        assert _first(runs[0]).attempts.count() == 1
     finally:
         other.close()

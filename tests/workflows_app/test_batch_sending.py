@@ -114,10 +114,10 @@ def test_one_step_that_cannot_be_recorded_does_not_undo_the_others(account, monk
     poisoned = _first(runs[1]).id
     original = sending.steps_message_status_advance
 
-    def advance(steps, status):
+    def advance(steps, status, **kwargs):
         if any(step.id == poisoned for step in steps):
             raise RuntimeError("injected: this step cannot be recorded")
-        original(steps, status)
+        return original(steps, status, **kwargs)
 
     monkeypatch.setattr(sending, "steps_message_status_advance", advance)
     assert steps_send_due(3) == 3

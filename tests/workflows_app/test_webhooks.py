@@ -15,7 +15,7 @@ from channels_app.statuses import ReceiptStatus
 from tests.webhook_receiver import Receiver
 from tests.workflows_app.test_receipts import receipt, spec
 from workflows_app.models import Account, WebhookDelivery, Workflow
-from workflows_app.services.sending import step_send
+from workflows_app.services.sending import steps_send_due
 from workflows_app.services.workflows import workflow_cancel, workflow_create
 from workflows_app.webhooks import outbox
 from workflows_app.webhooks.delivery import webhooks_dispatch_due, workflow_webhooks_deliver
@@ -43,7 +43,7 @@ def two_step_run(account, flavour="workflows", first="1000000003", **fields) -> 
     )
     if fields:
         Workflow.objects.filter(id=workflow.id).update(**fields)
-    step_send(workflow.steps.get(index=0).id)
+    steps_send_due(ids=[workflow.steps.get(index=0).id])
     return workflow
 
 
@@ -52,7 +52,7 @@ def fail_over_and_deliver(workflow: Workflow) -> None:
     first = workflow.steps.get(index=0)
     receipts.ingest([receipt(first, ReceiptStatus.UNDELIVERABLE)])
     second = workflow.steps.get(index=1)
-    step_send(second.id)
+    steps_send_due(ids=[second.id])
     receipts.ingest([receipt(second, ReceiptStatus.DELIVERED)])
 
 
@@ -265,11 +265,11 @@ def test_loopback_is_refused_when_private_addresses_are_not_allowed(account, rec
 
 def expire_first_step(workflow: Workflow) -> None:
     """The first step's deadline passes (as the scheduler would decide)."""
-    from workflows_app.services.workflows import step_fail_over
+    from workflows_app.services.workflows import steps_fail_over
     from workflows_app.states import FailoverReason
 
     with transaction.atomic():
-        step_fail_over(workflow.steps.get(index=0), FailoverReason.EXPIRED)
+        steps_fail_over([workflow.steps.get(index=0)], FailoverReason.EXPIRED)
 
 
 @override_settings(**FAST_RETRIES)
@@ -277,7 +277,7 @@ def test_a_late_receipt_after_the_report_is_still_sent_as_a_status_event(account
     workflow = two_step_run(account)
     expire_first_step(workflow)
     second = workflow.steps.get(index=1)
-    step_send(second.id)
+    steps_send_due(ids=[second.id])
     receipts.ingest([receipt(second, ReceiptStatus.DELIVERED)])
     assert deliveries(workflow)[-1] == ("workflow_report", "completed")
     # A `read` from the first channel after it failed over: the person saw it there too.
@@ -294,7 +294,7 @@ def test_the_report_names_every_channel_that_reached_the_person(account, receive
     # The first message's `delivered` arrives late, before the SMS is delivered.
     receipts.ingest([receipt(workflow.steps.get(index=0), ReceiptStatus.DELIVERED)])
     second = workflow.steps.get(index=1)
-    step_send(second.id)
+    steps_send_due(ids=[second.id])
     receipts.ingest([receipt(second, ReceiptStatus.DELIVERED)])
     report = json.loads(WebhookDelivery.objects.get(workflow=workflow, kind="workflow_report").body)
     assert report["delivered_on_channels"] == ["messenger", "sms"]

@@ -25,6 +25,7 @@ from channels_app.adapters.vonage_sms import VonageSmsAdapter
 from channels_app.adapters.whatsapp import WhatsAppAdapter
 from channels_app.crypto import CredentialsUnreadable
 from channels_app.errors import ErrorKind, ProviderError
+from channels_app.models import ProviderConnection
 
 logger = logging.getLogger(__name__)
 
@@ -133,8 +134,6 @@ def routes_for(channel: str, sender: dict[str, Any]) -> list[Route]:
     route: the sandbox serves only a channel with no connection at all, never as a silent
     stand-in for one that is misconfigured.
     """
-    from channels_app.models import ProviderConnection
-
     rows = list(ProviderConnection.objects.filter(channel=channel, enabled=True))
     if not rows:
         return [sandbox_route()]
@@ -167,8 +166,6 @@ def connection_report_error(connection_id: str, kind: str, reason: str) -> None:
     Called by the engine when an attempt through the connection failed. ``reason`` must not
     hold credentials (adapters build reasons from provider codes, never from our request).
     """
-    from channels_app.models import ProviderConnection
-
     if not connection_id or connection_id == "sandbox":
         return
     fields: dict[str, Any] = {
@@ -194,8 +191,6 @@ def poll(provider: str, connection_id: str, provider_message_id: str) -> list:
     Returns normalised receipts (ReceiptEvent). Raises ProviderError when the provider cannot
     answer. Call outside any transaction: this is a network call.
     """
-    from channels_app.models import ProviderConnection
-
     adapter = ADAPTERS[provider]
     connection = ProviderConnection.objects.get(id=connection_id)
     return adapter.poll(provider_message_id, connection_config(connection))

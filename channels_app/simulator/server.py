@@ -22,6 +22,12 @@ carried). Control endpoints, under ``/_simulator/``:
   met and the outcome (``accepted``, ``rejected``, ``transient`` or ``fault``). The same
   records go, one JSON line each, to the ``send_log`` file when one is given (the chaos
   harness counts them to prove no attempt reached a provider twice).
+- ``POST /_simulator/latency`` ``{"seconds", "path": ""}``: answer sends after ``seconds``,
+  all of them or those whose path starts with ``path`` (:mod:`~channels_app.simulator.pacing`).
+- ``POST /_simulator/rate_limit`` ``{"per_second", "burst", "per": "account"}`` (or
+  ``{"per_second": null}`` to lift it): sends above it are answered 429 with ``Retry-After``.
+- ``GET /_simulator/stats``: TCP connections opened (HTTP/1.1 keep-alive lets a client reuse
+  one), sends throttled with 429.
 - Twilio's ``GET .../Messages/<sid>.json`` reports the simulated status (for polling).
 """
 
@@ -41,6 +47,7 @@ from urllib.parse import urlsplit
 import requests
 
 from channels_app.sandbox.fates import Fate, fate_of, planned_receipts
+from channels_app.simulator.pacing import Pacing, RateRule, pacing_control, retry_after_header
 from channels_app.simulator.providers import (
     PROVIDERS,
     Answer,
@@ -98,7 +105,10 @@ class Simulator:
         deliver_after: float = 0.3,
         read_after: float = 0.6,
         send_log: str = "",
+        latency: float = 0.0,
+        rate_limit: RateRule | None = None,
     ) -> None:
+        self.default_latency, self.default_rate_limit = latency, rate_limit
         self.callback_base = callback_base.rstrip("/")
         self.secret = secret
         self.deliver_after, self.read_after = deliver_after, read_after
@@ -116,6 +126,7 @@ class Simulator:
             self.seen: dict[tuple[str, str], int] = {}
             self.messages: dict[str, Sent] = {}
             self.receipts_posted = 0
+            self.pacing = Pacing(latency=self.default_latency, rule=self.default_rate_limit)
 
     def webhook_for(self, provider: str, credential: str = "") -> Webhook | None:
         if provider == "viber" and credential in self.viber_webhooks:
@@ -206,7 +217,12 @@ class Simulator:
 
 class Handler(BaseHTTPRequestHandler):
     server: "SimulatorServer"
-    protocol_version = "HTTP/1.0"
+    # HTTP/1.1: a client may keep its connection open across sends, as real providers allow.
+    protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.simulator.pacing.connection_opened()
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s %s", self.address_string(), format % args)
@@ -244,7 +260,15 @@ class Handler(BaseHTTPRequestHandler):
         fault = sim.take_fault(recipient)
         kind = fault.fault if fault else ""
         record = SendRecord(provider.name, recipient, provider.client_ref(request), kind)
+        pacing = sim.pacing
+        delay = pacing.latency_for(request.path)
+        if delay:
+            time.sleep(delay)
+        wait = pacing.admit(provider.account(request), provider.sender(request))
         try:
+            if wait:
+                record.outcome = "throttled"
+                return self.answer(provider.throttled(retry_after_header(wait)))
             self._send_for(provider, request, sim, fault, record)
         finally:
             sim.record(record)
@@ -309,6 +333,9 @@ class Handler(BaseHTTPRequestHandler):
                 float(body.get("delay", 0.0)),
             )
             return self.answer(Answer(200, {"ok": True}))
+        answered = pacing_control(sim.pacing, request.path, body)
+        if answered is not None:
+            return self.answer(Answer(200, answered | {"sends": len(sim.sends)}))
         if request.path == "/_simulator/sends":
             with sim.lock:
                 sends = [asdict(send) for send in sim.sends]
@@ -344,6 +371,9 @@ class Handler(BaseHTTPRequestHandler):
 class SimulatorServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # Hundreds of clients connect at once when the engine keeps hundreds of sends in flight;
+    # socketserver's default backlog of 5 would drop their SYNs (a 1 s retransmit each).
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], simulator: Simulator) -> None:
         super().__init__(address, Handler)

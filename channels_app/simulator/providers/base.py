@@ -97,8 +97,33 @@ class SimProvider:
         headers = {"Retry-After": str(int(retry_after))} if retry_after else {}
         return Answer(503, {"error": "service unavailable"}, headers)
 
+    def throttled(self, retry_after: str) -> Answer:
+        """A rate limit's answer: HTTP 429 with ``Retry-After`` (whole seconds), the body of
+        the provider's own transient error where that is a 429 or 503."""
+        answer = self.transient(None)
+        body = answer.body if answer.status in (429, 503) else {"error": "too many requests"}
+        return Answer(429, body, {"Retry-After": retry_after})
+
     def recipient(self, request: Request) -> str:
         raise NotImplementedError
+
+    def account(self, request: Request) -> str:
+        """Who the send is billed to, as a provider counts its rate limit: the credential it
+        carried (Basic user, bearer token, Viber token, or a Vonage ``api_key`` field)."""
+        return (
+            request.basic()[0]
+            or request.bearer()
+            or request.headers.get("X-Viber-Auth-Token", "")
+            or str(request.json().get("api_key") or request.form().get("api_key") or "")
+        )
+
+    def sender(self, request: Request) -> str:
+        """The sending number or id, for providers that limit the rate per sender."""
+        body = request.json()
+        value = body.get("from") or body.get("sender") or request.form().get("From", "")
+        if isinstance(value, dict):
+            value = value.get("number") or value.get("id") or ""
+        return str(value or request.path)
 
     def client_ref(self, request: Request) -> str:
         """The sender's own reference carried by the send, where the API has one ("" if not)."""

@@ -50,3 +50,18 @@ class ProviderConnection(models.Model):
     def serves(self, sender: str) -> bool:
         wanted = {str(s).lstrip("+") for s in self.senders or []}
         return not wanted or sender.lstrip("+") in wanted
+
+
+class ConnectionRate(models.Model):
+    """A connection's rate-limit state when no Redis is configured (embedded mode): every worker
+    process reads and writes this row with a compare-and-set on ``version``
+    (:mod:`channels_app.ratelimit`). With Redis the same state lives in a Redis hash."""
+
+    key = models.CharField(max_length=100, primary_key=True)
+    state = models.CharField(max_length=200, blank=True, default="")  # GCRA's TAT, in µs
+    paused_until_us = models.BigIntegerField(default=0)  # a 429's Retry-After: send nothing
+    slowed_until_us = models.BigIntegerField(default=0)  # then half the rate until this
+    version = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"rate state of {self.key}"

@@ -247,6 +247,13 @@ def _pause_worker(stack: BenchStack) -> None:
     wait_for(idle, 120, interval=0.1, message="the worker to finish what it had taken")
 
 
+pause_worker = _pause_worker
+
+
+def resume_worker(stack: BenchStack) -> None:
+    app.control.add_consumer("celery", destination=[stack.worker_name()], reply=True)
+
+
 def send_rate(stack: BenchStack, creds: Credentials, count: int) -> float:
     """Sends per second: ``count`` first steps made due while the worker is paused, then timed
     until every one of them is ``waiting`` (the worker sends them in batches, so there is no

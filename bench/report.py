@@ -26,6 +26,10 @@ def figures(r: dict) -> dict[str, float]:
         "waiting": r.get("scale_count", 0),
         "worker_rss_mb": r.get("worker_memory", r["worker_memory_empty"]).resident,
         "tick_ms": statistics.median(r["ticks_ms"]) if "ticks_ms" in r else float("nan"),
+        "latency250_ratio": r["latency"].ratio(250),
+        "latency1000_ratio": r["latency"].ratio(1000),
+        "backlog_failover_p99_ms": _p(r["backlog"].failover_ms, 99),
+        "rate_limit_error_pct": r["rate_limit"].throttled_pct,
     }
 
 
@@ -35,8 +39,92 @@ def bench_line(r: dict) -> str:
         f"BENCH accept_ratio={f['accept_ratio']:.2f} step_ratio={f['step_ratio']:.2f} "
         f"failover_p99_ms={f['failover_p99_ms']:.0f} timer_p99_ms={f['timer_p99_ms']:.0f} "
         f"flush_p99_ms={f['flush_p99_ms']:.0f} waiting={f['waiting']} "
-        f"worker_rss_mb={f['worker_rss_mb']:.0f} tick_ms={f['tick_ms']:.1f}"
+        f"worker_rss_mb={f['worker_rss_mb']:.0f} tick_ms={f['tick_ms']:.1f} "
+        f"latency250_ratio={f['latency250_ratio']:.2f} "
+        f"latency1000_ratio={f['latency1000_ratio']:.2f} "
+        f"backlog_failover_p99_ms={f['backlog_failover_p99_ms']:.0f} "
+        f"rate_limit_error_pct={f['rate_limit_error_pct']:.1f}"
     )
+
+
+def peer_rows(r: dict) -> list[tuple[str, str, str, str]]:
+    """The DIY peer (bench/peer) beside ours: same machine, same run."""
+    peer, ours = r["peer"], r
+    lat = ours["latency"].rates
+    return [
+        (
+            "peer: accept req/s (POST /runs, wrk, median) vs ours (POST /beta/workflows)",
+            f"{statistics.median(w.rate for w in peer.accept):.0f} vs "
+            f"{ours['accept'].ours_rate:.0f}",
+            "context",
+            "",
+        ),
+        (
+            "peer: sends/s at 0 / 250 ms provider latency vs ours",
+            f"{peer.send_rates[0]:.0f} / {peer.send_rates[250]:.0f} vs "
+            f"{statistics.median(lat[0]):.0f} / {statistics.median(lat[250]):.0f}",
+            "context",
+            "",
+        ),
+        (
+            f"peer: timer lateness (ms, n={len(peer.timer_lateness_ms)}) vs ours",
+            f"p50 {_p(peer.timer_lateness_ms, 50):.0f}, p99 {_p(peer.timer_lateness_ms, 99):.0f}"
+            f" vs p50 {_p(ours['timers'].lateness_ms, 50):.0f}, "
+            f"p99 {_p(ours['timers'].lateness_ms, 99):.0f}",
+            "context",
+            "",
+        ),
+        (
+            "peer: runs lost when the worker is killed and Redis flushed vs ours",
+            f"{peer.flush_lost} of {peer.flush_runs} vs {ours['timers_flush'].lost} of "
+            f"{len(ours['timers_flush'].lateness_ms) + ours['timers_flush'].lost}",
+            "ours: 0",
+            _ok(ours["timers_flush"].lost == 0),
+        ),
+    ]
+
+
+def latency_rows(r: dict) -> list[tuple[str, str, str, str]]:
+    """The rows of bench/latency.py's figures (issue 15)."""
+    lat, backlog, limited = r["latency"], r["backlog"], r["rate_limit"]
+    rates = {ms: statistics.median(v) for ms, v in lat.rates.items()}
+    timers = backlog.timer_lateness_ms
+    return [
+        (
+            "sends/s through the simulator at 0 / 250 / 1000 ms provider latency (median)",
+            f"{rates[0]:.0f} / {rates[250]:.0f} / {rates[1000]:.0f} → "
+            f"latency250_ratio {lat.ratio(250):.2f}, latency1000_ratio {lat.ratio(1000):.2f}",
+            "≥ 0.90 and ≥ 0.80",
+            _ok(lat.ratio(250) >= 0.9 and lat.ratio(1000) >= 0.8),
+        ),
+        (
+            "provider connections opened per 1,000 sends (keep-alive)",
+            f"{lat.connections_per_1000:.1f} ({lat.connections_opened} for {lat.sends} sends)",
+            "context",
+            "",
+        ),
+        (
+            f"backlog_failover: rejected → next submitted behind a backlog at 250 ms "
+            f"(ms, n={len(backlog.failover_ms)})",
+            f"p50 {_p(backlog.failover_ms, 50):.0f}, p99 {_p(backlog.failover_ms, 99):.0f}",
+            "p99 < 500",
+            _ok(_p(backlog.failover_ms, 99) < 500),
+        ),
+        (
+            f"timer lateness while that backlog drains (ms, n={len(timers)})",
+            f"p50 {_p(timers, 50):.0f}, p99 {_p(timers, 99):.0f}; unfired {backlog.timers_unfired}",
+            "p99 < 1000, none lost",
+            _ok(_p(timers, 99) < 1000 and backlog.timers_unfired == 0),
+        ),
+        (
+            f"rate limit: {limited.sends} sends through a connection limited to 50/s "
+            "(rate achieved; rate_limit_error_pct = % drawing a 429)",
+            f"{limited.rate:.1f}/s, {limited.throttled_pct:.1f}% 429; deadlines after the wait: "
+            f"{'yes' if limited.deadline_after_wait else 'no'}",
+            "50 ± 5/s, 0% 429",
+            _ok(abs(limited.rate - 50) <= 5 and limited.throttled_pct == 0),
+        ),
+    ]
 
 
 WORKER = "worker + its 2 pool processes, shared pages once; VmRSS sum in brackets"
@@ -110,6 +198,10 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
             "",
         ),
     ]
+    if "latency" in r:
+        out += latency_rows(r)
+    if "peer" in r:
+        out += peer_rows(r)
     if "scale_count" in r:
         scale = r["scale_accept"]
         ticks = r["ticks_ms"]

@@ -37,11 +37,15 @@ class Size:
     timer_lead_s: float
     scale_count: int
     ticks: int
+    latency_rounds: int
+    latency_count: int
+    backlog_count: int
+    burst_count: int
 
 
 SIZES = {
-    "full": Size(5, 10, 8, 3, 500, 300, 10, 10_000, 60, 25, 1_000_000, 30),
-    "small": Size(3, 3, 8, 2, 200, 60, 10, 1000, 15, 10, 20_000, 10),
+    "full": Size(5, 10, 8, 3, 500, 300, 10, 10_000, 60, 25, 1_000_000, 30, 2, 1500, 10_000, 2000),
+    "small": Size(3, 3, 8, 2, 200, 60, 10, 1000, 15, 10, 20_000, 10, 1, 600, 2000, 500),
 }
 
 
@@ -148,6 +152,47 @@ def run_main_phases(stack, size: Size, results: dict, profile: bool, log_dir: Pa
         lose_redis_at=size.timer_spread_s / 2,
     )
     clear_backlog(stack)
+    run_latency_phase(stack, size, results, log_dir)
+
+
+def run_latency_phase(stack, size: Size, results: dict, log_dir: Path) -> None:
+    """Sends through the provider simulator at 0, 250 and 1000 ms (bench/latency.py)."""
+    from bench import latency, measure
+
+    stack.start("simulator")
+    connections = [latency.connect(stack, ms) for ms in latency.LATENCIES_MS]
+    say(f"send rate at {', '.join(map(str, latency.LATENCIES_MS))} ms provider latency")
+    creds = measure.new_account("bench latency")
+    results["latency"] = latency.send_rates(stack, creds, size.latency_rounds, size.latency_count)
+    say(f"failover and timers behind a backlog of {size.backlog_count:,} sends at 250 ms")
+    results["backlog"] = latency.backlog_failover(
+        stack,
+        measure.new_account("bench backlog"),
+        measure.new_account("bench backlog timers"),
+        size.backlog_count,
+        timers=500,
+    )
+    say(f"a burst of {size.burst_count:,} sends through a connection limited to 50/s")
+    results["rate_limit"] = latency.rate_limited_burst(
+        stack, measure.new_account("bench rate"), size.burst_count, 50.0
+    )
+    for row in connections:
+        row.delete()
+    stack.stop("worker", "scheduler")  # the peer runs alone, as ours did
+    say("the DIY peer (bench/peer): accept, sends, timers, Redis flush")
+    from bench.peer_measure import measure_peer
+
+    (log_dir / "peer").mkdir(exist_ok=True)
+    results["peer"] = measure_peer(
+        stack.simulator_url,
+        log_dir / "peer",
+        size.accept_rounds,
+        size.accept_seconds,
+        size.latency_count,
+    )
+    measure.reset_runs()
+    stack_mod.flush_redis()
+    stack.start("worker", "scheduler")
 
 
 def clear_backlog(stack) -> None:

@@ -144,11 +144,16 @@ class BenchStack:
     database_url: str
     log_dir: Path
     port: int = field(default_factory=free_port)
+    simulator_port: int = field(default_factory=free_port)
     processes: dict[str, Process] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def simulator_url(self) -> str:
+        return f"http://127.0.0.1:{self.simulator_port}"
 
     @property
     def env(self) -> dict[str, str]:
@@ -199,6 +204,16 @@ class BenchStack:
                 f"bench{self.port}@%h",
             ],
             "scheduler": [str(BIN / "python"), "manage.py", "run_scheduler"],
+            # The provider simulator (bench/latency.py), answering as a real provider would.
+            "simulator": [
+                str(BIN / "python"),
+                "manage.py",
+                "simulate_providers",
+                "--port",
+                str(self.simulator_port),
+                "--callback-base",
+                self.base_url,
+            ],
         }[name]
 
     def start(self, *names: str) -> None:
@@ -208,6 +223,8 @@ class BenchStack:
             self.processes[name] = Process(name, self.argv(name), self.env, self.log_dir).start()
         if "web" in names:
             wait_for(self._answers, 30, message="gunicorn to answer")
+        if "simulator" in names:
+            wait_for(self._simulator_answers, 30, message="the provider simulator to answer")
         if "worker" in names:
             wait_for(self.worker_ready, 60, interval=0.3, message="the Celery worker to answer")
 
@@ -245,6 +262,15 @@ class BenchStack:
 
         try:
             requests.get(self.base_url + "/beta/workflows/x", timeout=1)
+        except requests.RequestException:
+            return False
+        return True
+
+    def _simulator_answers(self) -> bool:
+        import requests
+
+        try:
+            requests.get(self.simulator_url + "/_simulator/stats", timeout=1)
         except requests.RequestException:
             return False
         return True

@@ -12,8 +12,12 @@ Adapters read HTTP status codes and bodies themselves, helped by :func:`kind_for
 :func:`retry_after`.
 """
 
+import contextlib
+import contextvars
 import email.utils
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import requests
@@ -26,21 +30,42 @@ DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 20.0
 USER_AGENT = "failover-orchestrator/0.1"
 
-_session: requests.Session | None = None
+# One keep-alive session per provider connection and process: sends through a connection
+# reuse its TCP (and TLS) connections instead of opening one per send, and one connection's
+# pool cannot be drained by another's. The send loop names the connection (for_connection).
+_sessions: dict[str, requests.Session] = {}
+_sessions_lock = threading.Lock()
+_connection: contextvars.ContextVar[str] = contextvars.ContextVar("connection", default="")
+
+
+@contextlib.contextmanager
+def for_connection(connection_id: str) -> Iterator[None]:
+    """Send the requests made inside through ``connection_id``'s session."""
+    token = _connection.set(connection_id)
+    try:
+        yield
+    finally:
+        _connection.reset(token)
 
 
 def session() -> requests.Session:
-    """A process-wide session (connection pooling). urllib3 never retries on its own here:
-    a silent retry after the request was sent could send a message twice."""
-    global _session
-    if _session is None:
-        s = requests.Session()
-        adapter = HTTPAdapter(max_retries=0, pool_maxsize=20)
-        s.mount("http://", adapter)
-        s.mount("https://", adapter)
-        s.headers["User-Agent"] = USER_AGENT
-        _session = s
-    return _session
+    """The current connection's session (see :func:`for_connection`). Its pool keeps as many
+    connections per host as sends may be in flight at once (``PROVIDER_POOL_SIZE``), so none is
+    opened only to be thrown away. urllib3 never retries on its own here: a silent retry after
+    the request was sent could send a message twice."""
+    key = _connection.get()
+    with _sessions_lock:
+        found = _sessions.get(key)
+        if found is None:
+            from django.conf import settings
+
+            found = requests.Session()
+            adapter = HTTPAdapter(max_retries=0, pool_maxsize=settings.PROVIDER_POOL_SIZE)
+            found.mount("http://", adapter)
+            found.mount("https://", adapter)
+            found.headers["User-Agent"] = USER_AGENT
+            _sessions[key] = found
+        return found
 
 
 def request(method: str, url: str, *, config: dict[str, Any], **kwargs: Any) -> requests.Response:

@@ -145,6 +145,8 @@ SEND_MAX_ATTEMPTS = env.int("SEND_MAX_ATTEMPTS", default=4)
 SEND_RETRY_BASE_DELAY = env.float("SEND_RETRY_BASE_DELAY", default=1.0)
 PROVIDER_CONNECT_TIMEOUT = env.float("PROVIDER_CONNECT_TIMEOUT", default=5.0)
 PROVIDER_READ_TIMEOUT = env.float("PROVIDER_READ_TIMEOUT", default=20.0)
+# Keep-alive connections a worker process keeps per provider connection (channels_app/http.py).
+PROVIDER_POOL_SIZE = env.int("PROVIDER_POOL_SIZE", default=256)
 
 # --- Provider connections and receipts -----------------------------------------------------
 # Fernet key(s) that encrypt provider credentials at rest: comma-separated, the first encrypts

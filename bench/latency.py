@@ -196,6 +196,12 @@ def backlog_failover(
         interval=0.5,
         message="the backlog to drain",
     )
+    wait_for(
+        lambda: len(timer_lateness(timer_creds.account.id)) >= timers,
+        60,
+        interval=0.5,
+        message="every timer due during the backlog to fire",
+    )
     lateness = timer_lateness(timer_creds.account.id)
     return BacklogResult(found, lateness, timers - len(lateness))
 

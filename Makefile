@@ -81,7 +81,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	"$(PY)" manage.py demo_setup --port "$${PORT:-8000}" --host "$${HOST:-127.0.0.1}"
 	PATH="$(BIN):$$PATH" WEB_PORT="$${PORT:-8000}" "$(BIN)/honcho" start --env /dev/null \
-		--port "$${PORT:-8000}" web worker scheduler $(if $(SIMULATOR),simulator)
+		--port "$${PORT:-8000}" web worker timers scheduler $(if $(SIMULATOR),simulator)
 
 test: $(STAMP)
 	"$(BIN)/pytest"

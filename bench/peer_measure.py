@@ -55,7 +55,7 @@ class PeerStack:
         with psycopg.connect(stack_mod.PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{PEER_DB}" WITH (FORCE)')
             conn.execute(f'CREATE DATABASE "{PEER_DB}"')
-        argv = [str(BIN / "django-admin"), "migrate", "--run-syncdb", "-v0"]
+        argv = [str(BIN / "python"), "-m", "django", "migrate", "--run-syncdb", "-v0"]
         import subprocess
 
         subprocess.run(argv, cwd=ROOT, env=self.env, check=True)

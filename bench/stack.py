@@ -192,6 +192,8 @@ class BenchStack:
                 "-A",
                 "orchestrator",
                 "worker",
+                "-Q",
+                "celery",
                 "--concurrency",
                 str(WORKER_CONCURRENCY),
                 "--pool",
@@ -202,6 +204,21 @@ class BenchStack:
                 "bench.tasks",
                 "-n",
                 f"bench{self.port}@%h",
+            ],
+            # Timers and receipts on their own queue; started, stopped and killed with "worker".
+            "timers": [
+                str(BIN / "celery"),
+                "-A",
+                "orchestrator",
+                "worker",
+                "-Q",
+                "timers",
+                "--concurrency",
+                "1",
+                "-l",
+                "warning",
+                "-n",
+                f"benchtimers{self.port}@%h",
             ],
             "scheduler": [str(BIN / "python"), "manage.py", "run_scheduler"],
             # The provider simulator (bench/latency.py), answering as a real provider would.
@@ -217,6 +234,7 @@ class BenchStack:
         }[name]
 
     def start(self, *names: str) -> None:
+        names = _with_timers(names)
         for name in names:
             if name in self.processes and self.processes[name].popen.poll() is None:
                 continue
@@ -229,15 +247,16 @@ class BenchStack:
             wait_for(self.worker_ready, 60, interval=0.3, message="the Celery worker to answer")
 
     def stop(self, *names: str) -> None:
-        for name in names:
+        for name in _with_timers(names):
             process = self.processes.pop(name, None)
             if process:
                 process.stop()
 
     def kill(self, name: str) -> None:
-        process = self.processes.pop(name, None)
-        if process:
-            process.kill()
+        for each in _with_timers((name,)):
+            process = self.processes.pop(each, None)
+            if process:
+                process.kill()
 
     def stop_all(self) -> None:
         for name in list(self.processes):
@@ -277,3 +296,8 @@ class BenchStack:
 
     def logs(self) -> str:
         return "\n".join(f"--- {n}\n{p.log_tail()}" for n, p in self.processes.items())
+
+
+def _with_timers(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The send worker's partner, the timers worker, goes wherever it goes."""
+    return (*names, "timers") if "worker" in names and "timers" not in names else names

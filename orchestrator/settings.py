@@ -98,6 +98,13 @@ else:
 # ever armed for deadlines inside TIMER_HORIZON, far below the broker's visibility timeout.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_DEFAULT_QUEUE = "celery"
+# Timers and receipts have their own queue and worker (the Procfile's `timers`), so that they
+# never wait behind a backlog of sends on the default queue (docs/reliability.md).
+TIMERS_QUEUE = "timers"
+CELERY_TASK_ROUTES = {
+    name: {"queue": TIMERS_QUEUE}
+    for name in ("workflows.expire_step", "workflows.scheduler_tick", "sandbox.emit_receipt")
+}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
@@ -141,6 +148,11 @@ SENDING_LEASE = env.float("SENDING_LEASE", default=60.0)
 # A send_due task claims at most this many due steps, calls their providers concurrently and
 # records them in one transaction (workflows_app/services/sending.py).
 SEND_BATCH_SIZE = env.int("SEND_BATCH_SIZE", default=16)
+# Provider calls one worker process keeps in flight (threads; each mostly waits on the network),
+# and how long one send_due task goes on claiming before it hands on to the next task, so that
+# other tasks on its queue (webhooks, polls) get their turn.
+SEND_CONCURRENCY = env.int("SEND_CONCURRENCY", default=200)
+SEND_LOOP_SECONDS = env.float("SEND_LOOP_SECONDS", default=5.0)
 SEND_MAX_ATTEMPTS = env.int("SEND_MAX_ATTEMPTS", default=4)
 SEND_RETRY_BASE_DELAY = env.float("SEND_RETRY_BASE_DELAY", default=1.0)
 PROVIDER_CONNECT_TIMEOUT = env.float("PROVIDER_CONNECT_TIMEOUT", default=5.0)

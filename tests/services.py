@@ -140,8 +140,8 @@ class Stack:
     worker_concurrency: int = 2
 
     def start(self, name: str, *extra: str, **env: str) -> Process:
-        """Start process ``name`` (web, worker, scheduler, simulator, with an optional numeric
-        suffix: worker2); ``extra`` arguments go at the end of its command line; ``env`` adds
+        """Start process ``name`` (web, worker, timers, scheduler, simulator, with an optional
+        numeric suffix: worker2); ``extra`` arguments go at the end of its command line; ``env`` adds
         to the stack's environment for this process only."""
         argv = {
             "web": [
@@ -161,8 +161,25 @@ class Stack:
                 "-A",
                 "orchestrator",
                 "worker",
+                "-Q",
+                "celery",
                 "--concurrency",
                 str(self.worker_concurrency),
+                "-l",
+                "info",
+                "-n",
+                f"{name}@%h",
+            ],
+            # Timers and receipts on their own queue (orchestrator/settings.py, TIMERS_QUEUE).
+            "timers": [
+                str(BIN / "celery"),
+                "-A",
+                "orchestrator",
+                "worker",
+                "-Q",
+                "timers",
+                "--concurrency",
+                "1",
                 "-l",
                 "info",
                 "-n",

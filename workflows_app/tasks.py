@@ -3,6 +3,7 @@ input), return early when the state moved on, and call a service. They are queue
 (:mod:`workflows_app.services.dispatch`), never imported by the services."""
 
 from celery import shared_task
+from django.conf import settings
 
 from workflows_app.logcontext import log_context
 from workflows_app.services import dispatch
@@ -16,7 +17,7 @@ from workflows_app.webhooks.delivery import workflow_webhooks_deliver
 def send_due() -> None:
     dispatch.send_due_started()
     with log_context():
-        steps_send_due()
+        steps_send_due(budget=settings.SEND_LOOP_SECONDS)
 
 
 @shared_task(name=dispatch.EXPIRE_STEP, acks_late=True)

@@ -88,7 +88,7 @@ class Scenario:
     name: str
     fault: Callable[[Context], None]
     env: dict[str, str] = field(default_factory=dict)
-    processes: tuple[str, ...] = ("web", "worker1", "worker2", "scheduler")
+    processes: tuple[str, ...] = ("web", "worker1", "worker2", "timers", "scheduler")
     expiries: tuple[int, int] = (1, 4)
     long_share: float = 0.05
     providers: bool = False  # send through the provider simulator instead of the sandbox

@@ -54,7 +54,7 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
         env=env,
         log_dir=tmp_path_factory.mktemp("stack-logs"),
     )
-    for name in ("web", "worker", "scheduler"):
+    for name in ("web", "worker", "timers", "scheduler"):
         stack.start(name)
     try:
         wait_for(lambda: _answers(stack.base_url), 30, message="gunicorn to answer")

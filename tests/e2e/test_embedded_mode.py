@@ -137,6 +137,7 @@ class EmbeddedStack:
                     self.env["PORT"],
                     "web",
                     "worker",
+                    "timers",
                     "scheduler",
                 ],
                 cwd=ROOT,

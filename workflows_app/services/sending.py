@@ -12,8 +12,9 @@ A retry makes its step due later and queues the same task with that countdown.
 import contextvars
 import logging
 import random
+import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
@@ -22,14 +23,17 @@ from django.db import transaction
 from django.db.models import Min, QuerySet
 from uuid6 import uuid7
 
+from channels_app import http
 from channels_app.adapters.base import OutboundMessage, SendResult
 from channels_app.errors import ErrorKind, ProviderError
+from channels_app.ratelimit import rate_slow_down
 from channels_app.registry import Route, connection_report_error, routes_for
 from workflows_app import logcontext
 from workflows_app.models import Attempt, ProviderMessage, Step
 from workflows_app.services.clock import ClockTimestamp
 from workflows_app.services.dispatch import SEND_DUE, enqueue_on_commit, send_due_now
 from workflows_app.services.receipts import replay_unmatched_receipts
+from workflows_app.services.send_admission import UNLIMITED, steps_admit
 from workflows_app.services.statements import update_rows
 from workflows_app.services.transitions import steps_transition
 from workflows_app.services.workflows import (
@@ -72,50 +76,79 @@ class SendClaim(NamedTuple):
 Outcome = SendResult | ProviderError
 
 
-def steps_send_due(limit: int | None = None, *, ids: list[int] | None = None) -> int:
-    """Send up to ``limit`` (``SEND_BATCH_SIZE``) due steps, oldest first (only those of
-    ``ids``, if given): the ``send_due`` task. Returns how many it claimed. Never raises for
-    provider failures: they are recorded. A step that is not due, or that another worker is
-    sending, is left alone, so calling this twice sends nothing twice.
+def steps_send_due(
+    limit: int | None = None, *, ids: list[int] | None = None, budget: float = 0.0
+) -> int:
+    """Send due steps, oldest first (only those of ``ids``, if given). Returns how many it
+    claimed. Never raises for provider failures: they are recorded. A step that is not due, or
+    that another worker is sending, is left alone, so calling this twice sends nothing twice.
 
-    A full batch first asks for another task, so that the other worker processes take the
-    next batch of a backlog while this one calls its providers.
+    Each claim takes up to ``limit`` (``SEND_BATCH_SIZE``) steps in one transaction; their
+    provider calls run on this process's pool of ``SEND_CONCURRENCY`` threads, outside any
+    transaction, and outcomes are recorded as they come back, a few at a time. With no
+    ``budget`` that is one claim. With ``budget`` seconds (the ``send_due`` task) it claims
+    again whenever calls finish, keeping up to ``SEND_CONCURRENCY`` in flight however slowly the
+    providers answer, until nothing is due or the budget is spent; then it lets its calls
+    finish. So throughput follows the providers' latency only past that many calls in flight.
+
+    A full claim asks for another task, so that the other worker processes join in on a
+    backlog; one still due when the budget ends is handed on the same way.
     """
     limit = limit or settings.SEND_BATCH_SIZE
     candidates = Step.objects.all() if ids is None else Step.objects.filter(id__in=ids)
-    claims = _claim(candidates, limit)
-    if len(claims) == limit:
-        send_due_now()
-    _send(claims)
-    return len(claims)
+    stop_at = time.monotonic() + budget
+    inflight: dict[Future[Outcome], SendClaim] = {}
+    claimed = rounds = 0
+    idle_until = 0.0  # after a short claim: nothing more is due, so do not ask again at once
+    while True:
+        now = time.monotonic()
+        room = min(limit, settings.SEND_CONCURRENCY - len(inflight))
+        if room > 0 and (rounds == 0 or (now < stop_at and now >= idle_until)):
+            claims = _claim(candidates, room)
+            rounds += 1
+            claimed += len(claims)
+            for claim in claims:
+                future = _pool().submit(contextvars.copy_context().run, _call_provider, claim)
+                inflight[future] = claim
+            if len(claims) == room:
+                send_due_now()
+            else:
+                idle_until = now + SEND_IDLE_POLL
+        if not inflight:  # nothing due (held-back steps have a countdown task) or time is up
+            if rounds > 1 and claimed and now >= stop_at:
+                send_due_now()  # the budget ended with steps perhaps still due: hand them on
+            return claimed
+        timeout = None if now >= stop_at or not budget else max(0.0, idle_until - now) or None
+        done, _ = wait(inflight, timeout=timeout, return_when=FIRST_COMPLETED)
+        if done and len(done) < len(inflight):  # gather the calls finishing meanwhile
+            done, _ = wait(inflight, timeout=RECORD_WINDOW, return_when=ALL_COMPLETED)
+            done = {future for future in inflight if future.done()}
+        if done:
+            _outcomes_record([(inflight.pop(f).attempt, f.result()) for f in done])
 
 
-def _send(claims: list[SendClaim]) -> None:
-    """Call the providers and record what they answered. Never raises for provider failures;
-    they are recorded."""
-    if not claims:
-        return
-    if len(claims) == 1:
-        outcomes = [_call_provider(claims[0])]
-    else:
-        # Concurrently, so that a batch takes as long as its slowest call, well inside the
-        # SENDING_LEASE every step of it started under.
-        with ThreadPoolExecutor(max_workers=len(claims)) as pool:
-            futures = [
-                pool.submit(contextvars.copy_context().run, _call_provider, claim)
-                for claim in claims
-            ]
-            outcomes = [future.result() for future in futures]
-    _outcomes_record(
-        [(claim.attempt, outcome) for claim, outcome in zip(claims, outcomes, strict=True)]
-    )
+# How long a send loop waits after finding nothing due before it asks again, and how long it
+# waits for more calls to finish once one has, so that a transaction records several.
+SEND_IDLE_POLL = 0.05
+RECORD_WINDOW = 0.005
+
+_threads: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """This process's provider-call threads (made after a prefork worker forked)."""
+    global _threads
+    if _threads is None:
+        _threads = ThreadPoolExecutor(settings.SEND_CONCURRENCY, thread_name_prefix="send")
+    return _threads
 
 
 def _call_provider(claim: SendClaim) -> Outcome:
     attempt, route, outbound = claim
     logcontext.bind(workflow_uuid=attempt.step.workflow_id, message_uuid=attempt.step.message_uuid)
     try:
-        return route.adapter.send(outbound, route.config)
+        with http.for_connection(route.connection_id):  # its keep-alive session
+            return route.adapter.send(outbound, route.config)
     except ProviderError as error:
         return error
     except Exception as error:  # an adapter bug: the message may or may not have left
@@ -138,15 +171,18 @@ def _claim(candidates: QuerySet[Step], limit: int) -> list[SendClaim]:
         if not steps:
             return []
         now = steps[0].db_now  # one start for the batch, so its steps share their deadline
+        routes: dict[tuple[str, str], list[Route]] = {}
         # Ending a run settles its steps, so a due step of an ended run is a race lost long
         # ago: skip it rather than leave it at the head of the queue. (Not a filter on the run
         # in the query: the planner may then start from the runs, not from the queue.)
         ended = [step for step in steps if step.workflow.status != WorkflowStatus.RUNNING]
         steps_transition(ended, StepState.SKIPPED, detail="its run had ended", finished_at=now)
+        running = [step for step in steps if step.workflow.status == WorkflowStatus.RUNNING]
+        admitted, _ = steps_admit([(step, _route(step, routes)) for step in running], now)
+        route_of = {step.id: route for step, route in admitted}
         by_number: dict[int, list[Step]] = defaultdict(list)
-        for row in steps:
-            if row.workflow.status == WorkflowStatus.RUNNING:
-                by_number[row.attempt_count + 1].append(row)
+        for row, _ in admitted:
+            by_number[row.attempt_count + 1].append(row)
         sending: list[Step] = [
             moved
             for number, group in by_number.items()
@@ -158,18 +194,12 @@ def _claim(candidates: QuerySet[Step], limit: int) -> list[SendClaim]:
         for step in first_sends:
             step.message_uuid = uuid7()
         update_rows(first_sends, ["message_uuid"])
-        routes: dict[tuple[str, str], list[Route]] = {}
         claims = []
         for step in sending:
-            key = (step.channel, str(step.sender.get("number") or step.sender.get("id") or ""))
-            if key not in routes:  # one query per sender and channel, not per step
-                routes[key] = routes_for(step.channel, step.sender)
-            choices = routes[key]
-            number = step.attempt_count
-            route = choices[min((number - 1) // settings.SEND_MAX_ATTEMPTS, len(choices) - 1)]
+            route = route_of[step.id]
             attempt = Attempt(
                 step=step,
-                number=number,
+                number=step.attempt_count,
                 provider=route.adapter.name,
                 connection_id=route.connection_id,
                 request_summary={
@@ -184,11 +214,22 @@ def _claim(candidates: QuerySet[Step], limit: int) -> list[SendClaim]:
                 recipient=step.recipient,
                 message=step.message,
                 client_ref=str(attempt.id),
-                attempt_number=number,
+                attempt_number=step.attempt_count,
             )
             claims.append(SendClaim(attempt, route, outbound))
         Attempt.objects.bulk_create([claim.attempt for claim in claims])
     return claims
+
+
+def _route(step: Step, routes: dict[tuple[str, str], list[Route]]) -> Route:
+    """The route of the step's next attempt: its channel's connections for its sender, best
+    first, each tried ``SEND_MAX_ATTEMPTS`` times. ``routes`` caches them per sender and
+    channel, so that a claim makes one query per sender, not per step."""
+    key = (step.channel, str(step.sender.get("number") or step.sender.get("id") or ""))
+    if key not in routes:
+        routes[key] = routes_for(step.channel, step.sender)
+    choices = routes[key]
+    return choices[min(step.attempt_count // settings.SEND_MAX_ATTEMPTS, len(choices) - 1)]
 
 
 def _outcomes_record(outcomes: list[tuple[Attempt, Outcome]]) -> None:
@@ -279,6 +320,9 @@ def _attempt_failed_locked(step: Step, now: datetime, attempt: Attempt, error: P
     if error.kind == ErrorKind.AMBIGUOUS:
         steps_settle_as_submitted([step], detail=f"ambiguous outcome: {error.reason}")
         return
+    throttled = error.kind == ErrorKind.TRANSIENT and error.retry_after
+    if throttled and attempt.connection_id not in UNLIMITED:  # it said when to come back
+        rate_slow_down(attempt.connection_id, error.retry_after or 0.0)
     if error.kind == ErrorKind.TRANSIENT and _retry_later(step, error, now):
         return
     if error.kind == ErrorKind.CONFIGURATION:

@@ -13,6 +13,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import DateTimeField, OuterRef, Subquery, Value
+from django.db.models.functions import Least
 
 from workflows_app.models import Account, Application, Event, Step, Workflow
 from workflows_app.services import sql
@@ -170,7 +172,13 @@ def _start_next_steps(failed_over: list[Step], now: Any) -> None:
     next_ids = [id_ for id_, workflow_id, index in candidates if (workflow_id, index) in wanted]
     if not next_ids:
         return
-    Step.objects.filter(id__in=next_ids).update(ready_at=now, dispatched_at=now)
+    # Due since its run started, not since now: the send queue is ordered by ``ready_at``, so
+    # a failover goes ahead of a backlog of first sends accepted after its run (the person has
+    # waited longest), instead of waiting for all of them.
+    started = Workflow.objects.filter(id=OuterRef("workflow_id")).values("created_at")[:1]
+    # (Least: a created_at from an application clock ahead of the database's is still due.)
+    ready_at = Least(Subquery(started), Value(now, output_field=DateTimeField()))
+    Step.objects.filter(id__in=next_ids).update(ready_at=ready_at, dispatched_at=now)
     send_due_on_commit()
 
 

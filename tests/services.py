@@ -141,8 +141,8 @@ class Stack:
 
     def start(self, name: str, *extra: str, **env: str) -> Process:
         """Start process ``name`` (web, worker, timers, scheduler, simulator, with an optional
-        numeric suffix: worker2); ``extra`` arguments go at the end of its command line; ``env`` adds
-        to the stack's environment for this process only."""
+        numeric suffix: worker2); ``extra`` arguments go at the end of its command line;
+        ``env`` adds to the stack's environment for this process only."""
         argv = {
             "web": [
                 str(BIN / "gunicorn"),

@@ -106,6 +106,9 @@ class LatencyResult:
     rates: dict[int, list[float]] = field(default_factory=dict)
     connections_opened: int = 0
     sends: int = 0
+    # The last round alone: the pools are warm by then, so this is what reuse leaves.
+    warm_connections_opened: int = 0
+    warm_sends: int = 0
 
     def ratio(self, ms: int) -> float:
         """Median of the per-round ratios: sends/s at ``ms`` / sends/s at 0 ms."""
@@ -114,6 +117,10 @@ class LatencyResult:
     @property
     def connections_per_1000(self) -> float:
         return 1000 * self.connections_opened / max(1, self.sends)
+
+    @property
+    def warm_connections_per_1000(self) -> float:
+        return 1000 * self.warm_connections_opened / max(1, self.warm_sends)
 
 
 def send_rates(stack: BenchStack, creds, rounds: int, count: int) -> LatencyResult:
@@ -124,6 +131,7 @@ def send_rates(stack: BenchStack, creds, rounds: int, count: int) -> LatencyResu
     serial = 0
     for number in range(rounds):
         order = LATENCIES_MS if number % 2 == 0 else LATENCIES_MS[::-1]
+        round_before = stats(stack)
         for ms in order:
             pause_worker(stack)
             ids = []
@@ -140,6 +148,10 @@ def send_rates(stack: BenchStack, creds, rounds: int, count: int) -> LatencyResu
             )
             result.rates[ms].append(count / (time.perf_counter() - started))
     after = stats(stack)
+    result.warm_connections_opened = (
+        after["connections_opened"] - round_before["connections_opened"]
+    )
+    result.warm_sends = after["sends"] - round_before["sends"]
     result.connections_opened = after["connections_opened"] - before["connections_opened"]
     result.sends = after["sends"] - before["sends"]
     return result

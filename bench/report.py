@@ -99,7 +99,8 @@ def latency_rows(r: dict) -> list[tuple[str, str, str, str]]:
         ),
         (
             "provider connections opened per 1,000 sends (keep-alive)",
-            f"{lat.connections_per_1000:.1f} ({lat.connections_opened} for {lat.sends} sends)",
+            f"{lat.connections_per_1000:.1f} ({lat.connections_opened} for {lat.sends} sends); "
+            f"last round alone {lat.warm_connections_per_1000:.1f}",
             "context",
             "",
         ),

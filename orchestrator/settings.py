@@ -151,14 +151,14 @@ SEND_BATCH_SIZE = env.int("SEND_BATCH_SIZE", default=16)
 # Provider calls one worker process keeps in flight (threads; each mostly waits on the network),
 # and how long one send_due task goes on claiming before it hands on to the next task, so that
 # other tasks on its queue (webhooks, polls) get their turn.
-SEND_CONCURRENCY = env.int("SEND_CONCURRENCY", default=200)
+SEND_CONCURRENCY = env.int("SEND_CONCURRENCY", default=400)
 SEND_LOOP_SECONDS = env.float("SEND_LOOP_SECONDS", default=5.0)
 SEND_MAX_ATTEMPTS = env.int("SEND_MAX_ATTEMPTS", default=4)
 SEND_RETRY_BASE_DELAY = env.float("SEND_RETRY_BASE_DELAY", default=1.0)
 PROVIDER_CONNECT_TIMEOUT = env.float("PROVIDER_CONNECT_TIMEOUT", default=5.0)
 PROVIDER_READ_TIMEOUT = env.float("PROVIDER_READ_TIMEOUT", default=20.0)
 # Keep-alive connections a worker process keeps per provider connection (channels_app/http.py).
-PROVIDER_POOL_SIZE = env.int("PROVIDER_POOL_SIZE", default=256)
+PROVIDER_POOL_SIZE = env.int("PROVIDER_POOL_SIZE", default=SEND_CONCURRENCY)
 
 # --- Provider connections and receipts -----------------------------------------------------
 # Fernet key(s) that encrypt provider credentials at rest: comma-separated, the first encrypts

@@ -99,10 +99,12 @@ def steps_send_due(
     stop_at = time.monotonic() + budget
     inflight: dict[Future[Outcome], SendClaim] = {}
     claimed = rounds = 0
+    claims: list[SendClaim] = []
     idle_until = 0.0  # after a short claim: nothing more is due, so do not ask again at once
     while True:
         now = time.monotonic()
         room = min(limit, settings.SEND_CONCURRENCY - len(inflight))
+        claims = []
         if room > 0 and (rounds == 0 or (now < stop_at and now >= idle_until)):
             claims = _claim(candidates, room)
             rounds += 1
@@ -118,13 +120,26 @@ def steps_send_due(
             if rounds > 1 and claimed and now >= stop_at:
                 send_due_now()  # the budget ended with steps perhaps still due: hand them on
             return claimed
-        timeout = None if now >= stop_at or not budget else max(0.0, idle_until - now) or None
+        timeout = _wait_for_calls(now, stop_at, idle_until, room, len(claims))
         done, _ = wait(inflight, timeout=timeout, return_when=FIRST_COMPLETED)
-        if done and len(done) < len(inflight):  # gather the calls finishing meanwhile
+        if done and timeout != 0.0 and len(done) < len(inflight):  # and those finishing now
             done, _ = wait(inflight, timeout=RECORD_WINDOW, return_when=ALL_COMPLETED)
             done = {future for future in inflight if future.done()}
         if done:
             _outcomes_record([(inflight.pop(f).attempt, f.result()) for f in done])
+
+
+def _wait_for_calls(
+    now: float, stop_at: float, idle_until: float, room: int, claimed: int
+) -> float | None:
+    """How long the loop may wait for a call to finish before it claims again: not at all
+    after a full claim (more are due and there is room for them), until ``idle_until`` after a
+    short one, and for as long as it takes once it no longer claims."""
+    if now >= stop_at:
+        return None
+    if room > 0 and claimed == room:
+        return 0.0
+    return max(0.0, idle_until - now) or None
 
 
 # How long a send loop waits after finding nothing due before it asks again, and how long it

@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from collections import defaultdict
-from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
@@ -122,11 +122,24 @@ def steps_send_due(
             return claimed
         timeout = _wait_for_calls(now, stop_at, idle_until, room, len(claims))
         done, _ = wait(inflight, timeout=timeout, return_when=FIRST_COMPLETED)
-        if done and timeout != 0.0 and len(done) < len(inflight):  # and those finishing now
-            done, _ = wait(inflight, timeout=RECORD_WINDOW, return_when=ALL_COMPLETED)
-            done = {future for future in inflight if future.done()}
+        if done and timeout != 0.0:
+            done = _gather(inflight, done, limit)
         if done:
             _outcomes_record([(inflight.pop(f).attempt, f.result()) for f in done])
+
+
+def _gather(inflight: dict[Future[Outcome], SendClaim], done: set, limit: int) -> set:
+    """Wait up to ``RECORD_WINDOW`` for more calls to finish, until ``limit`` have, so that
+    one transaction records several: with slow providers calls finish spread out, and a
+    transaction per call would cost more than the calls."""
+    give_up = time.monotonic() + RECORD_WINDOW
+    while len(done) < min(limit, len(inflight)):
+        left = give_up - time.monotonic()
+        if left <= 0:
+            break
+        wait([f for f in inflight if f not in done], timeout=left, return_when=FIRST_COMPLETED)
+        done = {future for future in inflight if future.done()}
+    return done
 
 
 def _wait_for_calls(
@@ -145,7 +158,7 @@ def _wait_for_calls(
 # How long a send loop waits after finding nothing due before it asks again, and how long it
 # waits for more calls to finish once one has, so that a transaction records several.
 SEND_IDLE_POLL = 0.05
-RECORD_WINDOW = 0.005
+RECORD_WINDOW = 0.025
 
 _threads: ThreadPoolExecutor | None = None
 

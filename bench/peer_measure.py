@@ -119,7 +119,8 @@ class PeerStack:
 
     def query(self, sql: str, *args):
         with psycopg.connect(self.db_url, autocommit=True) as conn:
-            return conn.execute(sql, args).fetchall()
+            cursor = conn.execute(sql, args)
+            return cursor.fetchall() if cursor.description else []
 
     def post_runs(self, count: int, body: dict) -> None:
         session = requests.Session()

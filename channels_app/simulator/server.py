@@ -222,6 +222,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # The status line and headers leave in one write and the body in another; on a kept-
+        # alive connection Nagle's algorithm would hold the body until the client's delayed
+        # ACK (40 ms on Linux), which no real provider adds to a send.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.simulator.pacing.connection_opened()
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -324,6 +324,36 @@ HOW_TO_READ = """\
   scale runs wrk in rounds against this server and against a second gunicorn on the main
   database, emptied: "at scale vs empty tables" is the median of the per-round ratios of ours
   on each, so the two are measured in the same minutes.
+- **latency** (bench/latency.py): three Twilio connections, each for its own sender, point at
+  the provider simulator (`manage.py simulate_providers`, a process of its own, over loopback
+  HTTP), which answers each after 0, 250 or 1000 ms. After a warm-up, per latency: the
+  worker's consumer is paused, N runs are accepted whose first step goes out through that
+  connection (silent recipient, expiry an hour), the consumer is resumed, and the time until
+  all N are `waiting` gives sends/s. Rounds alternate the order of the latencies;
+  `latency250_ratio` and `latency1000_ratio` are the medians of the per-round ratios to 0 ms
+  (goals 0.9 and 0.8). A ratio cannot exceed T0 / (T0 + latency), T0 being the time N sends
+  take at 0 ms: the last send's answer comes that much later whatever the concurrency, hence
+  N = 3000 in the full run. Connections opened: TCP connections the simulator accepted per
+  1,000 sends it answered (every worker process keeps a pool per connection, as large as its
+  peak of calls in flight; the last round alone shows what a warm pool still opens).
+- **backlog_failover_p99_ms**: N runs queued at 250 ms (the consumer paused, then resumed),
+  every 50th rejected at once by the provider; from the rejection being recorded to the next
+  step being accepted through the 0 ms connection (so the figure is the engine's own delay,
+  not the provider's latency). 500 timers (bulk SQL, sandbox) fall due while that backlog
+  drains; their lateness is measured as above.
+- **rate limit**: a Twilio connection with `max_per_second` 50 and the simulator enforcing
+  50/s (token bucket, a second's burst) on its account; N runs at once. The rate is accepted
+  sends per second from the first to the last (the simulator's own clock);
+  `rate_limit_error_pct` is the share of send requests it answered 429. "Deadlines after the
+  wait": every step's deadline is its expiry after the send that went out, not after it was
+  accepted by us.
+- **peer** (bench/peer): the same failover written as a user would with Django and Celery: a
+  view that saves the run and calls `send_message.delay()`, a task that calls the provider and
+  then `expire_message.apply_async(countdown=expiry_time)`, receipts updating a row; gunicorn
+  2 x 4 and a prefork worker of 2 on the same PostgreSQL, Redis DB and simulator, run while
+  ours is stopped. Accept: wrk as for ours (its view does no authentication or validation).
+  Sends: consumer paused while N runs are accepted, then resumed. Runs lost: 200 runs with a
+  10 s expiry, worker killed and Redis flushed once all are sent, as the bench does to ours.
 - **Worker memory** (`worker_rss_mb`) is what the worker holds in RAM: its main process plus its
   pool processes, each page counted once however many of them share it (the sum of their PSS
   from `/proc/<pid>/smaps_rollup`). Forked pool processes share most of their pages with the

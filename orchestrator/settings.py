@@ -151,7 +151,7 @@ SEND_BATCH_SIZE = env.int("SEND_BATCH_SIZE", default=16)
 # Provider calls one worker process keeps in flight (threads; each mostly waits on the network),
 # and how long one send_due task goes on claiming before it hands on to the next task, so that
 # other tasks on its queue (webhooks, polls) get their turn.
-SEND_CONCURRENCY = env.int("SEND_CONCURRENCY", default=400)
+SEND_CONCURRENCY = env.int("SEND_CONCURRENCY", default=1000)
 SEND_LOOP_SECONDS = env.float("SEND_LOOP_SECONDS", default=5.0)
 SEND_MAX_ATTEMPTS = env.int("SEND_MAX_ATTEMPTS", default=4)
 SEND_RETRY_BASE_DELAY = env.float("SEND_RETRY_BASE_DELAY", default=1.0)

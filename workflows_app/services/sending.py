@@ -100,6 +100,7 @@ def steps_send_due(
     inflight: dict[Future[Outcome], SendClaim] = {}
     claimed = rounds = 0
     claims: list[SendClaim] = []
+    recorded_at = time.monotonic()
     idle_until = 0.0  # after a short claim: nothing more is due, so do not ask again at once
     while True:
         now = time.monotonic()
@@ -124,8 +125,11 @@ def steps_send_due(
         done, _ = wait(inflight, timeout=timeout, return_when=FIRST_COMPLETED)
         if done and timeout != 0.0:
             done = _gather(inflight, done, limit)
+        elif len(done) < limit and now - recorded_at < RECORD_WINDOW:
+            continue  # still claiming: let a claim's worth finish, or RECORD_WINDOW pass
         if done:
             _outcomes_record([(inflight.pop(f).attempt, f.result()) for f in done])
+            recorded_at = time.monotonic()
 
 
 def _gather(inflight: dict[Future[Outcome], SendClaim], done: set, limit: int) -> set:

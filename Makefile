@@ -104,7 +104,8 @@ lock: | $(UV)
 # reads it in every process anyway), because honcho would let a PORT there win over the one
 # the banner shows. honcho gives the Procfile's first entry, web, the base port.
 run: $(RUN_STAMP)
-	"$(PY)" manage.py demo_setup --port "$${PORT:-8000}" --host "$${HOST:-127.0.0.1}"
+	"$(PY)" manage.py demo_setup --port "$${PORT:-8000}" --host "$${HOST:-127.0.0.1}" \
+		$(if $(SIMULATOR),--simulator "http://127.0.0.1:$${SIMULATOR_PORT:-8090}")
 	PATH="$(BIN):$$PATH" WEB_PORT="$${PORT:-8000}" "$(BIN)/honcho" start --env /dev/null \
 		--port "$${PORT:-8000}" web worker scheduler $(if $(SIMULATOR),simulator)
 

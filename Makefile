@@ -103,10 +103,12 @@ lock: | $(UV)
 # PORT and HOST come from the environment only: honcho is told not to read .env (settings.py
 # reads it in every process anyway), because honcho would let a PORT there win over the one
 # the banner shows. honcho gives the Procfile's first entry, web, the base port.
+# orchestrator.procfile is honcho, stopping each process with a SIGTERM to it alone and a
+# SIGKILL only after 30 s (Ctrl-C: every process shuts down on its own, see that module).
 run: $(RUN_STAMP)
 	"$(PY)" manage.py demo_setup --port "$${PORT:-8000}" --host "$${HOST:-127.0.0.1}" \
 		$(if $(SIMULATOR),--simulator "http://127.0.0.1:$${SIMULATOR_PORT:-8090}")
-	PATH="$(BIN):$$PATH" WEB_PORT="$${PORT:-8000}" "$(BIN)/honcho" start --env /dev/null \
+	PATH="$(BIN):$$PATH" WEB_PORT="$${PORT:-8000}" "$(PY)" -m orchestrator.procfile start --env /dev/null \
 		--port "$${PORT:-8000}" web worker scheduler $(if $(SIMULATOR),simulator)
 
 test: $(STAMP)

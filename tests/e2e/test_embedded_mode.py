@@ -129,7 +129,9 @@ class EmbeddedStack:
             self.honcho = subprocess.Popen(
                 # As in the Makefile's `run` target.
                 [
-                    str(BIN / "honcho"),
+                    str(BIN / "python"),
+                    "-m",
+                    "orchestrator.procfile",
                     "start",
                     "--env",
                     "/dev/null",
@@ -362,8 +364,19 @@ def test_static_files_are_served(stack):
     assert response.status_code == 200
 
 
-def test_ctrl_c_stops_every_process(stack):
-    """Runs last in this module: it stops the stack the other tests share."""
+def test_ctrl_c_stops_every_process_cleanly(stack):
+    """Runs last in this module: it stops the stack the other tests share.
+
+    Ctrl-C: every process shuts down on its own (none needs honcho's SIGKILL), exits 0, and
+    nothing prints a traceback or an error on the way (orchestrator/procfile.py)."""
     stack.interrupt()
     assert stack.honcho.poll() is not None, f"honcho still running:\n{stack.log()}"
     wait_for(lambda: not stack.ours(), 10, "every process to exit")
+    log = stack.log_path.read_text(errors="replace")
+    stopping = log[log.index("SIGINT received") :]
+    assert "SIGKILL" not in stopping, stopping
+    assert "Traceback" not in stopping, stopping
+    assert "ERROR" not in stopping, stopping
+    for name in ("web.1", "worker.1", "scheduler.1"):
+        assert f"{name} stopped (rc=0)" in stopping, stopping
+    assert stack.honcho.returncode == 130, stopping  # honcho's "interrupted"

@@ -86,4 +86,3 @@ def describe(summary: ConnectionSummary, probe: bool = True) -> str:
     if probe and summary.enabled and not base_url_answers(summary.base_url):
         lines.append("    problem: nothing answers at its base URL")
     return "\n".join(lines)
-

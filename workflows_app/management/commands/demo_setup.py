@@ -218,8 +218,7 @@ def banner(url: str, api_key: str, api_secret: str, connections: str = "") -> st
             "",
             f"Demo account   API key: {api_key}   API secret: {api_secret}",
             "",
-            "1. The canonical workflow: Messenger first, waiting up to 600 s for `read`, "
-            "then SMS:",
+            "1. The canonical workflow: Messenger first, waiting up to 600 s for `read`, then SMS:",
             "",
             curl_create(url, api_key, api_secret),
             "",
@@ -285,6 +284,6 @@ def connections_text(simulator_url: str = "") -> str:
                 "fails over."
             )
             lines.append(f"    Disable it: {manage} disable {summary.id}")
-            lines.append("    (or, if it is the provider simulator, start it: SIMULATOR=1 make run)")
+            lines.append("    (or, if it is the simulator, start it: SIMULATOR=1 make run)")
     lines.append(f"Manage them: {manage} list | disable ID | enable ID | remove ID")
     return "\n".join(lines)

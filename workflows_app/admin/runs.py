@@ -1,95 +1,25 @@
-"""The operator console: find runs, read each as a timeline, cancel a run, redeliver a webhook.
-
-Everything is read-only except those actions (and an account's or application's status URL);
-every action is logged as an Event with the operator's name. Staff only (Django admin's rule);
-actions also need the model's change permission.
-"""
+"""Runs in the operator console: the list (with which channel delivered, and the failover
+path), filters and search, the timeline page, cancel and redeliver."""
 
 import uuid
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q
-from django.http import HttpRequest, HttpResponseRedirect
+from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
-from django.utils.html import format_html
 
-from workflows_app.models import (
-    Account,
-    Application,
-    Attempt,
-    Event,
-    Step,
-    WebhookAttempt,
-    WebhookDelivery,
-    WebhookEndpoint,
-    Workflow,
+from workflows_app.admin.base import (
+    AttemptInline,
+    ReadOnlyAdmin,
+    actor,
+    require_change_permission,
 )
+from workflows_app.models import Attempt, Event, Step, WebhookDelivery, Workflow
 from workflows_app.selectors import workflow_timeline, workflow_webhook_deliveries
-from workflows_app.services.operators import (
-    operator_cancel,
-    operator_log,
-    operator_rotate_webhook_secret,
-)
-from workflows_app.webhooks.delivery import delivery_redeliver, endpoint_enable
-
-
-def actor(request: HttpRequest) -> str:
-    return request.user.get_username()
-
-
-def require_change_permission(request: HttpRequest, model) -> None:
-    opts = model._meta
-    if not request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}"):
-        raise PermissionDenied
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-class AttemptInline(ReadOnlyInline):
-    model = Attempt
-    fields = (
-        "number",
-        "provider",
-        "connection_id",
-        "outcome",
-        "error_kind",
-        "error_code",
-        "error_detail",
-        "provider_message_ids",
-        "started_at",
-        "finished_at",
-    )
-    readonly_fields = fields
-
-
-class WebhookAttemptInline(ReadOnlyInline):
-    model = WebhookAttempt
-    fields = ("number", "url", "status_code", "outcome", "error", "duration_ms", "started_at")
-    readonly_fields = fields
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
+from workflows_app.services.operators import operator_cancel
+from workflows_app.webhooks.delivery import delivery_redeliver
 
 # --- Run filters ---------------------------------------------------------------------------
 
@@ -314,101 +244,3 @@ class EventAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "kind", "workflow", "step", "from_state", "to_state", "detail")
     list_filter = ("kind",)
     search_fields = ("=workflow__id", "detail")
-
-
-# --- Webhooks ------------------------------------------------------------------------------
-
-
-@admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ReadOnlyAdmin):
-    list_display = (
-        "id",
-        "workflow",
-        "kind",
-        "status",
-        "state",
-        "attempt_count",
-        "last_status_code",
-        "next_attempt_at",
-        "endpoint",
-        "created_at",
-    )
-    list_filter = ("state", "kind", "status", "created_at")
-    search_fields = ("=workflow__id", "=webhook_id", "endpoint__url")
-    list_select_related = ("workflow", "endpoint")
-    exclude = ("body",)
-    readonly_fields = ("pretty_body",)
-    inlines = [WebhookAttemptInline]
-    actions = ["redeliver"]
-
-    @admin.display(description="body (exact bytes sent)")
-    def pretty_body(self, delivery: WebhookDelivery) -> str:
-        return format_html("<pre style='white-space:pre-wrap'>{}</pre>", delivery.body)
-
-    @admin.action(description="Redeliver selected webhooks", permissions=["operate"])
-    def redeliver(self, request, queryset):
-        done = sum(delivery_redeliver(d, actor=actor(request)) for d in queryset)
-        self.message_user(request, f"Queued {done} webhook(s) for redelivery.")
-
-    def has_operate_permission(self, request):
-        return request.user.has_perm("workflows_app.change_workflow")
-
-
-@admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(ReadOnlyAdmin):
-    list_display = ("url", "account", "disabled_at", "disabled_reason", "created_at")
-    list_filter = ("disabled_at",)
-    search_fields = ("url",)
-    actions = ["enable"]
-
-    @admin.action(description="Re-enable selected endpoints", permissions=["operate"])
-    def enable(self, request, queryset):
-        for endpoint in queryset:
-            endpoint_enable(endpoint, actor=actor(request))
-        self.message_user(request, f"Re-enabled {queryset.count()} endpoint(s).")
-
-    def has_operate_permission(self, request):
-        return request.user.has_perm("workflows_app.change_webhookendpoint")
-
-
-# --- Accounts and applications -------------------------------------------------------------
-
-
-class WebhookSecretOwnerAdmin(admin.ModelAdmin):
-    """Admin for what owns a webhook secret (accounts, applications): an action that rotates
-    the Standard Webhooks secret and shows the new one once; edits (the status URL) are logged
-    as Events."""
-
-    actions = ["rotate_webhook_secret"]
-
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        changed = ", ".join(form.changed_data) or "nothing"
-        operator_log("edit", actor(request), f"edited {obj} ({changed})", fields=form.changed_data)
-
-    @admin.action(description="Rotate webhook secret (the old one signs too for a while)")
-    def rotate_webhook_secret(self, request, queryset):
-        for owner in queryset:
-            secret = operator_rotate_webhook_secret(owner, actor=actor(request))
-            self.message_user(
-                request, f"New webhook secret for {owner} (shown once): {secret}", messages.WARNING
-            )
-
-
-@admin.register(Account)
-class AccountAdmin(WebhookSecretOwnerAdmin):
-    list_display = ("name", "api_key", "status_url", "created_at")
-    search_fields = ("name", "api_key")
-    fields = ("name", "api_key", "status_url", "created_at")
-    readonly_fields = ("api_key", "created_at")
-
-    def has_add_permission(self, request):
-        return False  # accounts are created with `manage.py create_account` (it shows the secret)
-
-
-@admin.register(Application)
-class ApplicationAdmin(WebhookSecretOwnerAdmin):
-    list_display = ("name", "id", "account", "status_url", "created_at")
-    search_fields = ("name", "=id")
-    fields = ("id", "account", "name", "status_url", "inbound_url", "public_key", "created_at")
-    readonly_fields = ("id", "account", "public_key", "created_at")

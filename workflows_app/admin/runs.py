@@ -9,6 +9,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from django.utils import timezone
 
 from workflows_app.admin.base import (
     AttemptInline,
@@ -90,19 +91,48 @@ class LateReceiptFilter(YesNoFilter):
 # --- Runs ----------------------------------------------------------------------------------
 
 
+def run_outcome(workflow: Workflow) -> str:
+    """Which channel delivered, at a glance: ``messenger``, or ``failed over from messenger →
+    sms`` when earlier steps failed over; while running, the step in progress. Reads the
+    prefetched steps."""
+    steps = sorted(workflow.steps.all(), key=lambda step: step.index)
+    failed_over = [step.channel for step in steps if step.state == "failed_over"]
+    winner = next((step for step in steps if step.state == "succeeded"), None)
+    if winner is not None:
+        if not failed_over:
+            return winner.channel
+        return "failed over from " + " → ".join([*failed_over, winner.channel])
+    current = next(
+        (step for step in steps if step.state in ("pending", "sending", "waiting")), None
+    )
+    if current is not None and workflow.status == "running":
+        where = f"{current.state} on {current.channel}"
+        return f"{where} (after {' → '.join(failed_over)})" if failed_over else where
+    tried = " → ".join(failed_over + [s.channel for s in steps if s.state == "failed"])
+    return f"none ({workflow.status}" + (f"; tried {tried})" if tried else ")")
+
+
+def with_seconds(value) -> str:
+    """A time as the console shows it: local time with seconds ("" for none)."""
+    if value is None:
+        return ""
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S")
+
+
 @admin.register(Workflow)
 class WorkflowAdmin(ReadOnlyAdmin):
     change_form_template = "admin/workflows_app/workflow/timeline.html"
     list_display = (
         "id",
         "status",
+        "delivered_by",
         "channels",
         "account",
         "application",
         "api_flavour",
         "client_ref",
-        "created_at",
-        "finished_at",
+        "created",
+        "finished",
     )
     list_filter = (
         "status",
@@ -138,6 +168,18 @@ class WorkflowAdmin(ReadOnlyAdmin):
     @admin.display(description="channels")
     def channels(self, workflow: Workflow) -> str:
         return " → ".join(step.channel for step in workflow.steps.all())
+
+    @admin.display(description="delivered by")
+    def delivered_by(self, workflow: Workflow) -> str:
+        return run_outcome(workflow)
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, workflow: Workflow) -> str:
+        return with_seconds(workflow.created_at)
+
+    @admin.display(description="finished", ordering="finished_at")
+    def finished(self, workflow: Workflow) -> str:
+        return with_seconds(workflow.finished_at)
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("steps")
@@ -232,15 +274,23 @@ class StepAdmin(ReadOnlyAdmin):
         "message_status",
         "failover_reason",
         "late_receipt",
-        "deadline_at",
+        "deadline",
     )
     list_filter = ("state", "channel", "message_status", "failover_reason", "late_receipt")
     search_fields = ("=workflow__id", "=message_uuid")
     inlines = [AttemptInline]
 
+    @admin.display(description="deadline", ordering="deadline_at")
+    def deadline(self, step: Step) -> str:
+        return with_seconds(step.deadline_at)
+
 
 @admin.register(Event)
 class EventAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "kind", "workflow", "step", "from_state", "to_state", "detail")
+    list_display = ("created", "kind", "workflow", "step", "from_state", "to_state", "detail")
     list_filter = ("kind",)
     search_fields = ("=workflow__id", "detail")
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, event: Event) -> str:
+        return with_seconds(event.created_at)

@@ -44,8 +44,17 @@ def workflow_timeline(workflow: Workflow) -> list[StepTimeline]:
     return [StepTimeline(step, sorted(_step_entries(step), key=_entry_order)) for step in steps]
 
 
+# Entries at the same instant (one transaction writes an attempt and its transitions) read in
+# cause-and-effect order.
+_KIND_ORDER = {"attempt": 0, "transition": 1, "receipt": 2, "deadline": 3, "failover": 4}
+
+
 def _entry_order(entry: TimelineEntry) -> tuple:
-    return (entry.at is None, entry.at or datetime.max.replace(tzinfo=UTC))
+    return (
+        entry.at is None,
+        entry.at or datetime.max.replace(tzinfo=UTC),
+        _KIND_ORDER.get(entry.kind, 1),
+    )
 
 
 def _step_entries(step: Step) -> list[TimelineEntry]:
@@ -66,19 +75,32 @@ def _step_entries(step: Step) -> list[TimelineEntry]:
     for event in step.events.all():
         entries.append(_event_entry(step, event))
     if step.deadline_at:
-        expired = step.failover_reason == "expired"
-        wanted = step.condition_status or "delivered"
-        entries.append(
-            TimelineEntry(
-                step.deadline_at,
-                "deadline",
-                f"deadline {step.deadline_at:%Y-%m-%d %H:%M:%S} UTC for {wanted}"
-                + (": passed" if expired else ""),
-                f"expiry_time {step.expiry_time}s" if step.expiry_time else "final-step timeout",
-                "warn" if expired else "",
-            )
-        )
+        entries.append(_deadline_entry(step))
     return entries
+
+
+def _deadline_entry(step: Step) -> TimelineEntry:
+    """The step's deadline, saying what the quiet time before it was: waiting for the wanted
+    status (a failover by expiry otherwise reads as an unexplained gap)."""
+    expired = step.failover_reason == "expired"
+    wanted = step.condition_status or "delivered"
+    window = f"{step.expiry_time} s" if step.expiry_time else "the final-step timeout"
+    if expired:
+        detail = f"waited {window} for {wanted} (expiry_time); it did not come, so it failed over"
+    elif step.state == "waiting":
+        detail = f"waiting up to {window} for {wanted} (expiry_time)"
+    elif step.expiry_time:
+        detail = f"expiry_time {step.expiry_time} s"
+    else:
+        detail = "final-step timeout"
+    return TimelineEntry(
+        step.deadline_at,
+        "deadline",
+        f"deadline {step.deadline_at:%Y-%m-%d %H:%M:%S} UTC for {wanted}"
+        + (": passed" if expired else ""),
+        detail,
+        "warn" if expired else "",
+    )
 
 
 def _event_entry(step: Step, event: Event) -> TimelineEntry:

@@ -129,7 +129,9 @@ class EmbeddedStack:
             self.honcho = subprocess.Popen(
                 # As in the Makefile's `run` target.
                 [
-                    str(BIN / "honcho"),
+                    str(BIN / "python"),
+                    "-m",
+                    "orchestrator.procfile",
                     "start",
                     "--env",
                     "/dev/null",
@@ -285,26 +287,36 @@ def test_demo_setup_prints_a_ready_curl_and_keeps_its_credentials(tmp_path):
     assert f"API key: {key}" in first and f"API secret: {secret}" in first
     assert f"curl -X POST {url}/beta/workflows -u '{key}:{secret}' \\\n" in first
     assert f"curl -u '{key}:{secret}' {url}/beta/workflows/<workflow_uuid>" in first
-    assert json.loads(curl_body(first)) == canonical_request(expiry_time=600)
+    canonical, quick = (json.loads(body) for body in curl_bodies(first))
+    assert canonical == canonical_request(expiry_time=600)
+    assert quick == canonical_request(expiry_time=15), "the failover to watch in a minute"
+    assert first.count(f"curl -X POST {url}/beta/workflows -u '{key}:{secret}'") == 2
+    assert "at 15 s it becomes" in first and "`failed_over`" in first
     assert "ending in 1" in first.lower() and "ending in 0" in first.lower()
+    assert "Provider connections: none, the sandbox serves every channel." in first
 
     as_json = json.loads(demo_setup(env, "--json", "--skip-migrate", "--skip-collectstatic"))
     assert as_json == saved
     assert set(as_json) == {"api_key", "api_secret", "signature_secret"}
 
 
+def curl_bodies(banner: str) -> list[str]:
+    bodies = re.findall(r"-d '(\{.*?\})'\n", banner, re.DOTALL)
+    assert bodies, banner
+    return bodies
+
+
 def curl_body(banner: str) -> str:
-    match = re.search(r"-d '(\{.*?\})'\n", banner, re.DOTALL)
-    assert match, banner
-    return match.group(1)
+    return curl_bodies(banner)[0]
 
 
-def test_the_printed_curl_is_accepted(stack):
-    command = re.search(r"^curl -X POST .*?\]\}'$", stack.banner, re.DOTALL | re.MULTILINE)
-    assert command, stack.banner
+@pytest.mark.parametrize("which", [0, 1], ids=["canonical", "fifteen-seconds"])
+def test_the_printed_curls_are_accepted(stack, which):
+    commands = re.findall(r"^curl -X POST .*?\]\}'$", stack.banner, re.DOTALL | re.MULTILINE)
+    assert len(commands) == 2, stack.banner
     if shutil.which("curl"):
         result = subprocess.run(
-            ["bash", "-c", command.group(0) + " -sS -w '\\n%{http_code}'"],
+            ["bash", "-c", commands[which] + " -sS -w '\\n%{http_code}'"],
             capture_output=True,
             text=True,
             timeout=30,
@@ -314,7 +326,7 @@ def test_the_printed_curl_is_accepted(stack):
         key, secret = stack.credentials["api_key"], stack.credentials["api_secret"]
         response = requests.post(
             stack.base_url + "/beta/workflows",
-            data=curl_body(stack.banner),
+            data=curl_bodies(stack.banner)[which],
             auth=(key, secret),
             headers={"Content-Type": "application/json"},
             timeout=10,
@@ -352,8 +364,19 @@ def test_static_files_are_served(stack):
     assert response.status_code == 200
 
 
-def test_ctrl_c_stops_every_process(stack):
-    """Runs last in this module: it stops the stack the other tests share."""
+def test_ctrl_c_stops_every_process_cleanly(stack):
+    """Runs last in this module: it stops the stack the other tests share.
+
+    Ctrl-C: every process shuts down on its own (none needs honcho's SIGKILL), exits 0, and
+    nothing prints a traceback or an error on the way (orchestrator/procfile.py)."""
     stack.interrupt()
     assert stack.honcho.poll() is not None, f"honcho still running:\n{stack.log()}"
     wait_for(lambda: not stack.ours(), 10, "every process to exit")
+    log = stack.log_path.read_text(errors="replace")
+    stopping = log[log.index("SIGINT received") :]
+    assert "SIGKILL" not in stopping, stopping
+    assert "Traceback" not in stopping, stopping
+    assert "ERROR" not in stopping, stopping
+    for name in ("web.1", "worker.1", "scheduler.1"):
+        assert f"{name} stopped (rc=0)" in stopping, stopping
+    assert stack.honcho.returncode == 130, stopping  # honcho's "interrupted"

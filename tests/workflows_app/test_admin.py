@@ -2,9 +2,10 @@
 
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from tests.workflows_app.test_webhooks import expire_first_step, receiver, two_step_run  # noqa: F401
-from workflows_app.models import Event, WebhookDelivery, Workflow
+from workflows_app.models import Event, Step, WebhookDelivery, Workflow
 
 
 @pytest.fixture
@@ -33,6 +34,53 @@ def test_a_failed_over_run_reads_as_a_timeline_of_both_steps(operator, account, 
     assert "attempt 1 via sandbox: accepted" in page
     assert "UTC for read: passed" in page  # the deadline, marked as the one that passed
     assert 'id="webhook-deliveries"' in page
+
+
+def test_the_timeline_explains_the_wait_before_a_failover_by_expiry(operator, account, receiver):  # noqa: F811
+    workflow = two_step_run(account)
+    waiting = operator.get(change_url(workflow)).content.decode()
+    assert "waiting up to 600 s for read (expiry_time)" in waiting
+    expire_first_step(workflow)
+    page = operator.get(change_url(workflow)).content.decode()
+    assert "waited 600 s for read (expiry_time); it did not come, so it failed over" in page
+
+
+def test_timeline_rows_are_in_time_order(operator, account, receiver):  # noqa: F811
+    from workflows_app.selectors import workflow_timeline
+
+    workflow = two_step_run(account)
+    expire_first_step(workflow)
+    failover = Event.objects.get(workflow=workflow, step__index=0, to_state="failed_over")
+    Step.objects.filter(workflow=workflow, index=0).update(deadline_at=failover.created_at)
+    for item in workflow_timeline(workflow):
+        times = [entry.at for entry in item.entries if entry.at is not None]
+        assert times == sorted(times), [(e.at, e.title) for e in item.entries]
+    first = workflow_timeline(workflow)[0].entries
+    # The deadline reads before the failover it caused, even at the same instant.
+    kinds = [entry.kind for entry in first]
+    assert kinds.index("deadline") < kinds.index("failover"), kinds
+
+
+def test_the_run_list_says_which_channel_delivered_and_shows_seconds(operator, account):
+    failed_over = two_step_run(account)
+    direct = two_step_run(account, first="1000000009")
+    Step.objects.filter(workflow=failed_over, index=0).update(state="failed_over")
+    Step.objects.filter(workflow=failed_over, index=1).update(state="succeeded")
+    Step.objects.filter(workflow=direct, index=0).update(state="succeeded")
+    Step.objects.filter(workflow=direct, index=1).update(state="skipped")
+    Workflow.objects.filter(id__in=[failed_over.id, direct.id]).update(status="completed")
+    page = operator.get("/admin/workflows_app/workflow/").content.decode()
+    assert "Delivered by" in page
+    assert "failed over from messenger → sms" in page
+    assert '<td class="field-delivered_by">messenger</td>' in page
+    created = timezone.localtime(Workflow.objects.get(id=direct.id).created_at)
+    assert created.strftime("%Y-%m-%d %H:%M:%S") in page
+
+
+def test_the_run_list_names_the_step_in_progress(operator, account):
+    two_step_run(account)
+    page = operator.get("/admin/workflows_app/workflow/").content.decode()
+    assert "waiting on messenger" in page
 
 
 @pytest.mark.parametrize(

@@ -253,7 +253,7 @@ def _unreadable_is_malformed() -> Iterator[None]:
     try:
         yield
     except UNREADABLE as error:
-        logger.info("receipt unreadable", exc_info=True)
+        logger.debug("receipt unreadable", exc_info=True)  # a parser bug shows here
         raise MalformedReceipt(f"receipt cannot be read ({type(error).__name__})") from None
 
 

@@ -221,7 +221,10 @@ def test_a_long_sms_is_delivered_only_when_every_part_is(account, simulator):
         receipts.ingest(
             [
                 ReceiptEvent(
-                    "vonage_sms", part, ReceiptStatus.DELIVERED, connection_ids=(str(connection.id),)
+                    "vonage_sms",
+                    part,
+                    ReceiptStatus.DELIVERED,
+                    connection_ids=(str(connection.id),),
                 )
             ]
         )

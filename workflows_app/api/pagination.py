@@ -50,7 +50,8 @@ class WorkflowCursorPagination(CursorPagination):
         position = tokens.get("p", [None])[0]
         if position is not None:
             position = self.checked_position(position)
-        return Cursor(offset=offset, reverse=reverse, position=position)
+        # The stubs say int; DRF keeps the ordering field's value, here a timestamp string.
+        return Cursor(offset=offset, reverse=reverse, position=position)  # type: ignore[arg-type]
 
     def checked_position(self, position: str) -> str:
         """The position as a UTC timestamp string, or NotFound when it is none."""

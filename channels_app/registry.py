@@ -8,7 +8,7 @@ its adapter requires) is left out of every route, logged, and reported by the sy
 """
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.conf import settings
@@ -73,6 +73,7 @@ def sandbox_route() -> Route:
         "read_after": settings.SANDBOX_READ_AFTER,
         "send_delay": settings.SANDBOX_SEND_DELAY,
         "send_log": settings.SANDBOX_SEND_LOG,
+        "connection_id": "sandbox",
     }
     return Route(ADAPTERS[SandboxAdapter.name], connection_id="sandbox", config=config)
 
@@ -94,6 +95,7 @@ def connection_config(connection: Any) -> dict[str, Any]:
     config.update(connection.config)
     if connection.base_url:
         config["base_url"] = connection.base_url
+    config["connection_id"] = str(connection.id)  # the sandbox binds its receipts to it
     return config
 
 
@@ -191,11 +193,12 @@ def polling_providers() -> set[str]:
 def poll(provider: str, connection_id: str, provider_message_id: str) -> list:
     """Ask the provider, through the connection that sent it, for a message's status.
 
-    Returns normalised receipts (ReceiptEvent). Raises ProviderError when the provider cannot
-    answer. Call outside any transaction: this is a network call.
+    Returns normalised receipts (ReceiptEvent), bound to that connection. Raises ProviderError
+    when the provider cannot answer. Call outside any transaction: this is a network call.
     """
     from channels_app.models import ProviderConnection
 
     adapter = ADAPTERS[provider]
     connection = ProviderConnection.objects.get(id=connection_id)
-    return adapter.poll(provider_message_id, connection_config(connection))
+    events = adapter.poll(provider_message_id, connection_config(connection))
+    return [replace(event, connection_ids=(connection_id,)) for event in events]

@@ -1,5 +1,6 @@
 """The normalised receipt vocabulary shared by every provider."""
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -26,6 +27,11 @@ class ReceiptEvent:
     A *watermark* receipt (Messenger's delivery/read watermarks, Viber's ``seen``) covers every
     message sent to ``recipient`` through ``provider`` at or before ``watermark``; it may carry
     no ``provider_message_id`` at all.
+
+    ``connection_ids`` are the connections whose secret verified the receipt (the receipt
+    endpoint fills them in; more than one only when connections share a secret), or the
+    connection that sent the message for the sandbox's and a poll's receipts. A receipt may
+    change only messages sent through one of them: one with none changes nothing.
     """
 
     provider: str
@@ -38,6 +44,7 @@ class ReceiptEvent:
     raw: dict[str, Any] = field(default_factory=dict)
     recipient: str = ""
     watermark: datetime | None = None
+    connection_ids: tuple[str, ...] = ()
 
     @property
     def is_watermark(self) -> bool:
@@ -45,7 +52,16 @@ class ReceiptEvent:
 
     @property
     def dedupe_key(self) -> str:
+        """Equal for the same news through the same connections. The connections are part of
+        it so that a receipt forged through one connection cannot pre-empt (as a duplicate)
+        the genuine receipt of another's message."""
+        scope = self.provider
+        if len(self.connection_ids) == 1:
+            scope += f"@{self.connection_ids[0]}"
+        elif self.connection_ids:
+            joined = ",".join(sorted(self.connection_ids)).encode()
+            scope += f"@{hashlib.sha256(joined).hexdigest()[:16]}"
         if self.watermark is not None:
             stamp = int(self.watermark.timestamp() * 1000)
-            return f"{self.provider}:wm:{self.recipient}:{stamp}:{self.status}"
-        return f"{self.provider}:{self.provider_message_id}:{self.status}"
+            return f"{scope}:wm:{self.recipient}:{stamp}:{self.status}"
+        return f"{scope}:{self.provider_message_id}:{self.status}"

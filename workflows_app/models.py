@@ -7,6 +7,8 @@ import hashlib
 import hmac
 import uuid
 
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import Q
 from uuid6 import uuid7
@@ -31,12 +33,35 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+URL_MAX_LENGTH = 2000
+_HTTP_URL = URLValidator(schemes=["http", "https"])
+
+
+def validate_http_url(value: str) -> None:
+    """Raise ValidationError unless ``value`` is an absolute http:// or https:// URL that fits
+    its column (PostgreSQL refuses NUL, so it is refused here too). Where it points (private or
+    link-local addresses) is checked when a webhook is sent (:mod:`workflows_app.webhooks`)."""
+    try:
+        if "\x00" in value or len(value) > URL_MAX_LENGTH:
+            raise ValidationError("")
+        _HTTP_URL(value)
+    except ValidationError:
+        shown = value if len(value) <= 100 else value[:100] + "..."
+        raise ValidationError(
+            f"Enter an absolute http:// or https:// URL of at most {URL_MAX_LENGTH} characters "
+            f"(not {shown!r}).",
+            code="invalid_url",
+        ) from None
+
+
 class Account(WebhookSecretFields):
     name = models.CharField(max_length=200)
     api_key = models.CharField(max_length=32, unique=True)
     api_secret_hash = models.CharField(max_length=64)
     signature_secret = models.CharField(max_length=128)
-    status_url = models.URLField(max_length=2000, blank=True, default="")
+    status_url = models.URLField(
+        max_length=URL_MAX_LENGTH, blank=True, default="", validators=[validate_http_url]
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -51,8 +76,12 @@ class Application(WebhookSecretFields):
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="applications")
     name = models.CharField(max_length=200)
     public_key = models.TextField()
-    status_url = models.URLField(max_length=2000, blank=True, default="")
-    inbound_url = models.URLField(max_length=2000, blank=True, default="")
+    status_url = models.URLField(
+        max_length=URL_MAX_LENGTH, blank=True, default="", validators=[validate_http_url]
+    )
+    inbound_url = models.URLField(
+        max_length=URL_MAX_LENGTH, blank=True, default="", validators=[validate_http_url]
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

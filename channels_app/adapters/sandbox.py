@@ -63,6 +63,7 @@ class SandboxAdapter(Adapter):
                     receipt.status.value,
                     receipt.error_code,
                     receipt.error_reason,
+                    config.get("connection_id", "sandbox"),  # its receipts change only its messages
                 ),
                 countdown=receipt.after,
             )

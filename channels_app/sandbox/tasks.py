@@ -15,7 +15,10 @@ def emit_receipt(
     status: str,
     error_code: int | None = None,
     error_reason: str = "",
+    connection_id: str = "sandbox",
 ) -> None:
+    """Ingest one sandbox receipt, bound to the connection that sent the message (the built-in
+    sandbox route is ``"sandbox"``; a sandbox ProviderConnection passes its id)."""
     raw: dict[str, Any] = {
         "message_id": provider_message_id,
         "client_ref": client_ref,
@@ -33,6 +36,7 @@ def emit_receipt(
                 error_code=error_code,
                 error_reason=error_reason,
                 raw=raw,
+                connection_ids=(connection_id,),
             )
         ]
     )

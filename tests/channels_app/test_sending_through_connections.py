@@ -177,7 +177,7 @@ def test_an_undeliverable_receipt_fails_over(account, receipts_to_live_server):
 
 @pytest.mark.django_db
 def test_a_read_watermark_reads_every_earlier_message_to_that_person(account, simulator):
-    connect(SPECS["messenger"], simulator.base_url)
+    connection = connect(SPECS["messenger"], simulator.base_url)
     spec = SPECS["messenger"]
     first, second = (
         start_run(account, spec.step("psid-77"), spec.step("psid-77"), condition="read")
@@ -193,7 +193,12 @@ def test_a_read_watermark_reads_every_earlier_message_to_that_person(account, si
     receipts.ingest(
         [
             ReceiptEvent(
-                "messenger", "", ReceiptStatus.READ, recipient="psid-77", watermark=watermark
+                "messenger",
+                "",
+                ReceiptStatus.READ,
+                recipient="psid-77",
+                watermark=watermark,
+                connection_ids=(str(connection.id),),
             )
         ]
     )
@@ -203,7 +208,7 @@ def test_a_read_watermark_reads_every_earlier_message_to_that_person(account, si
 
 @pytest.mark.django_db
 def test_a_long_sms_is_delivered_only_when_every_part_is(account, simulator):
-    connect(SPECS["vonage_sms"], simulator.base_url)
+    connection = connect(SPECS["vonage_sms"], simulator.base_url)
     simulator.fault("447700900000", "drop_receipts")
     long_text = {"type": "text", "text": "y" * 400}
     step = start_run(account, SPECS["vonage_sms"].step("447700900000", content=long_text))
@@ -213,7 +218,16 @@ def test_a_long_sms_is_delivered_only_when_every_part_is(account, simulator):
     for part in parts:
         step.refresh_from_db()
         assert step.message_status == "submitted"
-        receipts.ingest([ReceiptEvent("vonage_sms", part, ReceiptStatus.DELIVERED)])
+        receipts.ingest(
+            [
+                ReceiptEvent(
+                    "vonage_sms",
+                    part,
+                    ReceiptStatus.DELIVERED,
+                    connection_ids=(str(connection.id),),
+                )
+            ]
+        )
     step.refresh_from_db()
     assert (step.message_status, step.state) == ("delivered", "succeeded")
 
@@ -225,7 +239,9 @@ def test_a_receipt_that_beats_the_send_record_is_applied_once_the_send_is_record
 
     step = start_run(account, SPECS["twilio"].step("447700900003"))
     [(attempt, _route, _outbound)] = _claim(Step.objects.filter(id=step.id), 1)
-    receipts.ingest([ReceiptEvent("sandbox", "early-id", ReceiptStatus.DELIVERED)])
+    receipts.ingest(
+        [ReceiptEvent("sandbox", "early-id", ReceiptStatus.DELIVERED, connection_ids=("sandbox",))]
+    )
     step.refresh_from_db()
     assert step.message_status is None
     _record([(attempt, SendResult(["early-id"]))])

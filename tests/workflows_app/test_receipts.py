@@ -43,6 +43,7 @@ def receipt(step: Step, status: ReceiptStatus) -> ReceiptEvent:
         provider_message_id=attempt.provider_message_ids[0],
         status=status,
         raw={"status": status.value},
+        connection_ids=("sandbox",),
     )
 
 
@@ -131,6 +132,7 @@ def test_a_receipt_that_beats_the_send_record_is_applied_once_the_send_is_record
                     provider="sandbox",
                     provider_message_id=result.provider_message_ids[0],
                     status=ReceiptStatus.DELIVERED,
+                    connection_ids=("sandbox",),
                 )
             ]
         )

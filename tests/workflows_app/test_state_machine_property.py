@@ -145,6 +145,7 @@ class EngineMachine(RuleBasedStateMachine):
             client_ref=str(attempt.id) if by_client_ref else "",
             error_code=1260 if status in ("rejected", "undeliverable") else None,
             raw={"property": True},
+            connection_ids=(attempt.connection_id,),
         )
         receipts.ingest([event] * copies)
 

@@ -25,10 +25,12 @@ class ChannelRules:
     v1_name: str  # the Messages v1 `channel`
 
     def recipient_field(self, to: str) -> str:
-        """The endpoint field a v1 ``to`` string fills: a Viber ``to`` of ASCII digits is a
-        phone number, anything else a Viber user id."""
+        """The endpoint field a v1 ``to`` string fills: a Viber ``to`` of ASCII digits (with or
+        without a ``+``, which the E.164 check then refuses) is a phone number, anything else a
+        Viber user id."""
         names = [name for name, _ in self.to_fields]
-        if "number" in names and (len(names) == 1 or (to.isascii() and to.isdigit())):
+        digits = to.removeprefix("+")
+        if "number" in names and (len(names) == 1 or (digits.isascii() and digits.isdigit())):
             return "number"
         return names[0]
 

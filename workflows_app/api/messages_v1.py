@@ -37,7 +37,7 @@ from workflows_app.api.problems import trace_id
 from workflows_app.api.serializers import (
     Failover,
     Media,
-    MessengerOptions,
+    Messenger,
     WhatsappOptions,
     item_rules,
 )
@@ -91,7 +91,7 @@ V1Message = TypedDict(
         "webhook_url": NotRequired[Url],
         "webhook_version": NotRequired[Annotated[str, Choice("v0.1", "v1")]],
         "ttl": NotRequired[Annotated[int, Integer()]],
-        "messenger": NotRequired[MessengerOptions],
+        "messenger": NotRequired[Messenger],
         "viber_service": NotRequired[V1ViberOptions],
         "whatsapp": NotRequired[WhatsappOptions],
         "failover_condition": NotRequired[Failover],  # our extension
@@ -158,7 +158,7 @@ def _request_rules(body: dict) -> dict:
 
 V1_REQUEST = Shape(
     Annotated[V1Request, AfterValidator(_message_rules), AfterValidator(_request_rules)],
-    name="V1MessageRequest",
+    name="SendMessageV1",
 )
 
 

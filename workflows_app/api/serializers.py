@@ -65,7 +65,7 @@ def _expiry_time(value: int) -> int:
 
 
 class Endpoint(TypedDict):
-    type: Annotated[str, Choice(*CHANNELS)]
+    type: Annotated[str, Choice(*sorted(CHANNELS))]
     id: NotRequired[Address]
     number: NotRequired[Address]
 
@@ -105,6 +105,9 @@ class MessengerOptions(TypedDict):
     tag: NotRequired[Annotated[str, Text(64)]]
 
 
+Messenger = Annotated[MessengerOptions, AfterValidator(_messenger_rules)]
+
+
 class WhatsappOptions(TypedDict):
     policy: NotRequired[
         Annotated[
@@ -121,7 +124,7 @@ class WhatsappOptions(TypedDict):
 class Message(TypedDict):
     content: Annotated[Content, AfterValidator(_content_rules)]
     viber_service_msg: NotRequired[ViberOptions]
-    messenger: NotRequired[Annotated[MessengerOptions, AfterValidator(_messenger_rules)]]
+    messenger: NotRequired[Messenger]
     whatsapp: NotRequired[WhatsappOptions]
 
 
@@ -168,11 +171,11 @@ MessageRequest = TypedDict(
     },
 )
 
-WORKFLOW_REQUEST = Shape(WorkflowRequest, name="WorkflowRequest")
+WORKFLOW_REQUEST = Shape(WorkflowRequest, name="StartWorkflow")
 # ``POST /v0.1/messages`` (and ``/beta/messages``): one item of a workflow without ``failover``,
 # plus ``client_ref`` (up to 40 characters; reference/vonage-api.md §2.2).
 MESSAGE_REQUEST = Shape(
-    Annotated[MessageRequest, AfterValidator(_item_rules)], name="MessageRequest"
+    Annotated[MessageRequest, AfterValidator(_item_rules)], name="SendMessageV01"
 )
 
 

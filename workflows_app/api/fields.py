@@ -12,6 +12,7 @@ fields raises :class:`Invalid` with the path of the field it blames, relative to
 """
 
 import math
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from typing import Annotated, Any
 
@@ -91,6 +92,8 @@ def _parameter(error: Any) -> dict[str, str]:
         reason = "This field may not be null."
     elif kind == "value_error" and isinstance(cause, Invalid):
         path, reason = path + cause.path, cause.reason
+    elif kind == "string_pattern_mismatch" and ctx.get("pattern") == ADDRESS_PATTERN:
+        reason = _foreign_digit(error["input"])
     elif kind in MESSAGES:
         reason = MESSAGES[kind].format(input_type=type(error.get("input")).__name__, **ctx)
     else:  # not reached by any shape here; pydantic's own words beat a 500
@@ -232,22 +235,21 @@ def at_most(limit: int) -> Items:
 # --- addresses ---------------------------------------------------------------------------------
 
 
-def _no_foreign_digits(value: str) -> str:
-    """Digits in an id or number are ASCII: ``４`` (fullwidth) or ``٤`` (Arabic-Indic) would be
-    stored as sent and read as no digit at all by the sandbox and by providers."""
-    for char in value:
-        if char.isdigit() and not char.isascii():
-            raise Invalid((), f"Digits must be ASCII 0-9; {char} (U+{ord(char):04X}) is not.")
-    return value
-
+# Digits in an id or number are ASCII: `４` (fullwidth) or `٤` (Arabic-Indic) would be stored as
+# sent and read as no digit at all by the sandbox and by providers. Checked by pydantic's (Rust)
+# regex engine: any number character but 0-9 is refused.
+ADDRESS_PATTERN = r"^(?:[0-9]|[^\p{N}])*$"
 
 # An endpoint's `id` or `number`, a v1 `to` or `from`: 1-50 characters, kept exactly as sent.
 Address = Annotated[
-    str,
-    Strict(),
-    StringConstraints(min_length=1, max_length=50),
-    AfterValidator(_no_foreign_digits),
+    str, Strict(), StringConstraints(min_length=1, max_length=50, pattern=ADDRESS_PATTERN)
 ]
+
+
+def _foreign_digit(value: str) -> str:
+    """Why ``value`` broke :data:`ADDRESS_PATTERN`: its first number character that is not 0-9."""
+    char = next(c for c in value if unicodedata.category(c)[0] == "N" and not c.isascii())
+    return f"Digits must be ASCII 0-9; {char} (U+{ord(char):04X}) is not."
 
 
 def is_e164_without_plus(value: str) -> bool:

@@ -1,8 +1,9 @@
 """OpenAPI descriptions of the endpoints (drf-spectacular), kept apart from the views.
 
-Served at ``/openapi.json``, with Swagger UI at ``/docs`` and ReDoc at ``/redoc``. The response
-shapes here are what :mod:`workflows_app.api.views` returns; tests/e2e/test_openapi.py checks the
-live server against them.
+Served at ``/openapi.json``, with Swagger UI at ``/docs`` and ReDoc at ``/redoc``. Nothing here
+restates a shape: request bodies are the validators' own pydantic schemas (:class:`ShapeExtension`)
+and a run is :class:`~workflows_app.api.serializers.RunSerializer`, which the views render with;
+tests/workflows_app/test_openapi.py checks the live app against the document.
 """
 
 from drf_spectacular.extensions import (

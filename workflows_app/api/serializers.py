@@ -306,7 +306,7 @@ class StepSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
     def get_fields(self):
-        ordered = {}
+        ordered: dict[str, serializers.Field] = {}
         for name, field in super().get_fields().items():
             if name == "to":  # `from` is a Python keyword, so it is added here, before `to`
                 ordered["from"] = serializers.DictField(source="sender")

@@ -247,6 +247,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Enums stay inline (`"enum": [...]` where the field is): extracted, same-named fields got
+    # components like `CategoryF77Enum`.
+    "POSTPROCESSING_HOOKS": [],
 }
 
 # Brute-force brake on Basic credentials: after this many failures in one window from one

@@ -30,7 +30,7 @@ from workflows_app.models import Attempt, ProviderMessage, Step
 from workflows_app.services.clock import ClockTimestamp
 from workflows_app.services.dispatch import SEND_DUE, enqueue_on_commit, send_due_now
 from workflows_app.services.receipts import replay_unmatched_receipts
-from workflows_app.services.statements import update_rows
+from workflows_app.services.sql import rows_update
 from workflows_app.services.transitions import steps_transition
 from workflows_app.services.workflows import (
     steps_evaluate,
@@ -157,7 +157,7 @@ def _claim(candidates: QuerySet[Step], limit: int) -> list[SendClaim]:
         first_sends = [step for step in sending if step.message_uuid is None]
         for step in first_sends:
             step.message_uuid = uuid7()
-        update_rows(first_sends, ["message_uuid"])
+        rows_update(first_sends, ["message_uuid"])
         routes: dict[tuple[str, str], list[Route]] = {}
         claims = []
         for step in sending:
@@ -237,7 +237,7 @@ def _outcomes_record_in_one_transaction(outcomes: list[tuple[Attempt, Outcome]])
                 attempt.response = outcome.response
                 messages += _provider_messages(step, attempt, outcome)
                 accepted[attempt.provider] += outcome.provider_message_ids
-        update_rows([attempt for attempt, _ in outcomes], OUTCOME_FIELDS)
+        rows_update([attempt for attempt, _ in outcomes], OUTCOME_FIELDS)
         ProviderMessage.objects.bulk_create(messages, ignore_conflicts=True)
         accepted_steps = [
             (attempt, steps[attempt.step_id])

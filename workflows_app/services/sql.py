@@ -1,15 +1,25 @@
-"""The engine's hand-written SQL: plain parameterised statements, each a compare-and-set.
+"""The engine's hand-written SQL, all of it: plain parameterised statements.
 
 Every statement here is written out in full: table and column names come from the models'
 public ``_meta`` (``db_table``, ``Field.column``), values are prepared by each field
-(``Field.get_db_prep_save``) and cast to its column type (``Field.db_type``). Nothing is
-compiled from the ORM's query internals, so a Django upgrade cannot change them.
+(``Field.pre_save``, ``Field.get_db_prep_save``) and cast to its column type
+(``Field.db_type``). Nothing is compiled from the ORM's query internals, so a Django upgrade
+cannot change them. Tests: tests/workflows_app/test_sql.py.
 
-They exist because a state change and its Event are one statement on PostgreSQL (a
-data-modifying CTE: ``WITH changed AS (UPDATE … RETURNING) INSERT … SELECT FROM changed``),
-atomic by itself and one round trip, and because ``UPDATE … RETURNING`` tells which rows of a
-batch a compare-and-set changed. Other databases (the embedded SQLite) run the same writes row
-by row with the ORM, inside a transaction.
+They exist for the engine's hot paths, on PostgreSQL:
+
+- :func:`run_insert`: a new run (its Workflow, Steps and first Event) is one statement of
+  data-modifying CTEs, atomic by itself: one round trip instead of three, plus BEGIN/COMMIT;
+- :func:`steps_set_where_state`, :func:`workflow_set_where_status`: a state change and its
+  Event are one statement (``WITH changed AS (UPDATE … RETURNING) INSERT … SELECT FROM
+  changed``), so neither can be seen without the other;
+- :func:`steps_set_where_status_in`: ``UPDATE … RETURNING`` tells which rows of a batch a
+  compare-and-set changed;
+- :func:`rows_update`: many rows, each its own values, as one ``UPDATE … FROM (VALUES …)``
+  (Django's ``bulk_update`` builds a ``CASE`` per row and field, which costs more CPU than
+  the batch's other statements together).
+
+Other databases (the embedded SQLite) run the same writes with the ORM, in a transaction.
 """
 
 import json
@@ -18,10 +28,61 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Model, Q
+from django.db.models import AutoField, Field, Model, Q
 from django.utils import timezone
 
 from workflows_app.models import Event, Step, Workflow
+from workflows_app.services.clock import ClockTimestamp
+
+
+def run_insert(workflow: Workflow, steps: Sequence[Step], created: Event) -> None:
+    """Insert a new run: its Workflow, its Steps (they refer to it by its UUID) and its first
+    Event, as one statement. Sets the steps' new ids, in order."""
+    if connection.vendor != "postgresql":
+        with transaction.atomic(savepoint=False):
+            Workflow.objects.bulk_create([workflow])
+            Step.objects.bulk_create(steps)
+            Event.objects.bulk_create([created])
+        return
+    parts, params = [], []
+    batches: tuple[tuple[str, Sequence[Model]], ...] = (
+        ("w", [workflow]),
+        ("s", steps),
+        ("e", [created]),
+    )
+    for name, batch in batches:
+        sql, values = _insert(batch)
+        returning = ' RETURNING "id"' if name == "s" else ""
+        parts.append(f"{name} AS ({sql}{returning})")
+        params += values
+    # Ids come from one sequence in VALUES order, so ordering by them keeps the steps' order.
+    ids = _fetch(f"WITH {', '.join(parts)} SELECT id FROM s ORDER BY id", params)
+    for step, (id_,) in zip(steps, ids, strict=True):
+        step.id = id_
+
+
+def _insert(objs: Sequence[Model]) -> tuple[str, list[Any]]:
+    """``INSERT INTO table (every column) VALUES (…), …`` for instances of one model; the
+    database numbers auto-increment ids. ``ClockTimestamp()`` is the database's clock."""
+    meta = type(objs[0])._meta
+    fields = [
+        column
+        for column in meta.concrete_fields
+        if not column.generated and not isinstance(column, AutoField)
+    ]
+    rows, params = [], []
+    for obj in objs:
+        placeholders = []
+        for column in fields:
+            value = column.pre_save(obj, add=True)  # defaults, auto_now_add
+            if isinstance(value, ClockTimestamp):
+                placeholders.append("clock_timestamp()")
+                continue
+            placeholders.append(f"%s::{column.db_type(connection)}")
+            params.append(column.get_db_prep_save(value, connection))
+        rows.append(f"({', '.join(placeholders)})")
+    columns = ", ".join(f'"{column.column}"' for column in fields)
+    return f'INSERT INTO "{meta.db_table}" ({columns}) VALUES {", ".join(rows)}', params
 
 
 @dataclass(frozen=True)
@@ -137,6 +198,36 @@ def _update_logged_row_by_row(
             )
         Event.objects.bulk_create(events)
     return changed
+
+
+def rows_update(objs: Sequence[Model], fields: Sequence[str]) -> None:
+    """``bulk_update(objs, fields)`` as one ``UPDATE … FROM (VALUES …)``: each row its own
+    values, prepared by each field as ``save()`` does and cast to the column's type
+    (PostgreSQL would type bare VALUES literals as text)."""
+    if not objs:
+        return
+    model = type(objs[0])
+    if connection.vendor != "postgresql":
+        model._default_manager.bulk_update(objs, fields)
+        return
+    meta = model._meta
+    columns = [meta.pk, *(meta.get_field(name) for name in fields)]
+    assert all(isinstance(column, Field) for column in columns)
+    names = [f'"{column.column}"' for column in columns]  # type: ignore[union-attr]
+    row = "(" + ", ".join(f"%s::{column.db_type(connection)}" for column in columns) + ")"  # type: ignore[union-attr]
+    params = [
+        column.get_db_prep_save(getattr(obj, column.attname), connection)  # type: ignore[union-attr]
+        for obj in objs
+        for column in columns
+    ]
+    table, pk = f'"{meta.db_table}"', names[0]
+    sql = (
+        f"UPDATE {table} SET {', '.join(f'{name} = v.{name}' for name in names[1:])} "
+        f"FROM (VALUES {', '.join([row] * len(objs))}) AS v({', '.join(names)}) "
+        f"WHERE {table}.{pk} = v.{pk}"
+    )
+    with transaction.mark_for_rollback_on_error(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def _assignments(model: type[Model], values: dict[str, Any]) -> tuple[str, list[Any]]:

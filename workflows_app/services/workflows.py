@@ -18,7 +18,6 @@ from workflows_app.models import Account, Application, Event, Step, Workflow
 from workflows_app.services import sql
 from workflows_app.services.clock import ClockTimestamp, db_now
 from workflows_app.services.dispatch import EXPIRE_STEP, enqueue_on_commit, send_due_on_commit
-from workflows_app.services.statements import insert_together
 from workflows_app.services.transitions import steps_transition, workflow_transition
 from workflows_app.states import (
     ACTIVE_STEP_STATES,
@@ -95,7 +94,7 @@ def workflow_create(
         data={"steps": len(steps), "flavour": flavour},
     )
     # One statement (atomic by itself): the run, its steps and its first Event.
-    insert_together([workflow], steps_rows, [created], returning=1)
+    sql.run_insert(workflow, steps_rows, created)
     send_due_on_commit()
     return workflow
 

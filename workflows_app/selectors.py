@@ -4,6 +4,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from channels_app.adapters.base import address_of
 from workflows_app.models import Account, Event, Step, WebhookDelivery, Workflow
 from workflows_app.states import RECEIPT_KINDS, AttemptOutcome, EventKind
 
@@ -33,7 +34,7 @@ class StepTimeline:
 
     @property
     def recipient(self) -> str:
-        return str(self.step.recipient.get("number") or self.step.recipient.get("id") or "")
+        return address_of(self.step.recipient)
 
 
 def workflow_timeline(workflow: Workflow) -> list[StepTimeline]:

@@ -14,6 +14,12 @@ from channels_app.errors import ErrorKind, ProviderError
 from channels_app.statuses import ReceiptEvent
 
 
+def address_of(party: Mapping[str, Any]) -> str:
+    """A Vonage-shaped ``from`` or ``to`` object's address, as the caller gave it: its
+    ``number`` (SMS, MMS, WhatsApp, Viber), else its ``id`` (Messenger); "" if it has neither."""
+    return str(party.get("number") or party.get("id") or "")
+
+
 @dataclass(frozen=True)
 class OutboundMessage:
     channel: str
@@ -34,11 +40,11 @@ class OutboundMessage:
     @property
     def to(self) -> str:
         """The recipient's number or id, as the caller gave it."""
-        return str(self.recipient.get("number") or self.recipient.get("id") or "")
+        return address_of(self.recipient)
 
     @property
     def from_(self) -> str:
-        return str(self.sender.get("number") or self.sender.get("id") or "")
+        return address_of(self.sender)
 
     def channel_options(self) -> dict[str, Any]:
         """The request's per-channel block, e.g. ``message.messenger`` (Vonage v0.1 shape)."""
@@ -58,6 +64,21 @@ class ErrorRule:
     kind: ErrorKind
     code: int | None
     reason: str
+
+
+def permanent(code: int | None, reason: str) -> ErrorRule:
+    """A rule for an error that no retry can fix (invalid recipient, outside the window)."""
+    return ErrorRule(ErrorKind.PERMANENT, code, reason)
+
+
+def transient(code: int | None, reason: str) -> ErrorRule:
+    """A rule for an error worth retrying (throttling, a provider outage)."""
+    return ErrorRule(ErrorKind.TRANSIENT, code, reason)
+
+
+def configuration(code: int | None, reason: str) -> ErrorRule:
+    """A rule for an error in our connection's setup (bad token, missing permission)."""
+    return ErrorRule(ErrorKind.CONFIGURATION, code, reason)
 
 
 def error_from_table(

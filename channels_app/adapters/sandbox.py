@@ -25,7 +25,7 @@ class SandboxAdapter(Adapter):
     )
 
     def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
-        recipient = str(message.recipient.get("number") or message.recipient.get("id") or "")
+        recipient = message.to
         fate = fate_of(recipient)
         if fate == Fate.REJECTED:
             _log_call(config, message, recipient, "rejected")

@@ -17,32 +17,33 @@ from channels_app.adapters.base import (
     ErrorRule,
     OutboundMessage,
     SendResult,
+    configuration,
     error_from_table,
+    permanent,
+    transient,
     unsupported_content,
 )
-from channels_app.errors import ErrorKind, ProviderError
-
-P, T, C = ErrorKind.PERMANENT, ErrorKind.TRANSIENT, ErrorKind.CONFIGURATION
+from channels_app.errors import ProviderError
 
 ERRORS: dict[int, ErrorRule] = {
-    1: ErrorRule(C, 1380, "invalidUrl"),
-    2: ErrorRule(C, 1110, "invalidAuthToken"),
-    3: ErrorRule(P, 1020, "badData"),
-    4: ErrorRule(P, 1010, "missingData"),
-    5: ErrorRule(P, 1300, "receiverNotRegistered"),
-    6: ErrorRule(P, 1300, "receiverNotSubscribed"),
-    7: ErrorRule(C, 1060, "publicAccountBlocked"),
-    8: ErrorRule(C, 1060, "publicAccountNotFound"),
-    9: ErrorRule(C, 1060, "publicAccountSuspended"),
-    10: ErrorRule(C, 1140, "webhookNotSet"),
-    11: ErrorRule(P, 1310, "receiverNoSuitableDevice"),
-    12: ErrorRule(T, 1000, "tooManyRequests"),
-    13: ErrorRule(P, 1440, "apiVersionNotSupported"),
-    14: ErrorRule(P, 1440, "incompatibleWithVersion"),
-    15: ErrorRule(C, 1060, "publicAccountNotAuthorized"),
-    **{status: ErrorRule(P, 1140, "not allowed for this account") for status in range(16, 21)},
+    1: configuration(1380, "invalidUrl"),
+    2: configuration(1110, "invalidAuthToken"),
+    3: permanent(1020, "badData"),
+    4: permanent(1010, "missingData"),
+    5: permanent(1300, "receiverNotRegistered"),
+    6: permanent(1300, "receiverNotSubscribed"),
+    7: configuration(1060, "publicAccountBlocked"),
+    8: configuration(1060, "publicAccountNotFound"),
+    9: configuration(1060, "publicAccountSuspended"),
+    10: configuration(1140, "webhookNotSet"),
+    11: permanent(1310, "receiverNoSuitableDevice"),
+    12: transient(1000, "tooManyRequests"),
+    13: permanent(1440, "apiVersionNotSupported"),
+    14: permanent(1440, "incompatibleWithVersion"),
+    15: configuration(1060, "publicAccountNotAuthorized"),
+    **{status: permanent(1140, "not allowed for this account") for status in range(16, 21)},
 }
-FALLBACK = ErrorRule(T, 1331, "generalError")
+FALLBACK = transient(1331, "generalError")
 
 
 class ViberAdapter(Adapter):

@@ -20,23 +20,24 @@ from channels_app.adapters.base import (
     ErrorRule,
     OutboundMessage,
     SendResult,
+    configuration,
+    permanent,
+    transient,
     unsupported_content,
 )
 from channels_app.errors import ErrorKind, ProviderError
 
-P, T, C = ErrorKind.PERMANENT, ErrorKind.TRANSIENT, ErrorKind.CONFIGURATION
-
 # v1 answers errors by HTTP status with an RFC 7807 body.
 ERRORS: dict[int, ErrorRule] = {
-    401: ErrorRule(C, 1110, "Unauthorized"),
-    402: ErrorRule(C, 1070, "Payment required"),
-    403: ErrorRule(C, 1140, "Forbidden"),
-    404: ErrorRule(C, 1380, "Not found"),
-    422: ErrorRule(P, 1020, "Invalid params"),
-    429: ErrorRule(T, 1000, "Throttled"),
+    401: configuration(1110, "Unauthorized"),
+    402: configuration(1070, "Payment required"),
+    403: configuration(1140, "Forbidden"),
+    404: configuration(1380, "Not found"),
+    422: permanent(1020, "Invalid params"),
+    429: transient(1000, "Throttled"),
 }
-FALLBACK_5XX = ErrorRule(T, 1331, "Provider error")
-FALLBACK_4XX = ErrorRule(P, 1331, "Provider error")
+FALLBACK_5XX = transient(1331, "Provider error")
+FALLBACK_4XX = permanent(1331, "Provider error")
 
 # Our (Vonage v0.1) channel names onto v1's; v1 renamed Viber.
 CHANNELS = {"viber_service_msg": "viber_service"}

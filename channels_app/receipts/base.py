@@ -13,9 +13,11 @@ recorded). Nothing changes unless the signature holds.
 
 import hashlib
 import hmac
+import json
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from django.conf import settings
@@ -207,3 +209,46 @@ def _called_url(request: HttpRequest) -> str:
 
 def _problem(status: int, detail: str) -> JsonResponse:
     return JsonResponse({"title": "receipt refused", "detail": detail}, status=status)
+
+
+# Helpers the providers' parsers share.
+
+
+def verify_hub_signature(incoming: Incoming, app_secret: str) -> None:
+    """``X-Hub-Signature-256: sha256=<hex HMAC-SHA256(app secret, raw body)>`` (Meta)."""
+    header = incoming.headers.get("X-Hub-Signature-256", "")
+    if not header:
+        raise SignatureMissing("X-Hub-Signature-256 missing")
+    if not app_secret:
+        raise SignatureInvalid("connection has no app_secret")
+    scheme, _, signature = header.partition("=")
+    if scheme != "sha256" or not same(signature.lower(), hmac_hex(app_secret, incoming.raw)):
+        raise SignatureInvalid("X-Hub-Signature-256 does not verify")
+
+
+def hub_handshake(request: HttpRequest, configs: list[dict[str, Any]]) -> HttpResponse:
+    """Meta's subscription check: echo ``hub.challenge`` if ``hub.verify_token`` is ours."""
+    token = request.GET.get("hub.verify_token", "")
+    known = [str(c.get("verify_token", "")) for c in configs if c.get("verify_token")]
+    if request.GET.get("hub.mode") == "subscribe" and token and any(same(token, k) for k in known):
+        return HttpResponse(request.GET.get("hub.challenge", ""), content_type="text/plain")
+    return HttpResponse("verification failed", status=403, content_type="text/plain")
+
+
+def json_object(incoming: Incoming) -> dict[str, Any]:
+    """The body as a JSON object; MalformedReceipt (a 400) when it is anything else."""
+    try:
+        body = json.loads(incoming.raw)
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedReceipt("body is not JSON") from None
+    if not isinstance(body, dict):
+        raise MalformedReceipt("body is not a JSON object")
+    return body
+
+
+def from_ms(value: Any) -> datetime:
+    """A provider's milliseconds-since-epoch timestamp as an aware datetime."""
+    try:
+        return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        raise MalformedReceipt(f"bad timestamp {value!r}") from None

@@ -11,8 +11,14 @@ from typing import Any, ClassVar
 from django.http import HttpRequest, HttpResponse
 
 from channels_app.adapters.whatsapp import rule_for
-from channels_app.receipts.base import Incoming, MalformedReceipt, ReceiptParser
-from channels_app.receipts.messenger import hub_handshake, json_object, verify_hub_signature
+from channels_app.receipts.base import (
+    Incoming,
+    MalformedReceipt,
+    ReceiptParser,
+    hub_handshake,
+    json_object,
+    verify_hub_signature,
+)
 from channels_app.statuses import ReceiptEvent, ReceiptStatus
 
 STATUSES = {

@@ -22,7 +22,7 @@ from django.db import transaction
 from django.db.models import Min, QuerySet
 from uuid6 import uuid7
 
-from channels_app.adapters.base import OutboundMessage, SendResult
+from channels_app.adapters.base import OutboundMessage, SendResult, address_of
 from channels_app.errors import ErrorKind, ProviderError
 from channels_app.registry import Route, connection_report_error, routes_for
 from workflows_app import logcontext
@@ -161,7 +161,7 @@ def _claim(candidates: QuerySet[Step], limit: int) -> list[SendClaim]:
         routes: dict[tuple[str, str], list[Route]] = {}
         claims = []
         for step in sending:
-            key = (step.channel, str(step.sender.get("number") or step.sender.get("id") or ""))
+            key = (step.channel, address_of(step.sender))
             if key not in routes:  # one query per sender and channel, not per step
                 routes[key] = routes_for(step.channel, step.sender)
             choices = routes[key]
@@ -259,7 +259,7 @@ def _outcomes_record_in_one_transaction(outcomes: list[tuple[Attempt, Outcome]])
 
 
 def _provider_messages(step: Step, attempt: Attempt, result: SendResult) -> list[ProviderMessage]:
-    recipient = str(step.recipient.get("number") or step.recipient.get("id") or "")
+    recipient = address_of(step.recipient)
     return [
         ProviderMessage(
             provider=attempt.provider,

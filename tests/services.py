@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -46,6 +47,15 @@ def require_postgres_and_redis() -> str:
     if url is None:
         require("REDIS_URL is not set or Redis does not answer")
     return url
+
+
+def stack_redis_url(url: str) -> str:
+    """The Redis database the end-to-end stack runs on: the tests' own number + 8 (mod 16), so
+    its worker never takes tasks the in-process tests queue, and its flushes never reach their
+    keys. (Parallel suites on one Redis use databases 0-7; their stacks then use 8-15.)"""
+    parts = urlsplit(url)
+    number = int(parts.path.lstrip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{(number + 8) % 16}"))
 
 
 def test_database_url() -> str:

@@ -29,6 +29,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from channels_app import receipts
 from channels_app.crypto import CredentialsUnreadable
+from channels_app.models import ProviderConnection
 from channels_app.statuses import ReceiptEvent
 
 logger = logging.getLogger(__name__)
@@ -111,8 +112,6 @@ def connection_configs(provider: str, connection_id: str | None) -> list[dict[st
 
     Disabled connections count: their messages' receipts still arrive.
     """
-    from channels_app.models import ProviderConnection
-
     rows = ProviderConnection.objects.filter(provider=provider)
     if connection_id is not None:
         try:

@@ -9,23 +9,10 @@ from channels_app import receipts
 from channels_app.models import ProviderConnection
 from channels_app.statuses import ReceiptEvent, ReceiptStatus
 from tests.channels_app.conftest import PROVIDERS, SPECS, connect
+from tests.fixtures import start_run
 from tests.services import wait_for
 from workflows_app.models import Step
 from workflows_app.services.sending import steps_send_due
-from workflows_app.services.workflows import StepSpec, workflow_create
-
-
-def start_run(account, *steps: dict, condition: str | None = None, expiry: int = 600) -> Step:
-    specs = [
-        StepSpec(
-            **step,
-            condition_status=condition if i < len(steps) - 1 else None,
-            expiry_time=expiry if i < len(steps) - 1 else None,
-        )
-        for i, step in enumerate(steps)
-    ]
-    workflow = workflow_create(account=account.account, flavour="workflows", steps=specs)
-    return workflow.steps.get(index=0)
 
 
 def send_until_settled(step: Step) -> Step:

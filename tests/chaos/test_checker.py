@@ -6,8 +6,8 @@ import json
 import pytest
 
 from tests.chaos import checker
+from tests.fixtures import spec
 from tests.webhook_receiver import Received
-from tests.workflows_app.test_receipts import spec
 from workflows_app.models import Attempt, WebhookDelivery, WebhookEndpoint, Workflow
 from workflows_app.services.workflows import workflow_create
 

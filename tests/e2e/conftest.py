@@ -18,6 +18,7 @@ from tests.services import (
     Stack,
     free_port,
     require_postgres_and_redis,
+    stack_redis_url,
     test_database_url,
     wait_for,
 )
@@ -26,7 +27,7 @@ from tests.services import (
 @pytest.fixture(scope="session")
 def stack(django_db_setup, django_db_blocker, tmp_path_factory):
     with django_db_blocker.unblock():
-        redis_url = require_postgres_and_redis()
+        redis_url = stack_redis_url(require_postgres_and_redis())
         database_url = test_database_url()
     base_url = f"http://127.0.0.1:{free_port()}"
     env = {

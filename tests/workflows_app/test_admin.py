@@ -3,7 +3,7 @@
 import pytest
 from django.contrib.auth.models import User
 
-from tests.workflows_app.test_webhooks import expire_first_step, receiver, two_step_run  # noqa: F401
+from tests.fixtures import expire_first_step, two_step_run
 from workflows_app.models import Event, WebhookDelivery, Workflow
 
 

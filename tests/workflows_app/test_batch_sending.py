@@ -11,7 +11,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Now
 
-from tests.workflows_app.test_receipts import spec
+from tests.fixtures import spec
 from workflows_app.models import Event, Step, Workflow
 from workflows_app.services import dispatch, sending
 from workflows_app.services.sending import steps_send_due

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.workflows_app.test_receipts import spec
+from tests.fixtures import spec
 from workflows_app.models import Event, Step
 from workflows_app.services.clock import db_now
 from workflows_app.services.scheduler import (

@@ -11,12 +11,7 @@ from django.test import override_settings
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.workflows_app.test_webhooks import (  # noqa: F401
-    FAST_RETRIES,
-    expire_first_step,
-    receiver,
-    two_step_run,
-)
+from tests.fixtures import FAST_RETRIES, expire_first_step, two_step_run
 from workflows_app.logcontext import LogContextFilter, bind, log_context
 from workflows_app.models import (
     Event,

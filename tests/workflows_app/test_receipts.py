@@ -4,21 +4,10 @@ import pytest
 
 from channels_app import receipts
 from channels_app.statuses import ReceiptEvent, ReceiptStatus
+from tests.fixtures import receipt, spec
 from workflows_app.models import Event, Step, Workflow
 from workflows_app.services.sending import steps_send_due
-from workflows_app.services.workflows import StepSpec, workflow_create
-
-
-def spec(channel: str, recipient: str, condition: str | None = None, expiry: int | None = None):
-    to_key = "id" if channel == "messenger" else "number"
-    return StepSpec(
-        channel=channel,
-        sender={"type": channel, to_key: "100200300" if to_key == "id" else "447700900001"},
-        recipient={"type": channel, to_key: recipient},
-        message={"content": {"type": "text", "text": "hi"}},
-        condition_status=condition,
-        expiry_time=expiry,
-    )
+from workflows_app.services.workflows import workflow_create
 
 
 @pytest.fixture
@@ -34,16 +23,6 @@ def waiting_run(account):
     first.refresh_from_db()
     assert first.state == "waiting"
     return workflow, first
-
-
-def receipt(step: Step, status: ReceiptStatus) -> ReceiptEvent:
-    attempt = step.attempts.get()
-    return ReceiptEvent(
-        provider="sandbox",
-        provider_message_id=attempt.provider_message_ids[0],
-        status=status,
-        raw={"status": status.value},
-    )
 
 
 def test_a_duplicate_receipt_changes_nothing(waiting_run):

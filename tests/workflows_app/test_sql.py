@@ -9,7 +9,7 @@ from django.db import IntegrityError, connection, transaction
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
-from tests.workflows_app.test_receipts import spec
+from tests.fixtures import spec
 from workflows_app.models import Attempt, Event, Step, Workflow
 from workflows_app.services import sql
 from workflows_app.services.workflows import workflow_create

@@ -26,7 +26,7 @@ from channels_app import receipts
 from channels_app.errors import ErrorKind, ProviderError
 from channels_app.statuses import ReceiptEvent, ReceiptStatus
 from tests.chaos import checker
-from tests.workflows_app.test_receipts import spec
+from tests.fixtures import spec
 from workflows_app.models import Attempt, Step, Workflow
 from workflows_app.services import sending
 from workflows_app.services.accounts import account_create

@@ -158,36 +158,43 @@ def _claim(candidates: QuerySet[Step], limit: int) -> list[SendClaim]:
         for step in first_sends:
             step.message_uuid = uuid7()
         rows_update(first_sends, ["message_uuid"])
-        routes: dict[tuple[str, str], list[Route]] = {}
-        claims = []
-        for step in sending:
-            key = (step.channel, address_of(step.sender))
-            if key not in routes:  # one query per sender and channel, not per step
-                routes[key] = routes_for(step.channel, step.sender)
-            choices = routes[key]
-            number = step.attempt_count
-            route = choices[min((number - 1) // settings.SEND_MAX_ATTEMPTS, len(choices) - 1)]
-            attempt = Attempt(
-                step=step,
-                number=number,
-                provider=route.adapter.name,
-                connection_id=route.connection_id,
-                request_summary={
-                    "channel": step.channel,
-                    "to": step.recipient,
-                    "content_type": step.message.get("content", {}).get("type"),
-                },
-            )
-            outbound = OutboundMessage(
-                channel=step.channel,
-                sender=step.sender,
-                recipient=step.recipient,
-                message=step.message,
-                client_ref=str(attempt.id),
-                attempt_number=number,
-            )
-            claims.append(SendClaim(attempt, route, outbound))
+        claims = _claims_for(sending)
         Attempt.objects.bulk_create([claim.attempt for claim in claims])
+    return claims
+
+
+def _claims_for(steps: list[Step]) -> list[SendClaim]:
+    """Each step's route (its attempt number picks among the channel's connections, after
+    ``SEND_MAX_ATTEMPTS`` tries on each), its new Attempt and the message to send."""
+    routes: dict[tuple[str, str], list[Route]] = {}
+    claims = []
+    for step in steps:
+        key = (step.channel, address_of(step.sender))
+        if key not in routes:  # one query per sender and channel, not per step
+            routes[key] = routes_for(step.channel, step.sender)
+        choices = routes[key]
+        number = step.attempt_count
+        route = choices[min((number - 1) // settings.SEND_MAX_ATTEMPTS, len(choices) - 1)]
+        attempt = Attempt(
+            step=step,
+            number=number,
+            provider=route.adapter.name,
+            connection_id=route.connection_id,
+            request_summary={
+                "channel": step.channel,
+                "to": step.recipient,
+                "content_type": step.message.get("content", {}).get("type"),
+            },
+        )
+        outbound = OutboundMessage(
+            channel=step.channel,
+            sender=step.sender,
+            recipient=step.recipient,
+            message=step.message,
+            client_ref=str(attempt.id),
+            attempt_number=number,
+        )
+        claims.append(SendClaim(attempt, route, outbound))
     return claims
 
 

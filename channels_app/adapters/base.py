@@ -57,50 +57,6 @@ class SendResult:
     response: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class ErrorRule:
-    """How one provider error code is handled, and the Vonage code/reason callers see."""
-
-    kind: ErrorKind
-    code: int | None
-    reason: str
-
-
-def permanent(code: int | None, reason: str) -> ErrorRule:
-    """A rule for an error that no retry can fix (invalid recipient, outside the window)."""
-    return ErrorRule(ErrorKind.PERMANENT, code, reason)
-
-
-def transient(code: int | None, reason: str) -> ErrorRule:
-    """A rule for an error worth retrying (throttling, a provider outage)."""
-    return ErrorRule(ErrorKind.TRANSIENT, code, reason)
-
-
-def configuration(code: int | None, reason: str) -> ErrorRule:
-    """A rule for an error in our connection's setup (bad token, missing permission)."""
-    return ErrorRule(ErrorKind.CONFIGURATION, code, reason)
-
-
-def error_from_table(
-    table: Mapping[Any, ErrorRule],
-    provider_code: Any,
-    *,
-    fallback: ErrorRule,
-    detail: str = "",
-    retry_after: float | None = None,
-) -> ProviderError:
-    """Build the ProviderError for ``provider_code`` from an adapter's table."""
-    rule = table.get(provider_code, fallback)
-    reason = rule.reason if not detail else f"{rule.reason}: {detail}"
-    return ProviderError(
-        rule.kind,
-        reason[:500],
-        code=rule.code,
-        provider_code=str(provider_code),
-        retry_after=retry_after,
-    )
-
-
 def unsupported_content(provider: str, message: OutboundMessage) -> ProviderError:
     """A content type this provider cannot carry on this channel: permanent, fail over."""
     return ProviderError(

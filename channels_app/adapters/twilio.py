@@ -11,39 +11,29 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from channels_app import http
-from channels_app.adapters.base import (
-    Adapter,
-    ErrorRule,
-    OutboundMessage,
-    SendResult,
-    configuration,
-    error_from_table,
-    permanent,
-    transient,
-    unsupported_content,
-)
-from channels_app.errors import ProviderError
+from channels_app.adapters.base import Adapter, OutboundMessage, SendResult, unsupported_content
+from channels_app.errors import ErrorRule, ProviderError, error_from_table
 from channels_app.statuses import ReceiptEvent, ReceiptStatus
 
 # Send-time errors (`code` in the error body) and delivery errors (`ErrorCode` in callbacks).
 ERRORS: dict[int, ErrorRule] = {
-    20003: configuration(1110, "Authentication failed"),
-    20429: transient(1000, "Throttled"),
-    21211: permanent(1170, "Invalid To number"),
-    21408: configuration(1140, "Region not enabled"),
-    21610: permanent(1240, "Recipient unsubscribed"),
-    21614: permanent(1170, "Not a mobile number"),
-    21635: permanent(1310, "Landline"),
-    30001: transient(1000, "Queue overflow"),
-    30002: configuration(1060, "Account suspended"),
-    30003: transient(1260, "Destination unreachable"),
-    30004: permanent(1280, "Blocked"),
-    30005: permanent(1170, "Unknown handset"),
-    30006: permanent(1310, "Landline or unreachable carrier"),
-    30007: permanent(1210, "Carrier filtering"),
-    30008: transient(1330, "Unknown error"),
+    20003: ErrorRule.configuration(1110, "Authentication failed"),
+    20429: ErrorRule.transient(1000, "Throttled"),
+    21211: ErrorRule.permanent(1170, "Invalid To number"),
+    21408: ErrorRule.configuration(1140, "Region not enabled"),
+    21610: ErrorRule.permanent(1240, "Recipient unsubscribed"),
+    21614: ErrorRule.permanent(1170, "Not a mobile number"),
+    21635: ErrorRule.permanent(1310, "Landline"),
+    30001: ErrorRule.transient(1000, "Queue overflow"),
+    30002: ErrorRule.configuration(1060, "Account suspended"),
+    30003: ErrorRule.transient(1260, "Destination unreachable"),
+    30004: ErrorRule.permanent(1280, "Blocked"),
+    30005: ErrorRule.permanent(1170, "Unknown handset"),
+    30006: ErrorRule.permanent(1310, "Landline or unreachable carrier"),
+    30007: ErrorRule.permanent(1210, "Carrier filtering"),
+    30008: ErrorRule.transient(1330, "Unknown error"),
 }
-FALLBACK = permanent(1331, "Provider error")
+FALLBACK = ErrorRule.permanent(1331, "Provider error")
 
 # MessageStatus values (twilio-python `MessageInstance.Status`) onto our vocabulary.
 STATUSES: dict[str, ReceiptStatus] = {

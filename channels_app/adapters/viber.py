@@ -12,38 +12,31 @@ characters), optional ``sender_avatar``.
 from typing import Any, ClassVar
 
 from channels_app import http
-from channels_app.adapters.base import (
-    Adapter,
-    ErrorRule,
-    OutboundMessage,
-    SendResult,
-    configuration,
-    error_from_table,
-    permanent,
-    transient,
-    unsupported_content,
-)
-from channels_app.errors import ProviderError
+from channels_app.adapters.base import Adapter, OutboundMessage, SendResult, unsupported_content
+from channels_app.errors import ErrorRule, ProviderError, error_from_table
 
 ERRORS: dict[int, ErrorRule] = {
-    1: configuration(1380, "invalidUrl"),
-    2: configuration(1110, "invalidAuthToken"),
-    3: permanent(1020, "badData"),
-    4: permanent(1010, "missingData"),
-    5: permanent(1300, "receiverNotRegistered"),
-    6: permanent(1300, "receiverNotSubscribed"),
-    7: configuration(1060, "publicAccountBlocked"),
-    8: configuration(1060, "publicAccountNotFound"),
-    9: configuration(1060, "publicAccountSuspended"),
-    10: configuration(1140, "webhookNotSet"),
-    11: permanent(1310, "receiverNoSuitableDevice"),
-    12: transient(1000, "tooManyRequests"),
-    13: permanent(1440, "apiVersionNotSupported"),
-    14: permanent(1440, "incompatibleWithVersion"),
-    15: configuration(1060, "publicAccountNotAuthorized"),
-    **{status: permanent(1140, "not allowed for this account") for status in range(16, 21)},
+    1: ErrorRule.configuration(1380, "invalidUrl"),
+    2: ErrorRule.configuration(1110, "invalidAuthToken"),
+    3: ErrorRule.permanent(1020, "badData"),
+    4: ErrorRule.permanent(1010, "missingData"),
+    5: ErrorRule.permanent(1300, "receiverNotRegistered"),
+    6: ErrorRule.permanent(1300, "receiverNotSubscribed"),
+    7: ErrorRule.configuration(1060, "publicAccountBlocked"),
+    8: ErrorRule.configuration(1060, "publicAccountNotFound"),
+    9: ErrorRule.configuration(1060, "publicAccountSuspended"),
+    10: ErrorRule.configuration(1140, "webhookNotSet"),
+    11: ErrorRule.permanent(1310, "receiverNoSuitableDevice"),
+    12: ErrorRule.transient(1000, "tooManyRequests"),
+    13: ErrorRule.permanent(1440, "apiVersionNotSupported"),
+    14: ErrorRule.permanent(1440, "incompatibleWithVersion"),
+    15: ErrorRule.configuration(1060, "publicAccountNotAuthorized"),
+    **{
+        status: ErrorRule.permanent(1140, "not allowed for this account")
+        for status in range(16, 21)
+    },
 }
-FALLBACK = transient(1331, "generalError")
+FALLBACK = ErrorRule.transient(1331, "generalError")
 
 
 class ViberAdapter(Adapter):

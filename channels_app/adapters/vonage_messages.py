@@ -15,29 +15,20 @@ from typing import Any, ClassVar
 import jwt
 
 from channels_app import http
-from channels_app.adapters.base import (
-    Adapter,
-    ErrorRule,
-    OutboundMessage,
-    SendResult,
-    configuration,
-    permanent,
-    transient,
-    unsupported_content,
-)
-from channels_app.errors import ErrorKind, ProviderError
+from channels_app.adapters.base import Adapter, OutboundMessage, SendResult, unsupported_content
+from channels_app.errors import ErrorKind, ErrorRule, ProviderError
 
 # v1 answers errors by HTTP status with an RFC 7807 body.
 ERRORS: dict[int, ErrorRule] = {
-    401: configuration(1110, "Unauthorized"),
-    402: configuration(1070, "Payment required"),
-    403: configuration(1140, "Forbidden"),
-    404: configuration(1380, "Not found"),
-    422: permanent(1020, "Invalid params"),
-    429: transient(1000, "Throttled"),
+    401: ErrorRule.configuration(1110, "Unauthorized"),
+    402: ErrorRule.configuration(1070, "Payment required"),
+    403: ErrorRule.configuration(1140, "Forbidden"),
+    404: ErrorRule.configuration(1380, "Not found"),
+    422: ErrorRule.permanent(1020, "Invalid params"),
+    429: ErrorRule.transient(1000, "Throttled"),
 }
-FALLBACK_5XX = transient(1331, "Provider error")
-FALLBACK_4XX = permanent(1331, "Provider error")
+FALLBACK_5XX = ErrorRule.transient(1331, "Provider error")
+FALLBACK_4XX = ErrorRule.permanent(1331, "Provider error")
 
 # Our (Vonage v0.1) channel names onto v1's; v1 renamed Viber.
 CHANNELS = {"viber_service_msg": "viber_service"}

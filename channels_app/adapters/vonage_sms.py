@@ -10,62 +10,52 @@ Config: ``api_key``, ``api_secret`` (send), ``signature_secret`` and ``signature
 from typing import Any, ClassVar
 
 from channels_app import http
-from channels_app.adapters.base import (
-    Adapter,
-    ErrorRule,
-    OutboundMessage,
-    SendResult,
-    configuration,
-    error_from_table,
-    permanent,
-    transient,
-    unsupported_content,
-)
-from channels_app.errors import ErrorKind, ProviderError
+from channels_app.adapters.base import Adapter, OutboundMessage, SendResult, unsupported_content
+from channels_app.errors import ErrorKind, ErrorRule, ProviderError, error_from_table
 
 # `messages[].status` of the send response. The Vonage codes are the same table's
 # asynchronous twins (reference/vonage-api.md §2.7: 1000 + 10 * status, mostly).
 ERRORS: dict[str, ErrorRule] = {
-    "1": transient(1000, "Throttled"),
-    "2": permanent(1010, "Missing params"),
-    "3": permanent(1020, "Invalid params"),
-    "4": configuration(1110, "Invalid credentials"),
-    "5": transient(1030, "Internal error"),
-    "6": permanent(1040, "Invalid message"),
-    "7": permanent(1050, "Number barred"),
-    "8": configuration(1060, "Partner account barred"),
-    "9": configuration(1070, "Partner quota exceeded"),
-    "10": transient(1331, "Too many existing binds"),
-    "11": configuration(1080, "Account not enabled for REST"),
-    "12": permanent(1090, "Message too long"),
-    "14": configuration(1110, "Invalid signature"),
-    "15": permanent(1120, "Illegal sender address"),
-    "22": permanent(1020, "Invalid network code"),
-    "23": configuration(1020, "Invalid callback URL"),
-    "29": permanent(1160, "Non-whitelisted destination"),
-    "32": configuration(1110, "Signature and api secret disallowed"),
-    "33": permanent(1240, "Number de-activated"),
+    "1": ErrorRule.transient(1000, "Throttled"),
+    "2": ErrorRule.permanent(1010, "Missing params"),
+    "3": ErrorRule.permanent(1020, "Invalid params"),
+    "4": ErrorRule.configuration(1110, "Invalid credentials"),
+    "5": ErrorRule.transient(1030, "Internal error"),
+    "6": ErrorRule.permanent(1040, "Invalid message"),
+    "7": ErrorRule.permanent(1050, "Number barred"),
+    "8": ErrorRule.configuration(1060, "Partner account barred"),
+    "9": ErrorRule.configuration(1070, "Partner quota exceeded"),
+    "10": ErrorRule.transient(1331, "Too many existing binds"),
+    "11": ErrorRule.configuration(1080, "Account not enabled for REST"),
+    "12": ErrorRule.permanent(1090, "Message too long"),
+    "14": ErrorRule.configuration(1110, "Invalid signature"),
+    "15": ErrorRule.permanent(1120, "Illegal sender address"),
+    "22": ErrorRule.permanent(1020, "Invalid network code"),
+    "23": ErrorRule.configuration(1020, "Invalid callback URL"),
+    "29": ErrorRule.permanent(1160, "Non-whitelisted destination"),
+    "32": ErrorRule.configuration(1110, "Signature and api secret disallowed"),
+    "33": ErrorRule.permanent(1240, "Number de-activated"),
 }
-FALLBACK = transient(1331, "Provider error")
+FALLBACK = ErrorRule.transient(1331, "Provider error")
 
 # DLR `err-code` (failures only), for the receipt parser.
 DLR_ERRORS: dict[str, ErrorRule] = {
-    "1": permanent(1330, "Unknown"),
-    "2": transient(1180, "Absent subscriber (temporary)"),
-    "3": permanent(1190, "Absent subscriber (permanent)"),
-    "4": permanent(1280, "Call barred by user"),
-    "5": permanent(1200, "Portability error"),
-    "6": permanent(1210, "Anti-spam rejection"),
-    "7": transient(1220, "Handset busy"),
-    "8": transient(1230, "Network error"),
-    "9": permanent(1240, "Illegal number"),
-    "10": permanent(1040, "Invalid message"),
-    "11": permanent(1250, "Unroutable"),
-    "12": permanent(1260, "Destination unreachable"),
-    "13": permanent(1270, "Age restriction"),
-    "14": permanent(1280, "Blocked by carrier"),
-    "15": transient(1290, "Pre-paid insufficient funds"),
-    "99": transient(1331, "General error"),
+    "1": ErrorRule.permanent(1330, "Unknown"),
+    "2": ErrorRule.transient(1180, "Absent subscriber (temporary)"),
+    "3": ErrorRule.permanent(1190, "Absent subscriber (permanent)"),
+    "4": ErrorRule.permanent(1280, "Call barred by user"),
+    "5": ErrorRule.permanent(1200, "Portability error"),
+    "6": ErrorRule.permanent(1210, "Anti-spam rejection"),
+    "7": ErrorRule.transient(1220, "Handset busy"),
+    "8": ErrorRule.transient(1230, "Network error"),
+    "9": ErrorRule.permanent(1240, "Illegal number"),
+    "10": ErrorRule.permanent(1040, "Invalid message"),
+    "11": ErrorRule.permanent(1250, "Unroutable"),
+    "12": ErrorRule.permanent(1260, "Destination unreachable"),
+    "13": ErrorRule.permanent(1270, "Age restriction"),
+    "14": ErrorRule.permanent(1280, "Blocked by carrier"),
+    "15": ErrorRule.transient(1290, "Pre-paid insufficient funds"),
+    "99": ErrorRule.transient(1331, "General error"),
 }
 
 

@@ -251,3 +251,14 @@ def from_ms(value: Any) -> datetime:
         return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
     except (TypeError, ValueError, OverflowError, OSError):
         raise MalformedReceipt(f"bad timestamp {value!r}") from None
+
+
+class MetaReceiptParser(ReceiptParser):
+    """Meta's webhooks (Messenger, WhatsApp Cloud): signed with the app secret
+    (``X-Hub-Signature-256``), subscribed with the ``hub.challenge`` handshake."""
+
+    def verify(self, incoming: Incoming, config: dict[str, Any]) -> None:
+        verify_hub_signature(incoming, str(config.get("app_secret", "")))
+
+    def get(self, request: HttpRequest, configs: list[dict[str, Any]]) -> HttpResponse:
+        return hub_handshake(request, configs)

@@ -8,28 +8,18 @@ Both are watermarks: every message sent to that person before ``watermark`` (ms)
 
 from typing import Any, ClassVar
 
-from django.http import HttpRequest, HttpResponse
-
 from channels_app.receipts.base import (
     Incoming,
     MalformedReceipt,
-    ReceiptParser,
+    MetaReceiptParser,
     from_ms,
-    hub_handshake,
     json_object,
-    verify_hub_signature,
 )
 from channels_app.statuses import ReceiptEvent, ReceiptStatus
 
 
-class MessengerReceiptParser(ReceiptParser):
+class MessengerReceiptParser(MetaReceiptParser):
     provider: ClassVar[str] = "messenger"
-
-    def verify(self, incoming: Incoming, config: dict[str, Any]) -> None:
-        verify_hub_signature(incoming, str(config.get("app_secret", "")))
-
-    def get(self, request: HttpRequest, configs: list[dict[str, Any]]) -> HttpResponse:
-        return hub_handshake(request, configs)
 
     def parse(self, incoming: Incoming) -> list[ReceiptEvent]:
         body = json_object(incoming)

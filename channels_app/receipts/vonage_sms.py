@@ -13,9 +13,8 @@ from typing import Any, ClassVar
 
 from django.http import HttpRequest
 
-from channels_app.adapters.base import ErrorRule
 from channels_app.adapters.vonage_sms import DLR_ERRORS
-from channels_app.errors import ErrorKind
+from channels_app.errors import ErrorKind, ErrorRule
 from channels_app.receipts.base import (
     Incoming,
     MalformedReceipt,

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from channels_app import http
 from channels_app.adapters.base import Adapter, OutboundMessage, SendResult, unsupported_content
-from channels_app.errors import ErrorRule, ProviderError, error_from_table
+from channels_app.errors import ErrorRule, error_from_table
 
 ERRORS: dict[int, ErrorRule] = {
     1: ErrorRule.configuration(1380, "invalidUrl"),
@@ -56,13 +56,7 @@ class ViberAdapter(Adapter):
         )
         body = http.json_body(response)
         if not response.ok:
-            raise ProviderError(
-                http.kind_for_status(response.status_code),
-                f"HTTP {response.status_code}",
-                code=1331,
-                provider_code=str(response.status_code),
-                retry_after=http.retry_after(response),
-            )
+            raise http.status_error(response)
         if body is None or "status" not in body:
             raise http.unreadable_success(response)
         if body["status"] != 0:

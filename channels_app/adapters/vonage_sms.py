@@ -87,13 +87,7 @@ class VonageSmsAdapter(Adapter):
         )
         body = http.json_body(response)
         if not response.ok:
-            raise ProviderError(
-                http.kind_for_status(response.status_code),
-                f"HTTP {response.status_code}",
-                code=1331,
-                provider_code=str(response.status_code),
-                retry_after=http.retry_after(response),
-            )
+            raise http.status_error(response)
         if body is None or not isinstance(body.get("messages"), list) or not body["messages"]:
             raise http.unreadable_success(response)
         return self.result(body["messages"], http.retry_after(response))

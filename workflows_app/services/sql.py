@@ -95,6 +95,12 @@ class EventRow:
     detail: str
     data: dict[str, Any] = field(default_factory=dict)
 
+    def row(self, workflow_id: Any, step_id: int | None) -> Event:
+        """The Event itself, for the ORM (the embedded SQLite)."""
+        names = ("kind", "from_state", "to_state", "data")
+        fields = {name: getattr(self, name) for name in names}
+        return Event(workflow_id=workflow_id, step_id=step_id, detail=self.detail[:255], **fields)
+
 
 def steps_set_where_state(
     ids: Sequence[int], state: str, values: dict[str, Any], event: EventRow
@@ -150,10 +156,9 @@ def _update_logged(
     """The compare-and-set of the two functions above: ``column = %s`` on each of ``ids``."""
     if not ids:
         return set()
-    now = timezone.now()
     step_rows = model is Step
     if connection.vendor != "postgresql":
-        return _update_logged_row_by_row(model, ids, where, values, event, now)
+        return _update_logged_row_by_row(model, ids, where, values, event)
     assignments, params = _assignments(model, values)
     workflow, step = ('"workflow_id"', '"id"') if step_rows else ('"id"', "NULL::bigint")
     sql = (
@@ -166,12 +171,12 @@ def _update_logged(
         f"RETURNING {'step_id' if step_rows else 'workflow_id'}"
     )
     event_params = [event.kind, event.from_state, event.to_state, event.detail[:255]]
-    rows = _fetch(sql, [*params, list(ids), *where_params, *event_params, _json(event), now])
+    rows = _fetch(sql, [*params, list(ids), *where_params, *event_params, _json(event), timezone.now()])
     return {row[0] for row in rows}
 
 
 def _update_logged_row_by_row(
-    model: type[Model], ids: Sequence[Any], where: Q, values: dict[str, Any], event: EventRow, now
+    model: type[Model], ids: Sequence[Any], where: Q, values: dict[str, Any], event: EventRow
 ) -> set[Any]:
     changed: set[Any] = set()
     events: list[Event] = []
@@ -184,18 +189,7 @@ def _update_logged_row_by_row(
             workflow_id = (
                 Step.objects.values_list("workflow_id", flat=True).get(id=id_) if step_id else id_
             )
-            events.append(
-                Event(
-                    workflow_id=workflow_id,
-                    step_id=step_id,
-                    kind=event.kind,
-                    from_state=event.from_state,
-                    to_state=event.to_state,
-                    detail=event.detail[:255],
-                    data=event.data,
-                    created_at=now,
-                )
-            )
+            events.append(event.row(workflow_id, step_id))
         Event.objects.bulk_create(events)
     return changed
 

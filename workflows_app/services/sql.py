@@ -170,8 +170,8 @@ def _update_logged(
         "SELECT w, s, %s, %s, %s, %s, %s::jsonb, NULL, %s FROM changed "
         f"RETURNING {'step_id' if step_rows else 'workflow_id'}"
     )
-    event_params = [event.kind, event.from_state, event.to_state, event.detail[:255]]
-    rows = _fetch(sql, [*params, list(ids), *where_params, *event_params, _json(event), timezone.now()])
+    logged = [event.kind, event.from_state, event.to_state, event.detail[:255], _json(event)]
+    rows = _fetch(sql, [*params, list(ids), *where_params, *logged, timezone.now()])
     return {row[0] for row in rows}
 
 

@@ -31,6 +31,11 @@ def spec(channel: str, recipient: str, condition: str | None = None, expiry: int
     )
 
 
+def run_of(account, *specs: StepSpec) -> Workflow:
+    """A Workflows API run of ``specs`` for the ``account`` fixture, nothing sent yet."""
+    return workflow_create(account=account.account, flavour="workflows", steps=list(specs))
+
+
 def receipt(step: Step, status: ReceiptStatus) -> ReceiptEvent:
     attempt = step.attempts.get()
     return ReceiptEvent(

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
+import requests
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +64,15 @@ def test_database_url() -> str:
     s = connection.settings_dict
     auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
     return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def web_answers(base_url: str) -> bool:
+    """Whether a web process we started answers HTTP yet (any status will do)."""
+    try:
+        requests.get(base_url + "/beta/workflows/x", timeout=1)
+    except requests.RequestException:
+        return False
+    return True
 
 
 def free_port() -> int:

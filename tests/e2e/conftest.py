@@ -21,6 +21,7 @@ from tests.services import (
     stack_redis_url,
     test_database_url,
     wait_for,
+    web_answers,
 )
 
 
@@ -58,19 +59,11 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
     for name in ("web", "worker", "scheduler"):
         stack.start(name)
     try:
-        wait_for(lambda: _answers(stack.base_url), 30, message="gunicorn to answer")
+        wait_for(lambda: web_answers(stack.base_url), 30, message="gunicorn to answer")
         yield stack
     finally:
         for process in stack.processes.values():
             process.kill()
-
-
-def _answers(base_url: str) -> bool:
-    try:
-        requests.get(base_url + "/beta/workflows/x", timeout=1)
-    except requests.RequestException:
-        return False
-    return True
 
 
 class Client:

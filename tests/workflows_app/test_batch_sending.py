@@ -11,11 +11,10 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Now
 
-from tests.fixtures import spec
+from tests.fixtures import run_of, spec
 from workflows_app.models import Event, Step, Workflow
 from workflows_app.services import dispatch, sending
 from workflows_app.services.sending import steps_send_due
-from workflows_app.services.workflows import workflow_create
 
 
 @pytest.fixture(autouse=True)
@@ -34,11 +33,7 @@ def _runs(account, *first_recipients: str) -> list[Workflow]:
     """One two-step run per recipient, created in order (so their first steps are due in
     that order)."""
     return [
-        workflow_create(
-            account=account.account,
-            flavour="workflows",
-            steps=[spec("sms", recipient, "delivered", 600), spec("sms", "447700900000")],
-        )
+        run_of(account, spec("sms", recipient, "delivered", 600), spec("sms", "447700900000"))
         for recipient in first_recipients
     ]
 

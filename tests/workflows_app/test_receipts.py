@@ -4,19 +4,16 @@ import pytest
 
 from channels_app import receipts
 from channels_app.statuses import ReceiptEvent, ReceiptStatus
-from tests.fixtures import receipt, spec
+from tests.fixtures import receipt, run_of, spec
 from workflows_app.models import Event, Step, Workflow
 from workflows_app.services.sending import steps_send_due
-from workflows_app.services.workflows import workflow_create
 
 
 @pytest.fixture
 def waiting_run(account):
     """A two-step run whose first step (a silent sandbox recipient) is waiting for `read`."""
-    workflow = workflow_create(
-        account=account.account,
-        flavour="workflows",
-        steps=[spec("messenger", "1000000003", "read", 600), spec("sms", "447700900000")],
+    workflow = run_of(
+        account, spec("messenger", "1000000003", "read", 600), spec("sms", "447700900000")
     )
     first = workflow.steps.get(index=0)
     steps_send_due(ids=[first.id])
@@ -90,10 +87,8 @@ def test_a_receipt_for_an_unknown_message_is_recorded(db):
 def test_a_receipt_that_beats_the_send_record_is_applied_once_the_send_is_recorded(
     account, monkeypatch
 ):
-    workflow = workflow_create(
-        account=account.account,
-        flavour="workflows",
-        steps=[spec("messenger", "1000000003", "delivered", 600), spec("sms", "447700900000")],
+    workflow = run_of(
+        account, spec("messenger", "1000000003", "delivered", 600), spec("sms", "447700900000")
     )
     first = workflow.steps.get(index=0)
     from channels_app.adapters.base import SendResult

@@ -9,7 +9,7 @@ from django.db import IntegrityError, connection, transaction
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
-from tests.fixtures import spec
+from tests.fixtures import run_of, spec
 from workflows_app.models import Attempt, Event, Step, Workflow
 from workflows_app.services import sql
 from workflows_app.services.workflows import workflow_create
@@ -139,11 +139,7 @@ def test_a_failed_statement_marks_the_callers_transaction_for_rollback(account):
 
 
 def test_rows_update_writes_what_bulk_update_writes(account):
-    run = workflow_create(
-        account=account.account,
-        flavour="workflows",
-        steps=[spec("messenger", "1000000003", "read", 600), spec("sms", "447700900000")],
-    )
+    run = run_of(account, spec("messenger", "1000000003", "read", 600), spec("sms", "447700900000"))
     first, second = run.steps.order_by("index")
     ours = [
         Attempt.objects.create(step=first, number=1, provider="sandbox"),

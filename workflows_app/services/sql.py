@@ -22,12 +22,14 @@ They exist for the engine's hot paths, on PostgreSQL:
 Other databases (the embedded SQLite) run the same writes with the ORM, in a transaction.
 """
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import AutoField, Field, Model, Q
 from django.utils import timezone
 
@@ -64,25 +66,35 @@ def run_insert(workflow: Workflow, steps: Sequence[Step], created: Event) -> Non
 def _insert(objs: Sequence[Model]) -> tuple[str, list[Any]]:
     """``INSERT INTO table (every column) VALUES (…), …`` for instances of one model; the
     database numbers auto-increment ids. ``ClockTimestamp()`` is the database's clock."""
-    meta = type(objs[0])._meta
-    fields = [
-        column
-        for column in meta.concrete_fields
-        if not column.generated and not isinstance(column, AutoField)
-    ]
+    model = type(objs[0])
+    fields, casts, head = _insert_columns(model)
+    database = _database()
     rows, params = [], []
     for obj in objs:
         placeholders = []
-        for column in fields:
+        for column, cast in zip(fields, casts, strict=True):
             value = column.pre_save(obj, add=True)  # defaults, auto_now_add
             if isinstance(value, ClockTimestamp):
                 placeholders.append("clock_timestamp()")
                 continue
-            placeholders.append(f"%s::{column.db_type(connection)}")
-            params.append(column.get_db_prep_save(value, connection))
+            placeholders.append(cast)
+            params.append(column.get_db_prep_save(value, database))
         rows.append(f"({', '.join(placeholders)})")
-    columns = ", ".join(f'"{column.column}"' for column in fields)
-    return f'INSERT INTO "{meta.db_table}" ({columns}) VALUES {", ".join(rows)}', params
+    return f"{head} VALUES {', '.join(rows)}", params
+
+
+@functools.cache
+def _insert_columns(model: type[Model]) -> tuple[list[Field], list[str], str]:
+    """A model's inserted columns, their placeholders (``%s::type``) and the INSERT's head:
+    they never change, so they are worked out once (PostgreSQL only)."""
+    fields = [
+        column
+        for column in model._meta.concrete_fields
+        if not column.generated and not isinstance(column, AutoField)
+    ]
+    casts = [f"%s::{column.db_type(connection)}" for column in fields]
+    names = ", ".join(f'"{column.column}"' for column in fields)
+    return fields, casts, f'INSERT INTO "{model._meta.db_table}" ({names})'
 
 
 @dataclass(frozen=True)
@@ -227,11 +239,26 @@ def rows_update(objs: Sequence[Model], fields: Sequence[str]) -> None:
 def _assignments(model: type[Model], values: dict[str, Any]) -> tuple[str, list[Any]]:
     """``"col" = %s::type, …`` and its parameters, each value prepared as ``save()`` would."""
     parts, params = [], []
+    database = _database()
     for name, value in values.items():
-        column = model._meta.get_field(name)
-        parts.append(f'"{column.column}" = %s::{column.db_type(connection)}')  # type: ignore[union-attr]
-        params.append(column.get_db_prep_save(value, connection))  # type: ignore[union-attr]
+        column, assignment = _assignment(model, name)
+        parts.append(assignment)
+        params.append(column.get_db_prep_save(value, database))
     return ", ".join(parts), params
+
+
+@functools.cache
+def _assignment(model: type[Model], name: str) -> tuple[Field, str]:
+    """A field and its ``"col" = %s::type``, worked out once (PostgreSQL only)."""
+    column = model._meta.get_field(name)
+    assert isinstance(column, Field)
+    return column, f'"{column.column}" = %s::{column.db_type(connection)}'
+
+
+def _database() -> BaseDatabaseWrapper:
+    """The connection object itself: ``django.db.connection`` is a proxy that looks it up
+    (thread- and task-local) on every attribute access, dozens of times per row prepared."""
+    return connections[DEFAULT_DB_ALIAS]
 
 
 def _json(event: EventRow) -> str:

@@ -74,16 +74,16 @@ def test_a_state_compare_and_set_changes_and_logs_only_the_rows_in_that_state(ac
     first, second = (run.steps.get() for run in runs)
     Step.objects.filter(id=second.id).update(state="sending")
     before = Event.objects.count()
-    changed = sql.steps_set_where_state(
-        [first.id, second.id], "pending", {"attempt_count": 7}, _event()
-    )
+    both = {first.id: runs[0].id, second.id: runs[1].id}
+    changed = sql.steps_set_where_state(both, "pending", {"attempt_count": 7}, _event())
     assert changed == {first.id}
     assert Step.objects.get(id=first.id).attempt_count == 7
     assert Step.objects.get(id=second.id).attempt_count == 0
     assert Event.objects.count() == before + 1
     recorded = Event.objects.get(kind="test")
     assert (recorded.workflow_id, recorded.step_id, recorded.detail) == (runs[0].id, first.id, "x")
-    assert sql.steps_set_where_state([first.id], "waiting", {"attempt_count": 8}, _event()) == set()
+    only_first = {first.id: first.workflow_id}
+    assert sql.steps_set_where_state(only_first, "waiting", {"attempt_count": 8}, _event()) == set()
     assert Event.objects.count() == before + 1
 
 
@@ -133,7 +133,9 @@ def test_a_failed_statement_marks_the_callers_transaction_for_rollback(account):
     step = run.steps.get()
     with transaction.atomic():
         with pytest.raises(IntegrityError):  # message_uuid is unique
-            sql.steps_set_where_state([step.id], "pending", {"message_uuid": taken}, _event())
+            sql.steps_set_where_state(
+                {step.id: run.id}, "pending", {"message_uuid": taken}, _event()
+            )
         assert transaction.get_rollback() is True  # so leaving the block rolls it back
     assert Step.objects.get(id=step.id).message_uuid is None  # and the connection works on
 

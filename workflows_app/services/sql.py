@@ -24,7 +24,7 @@ Other databases (the embedded SQLite) run the same writes with the ORM, in a tra
 
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,11 +115,11 @@ class EventRow:
 
 
 def steps_set_where_state(
-    ids: Sequence[int], state: str, values: dict[str, Any], event: EventRow
+    runs: Mapping[int, Any], state: str, values: dict[str, Any], event: EventRow
 ) -> set[int]:
-    """``UPDATE step SET values WHERE id IN ids AND state = state``, and an Event for each row
-    it changed. Returns the ids of the rows changed."""
-    return _update_logged(Step, ids, "state", Q(state=state), [state], values, event)
+    """``UPDATE step SET values WHERE id IN runs AND state = state``, and an Event for each row
+    it changed (``runs``: step id → its workflow id). Returns the ids of the rows changed."""
+    return _update_logged(Step, runs, "state", Q(state=state), [state], values, event)
 
 
 def workflow_set_where_status(
@@ -128,7 +128,8 @@ def workflow_set_where_status(
     """``UPDATE workflow SET values WHERE id = workflow_id AND status = status``, and its Event
     if it changed. Returns whether it did."""
     where = Q(status=status)
-    return bool(_update_logged(Workflow, [workflow_id], "status", where, [status], values, event))
+    runs = {workflow_id: workflow_id}
+    return bool(_update_logged(Workflow, runs, "status", where, [status], values, event))
 
 
 def steps_set_where_status_in(
@@ -158,19 +159,20 @@ def steps_set_where_status_in(
 
 def _update_logged(
     model: type[Model],
-    ids: Sequence[Any],
+    runs: Mapping[Any, Any],
     column: str,
     where: Q,
     where_params: list[Any],
     values: dict[str, Any],
     event: EventRow,
 ) -> set[Any]:
-    """The compare-and-set of the two functions above: ``column = %s`` on each of ``ids``."""
-    if not ids:
+    """The compare-and-set of the two functions above: ``column = %s`` on each row of ``runs``
+    (its id → its workflow's id)."""
+    if not runs:
         return set()
     step_rows = model is Step
     if connection.vendor != "postgresql":
-        return _update_logged_row_by_row(model, ids, where, values, event)
+        return _update_logged_row_by_row(model, runs, where, values, event)
     assignments, params = _assignments(model, values)
     workflow, step = ('"workflow_id"', '"id"') if step_rows else ('"id"', "NULL::bigint")
     sql = (
@@ -183,25 +185,21 @@ def _update_logged(
         f"RETURNING {'step_id' if step_rows else 'workflow_id'}"
     )
     logged = [event.kind, event.from_state, event.to_state, event.detail[:255], _json(event)]
-    rows = _fetch(sql, [*params, list(ids), *where_params, *logged, timezone.now()])
+    rows = _fetch(sql, [*params, list(runs), *where_params, *logged, timezone.now()])
     return {row[0] for row in rows}
 
 
 def _update_logged_row_by_row(
-    model: type[Model], ids: Sequence[Any], where: Q, values: dict[str, Any], event: EventRow
+    model: type[Model], runs: Mapping[Any, Any], where: Q, values: dict[str, Any], event: EventRow
 ) -> set[Any]:
     changed: set[Any] = set()
     events: list[Event] = []
     with transaction.atomic(savepoint=False):
-        for id_ in ids:
+        for id_, workflow_id in runs.items():
             if not model._default_manager.filter(where, pk=id_).update(**values):
                 continue
             changed.add(id_)
-            step_id = id_ if model is Step else None
-            workflow_id = (
-                Step.objects.values_list("workflow_id", flat=True).get(id=id_) if step_id else id_
-            )
-            events.append(event.row(workflow_id, step_id))
+            events.append(event.row(workflow_id, id_ if model is Step else None))
         Event.objects.bulk_create(events)
     return changed
 

@@ -5,7 +5,8 @@
 #   make test   install, then run the whole test suite
 #   make lock   re-resolve the lock files (requirements.lock, requirements-test.lock) from
 #               pyproject.toml
-#   make lint   ruff check + ruff format --check + mypy (with django-stubs; [tool.mypy])
+#   make lint   ruff check + ruff format --check + mypy (with django-stubs; [tool.mypy]) + the
+#               structural budgets of scripts/check_budgets.py (sizes, twins, imports)
 #   make chaos  fault injection: kill workers, schedulers, Redis and PostgreSQL under load
 #               (throwaway servers; CHAOS_ARGS=--short for the quick version, see
 #               docs/reliability.md)
@@ -50,7 +51,7 @@ PYTHON ?= $(shell for p in python3 python3.13 python3.12 python3.11; do \
 help:
 	@echo "make run    start web + worker + scheduler on http://127.0.0.1:8000 (PORT=... to change)"
 	@echo "make test   run the whole test suite"
-	@echo "make lint   ruff check, ruff format --check and mypy"
+	@echo "make lint   ruff check, ruff format --check, mypy and the structural budgets"
 	@echo "make browser  install Debian's Chromium for the admin browser test"
 	@echo "make chaos  fault-injection scenarios (CHAOS_ARGS=--short for the quick version)"
 	@echo "make bench  benchmarks against same-run baselines (BENCH_ARGS=\"--size small --skip-scale\")"
@@ -123,6 +124,7 @@ lint: $(STAMP)
 	"$(BIN)/ruff" check .
 	"$(BIN)/ruff" format --check .
 	"$(BIN)/mypy"
+	"$(PY)" scripts/check_budgets.py
 
 # Starts its own throwaway PostgreSQL and Redis; never touches DATABASE_URL or REDIS_URL.
 chaos: $(STAMP)

@@ -5,7 +5,7 @@ two-step request (Messenger waiting for ``read``, then SMS) and the sandbox acce
 message and went silent: one Workflow, two Steps (the first ``waiting`` with its deadline, the
 second ``pending``), one Attempt with its ProviderMessage, and three Events (``workflow.created``,
 ``pending → sending``, ``sending → waiting``). ``tests/bench/test_fixtures.py`` compares these
-rows with the ones :func:`workflow_create` and :func:`step_send` write, column by column.
+rows with the ones :func:`workflow_create` and :func:`steps_send_due` write, column by column.
 
 Only ids, uuids, recipients and timestamps differ between runs. ``timer_armed_at`` stays NULL, as
 the service leaves it for a deadline beyond ``TIMER_HORIZON``; for nearer deadlines the
@@ -70,7 +70,7 @@ FROM bench_gen
     """
 INSERT INTO workflows_app_step
     (id, workflow_id, index, channel, sender, recipient, message, condition_status, expiry_time,
-     state, ready_at, dispatched_at, attempt_count, message_uuid, message_status, error,
+     is_last, state, ready_at, dispatched_at, attempt_count, message_uuid, message_status, error,
      failover_reason, send_started_at, sent_at, deadline_at, timer_armed_at, finished_at,
      late_receipt, created_at, updated_at)
 SELECT step0_id, workflow_id, 0, 'messenger',
@@ -78,7 +78,7 @@ SELECT step0_id, workflow_id, 0, 'messenger',
        jsonb_build_object('type', 'messenger', 'id', messenger_to),
        jsonb_build_object('content',
                           jsonb_build_object('type', 'text', 'text', %(messenger_text)s)),
-       'read', expiry, %(waiting)s, started - interval '4 ms', started - interval '4 ms', 1,
+       'read', expiry, false, %(waiting)s, started - interval '4 ms', started - interval '4 ms', 1,
        message_uuid, 'submitted', NULL::jsonb, NULL, started, started + interval '10 ms',
        deadline, NULL::timestamptz, NULL::timestamptz, false,
        started - interval '4 ms', started + interval '11 ms'
@@ -88,7 +88,7 @@ SELECT step1_id, workflow_id, 1, 'sms',
        jsonb_build_object('type', 'sms', 'number', %(sms_sender)s),
        jsonb_build_object('type', 'sms', 'number', sms_to),
        jsonb_build_object('content', jsonb_build_object('type', 'text', 'text', %(sms_text)s)),
-       NULL, NULL, %(pending)s, NULL, NULL, 0,
+       NULL, NULL, true, %(pending)s, NULL, NULL, 0,
        NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,  -- message_uuid … finished_at
        false, started - interval '4 ms', started - interval '4 ms'
 FROM bench_gen

@@ -22,7 +22,7 @@ from orchestrator.celery import app
 from tests.services import wait_for
 from workflows_app.models import Account
 from workflows_app.services.accounts import account_create
-from workflows_app.services.timers import scheduler_round, scheduler_tick
+from workflows_app.services.scheduler import scheduler_round, scheduler_tick
 from workflows_app.services.workflows import StepSpec, workflow_create
 
 # CASCADE: every table that hangs off a run (steps, attempts, provider messages, events, webhook

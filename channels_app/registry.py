@@ -1,4 +1,5 @@
-"""Which adapter sends a step: provider names to adapters, and channels to routes.
+"""The providers, one row each (its adapter and its receipt parser), and which route sends a
+step: channels to routes.
 
 Routes come from :class:`~channels_app.models.ProviderConnection` rows. A channel with no
 connection at all is served by the sandbox (the embedded default). An enabled connection that
@@ -15,7 +16,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from channels_app.adapters.base import Adapter, OutboundMessage, SendResult
+from channels_app.adapters.base import Adapter, OutboundMessage, SendResult, address_of
 from channels_app.adapters.messenger import MessengerAdapter
 from channels_app.adapters.sandbox import SandboxAdapter
 from channels_app.adapters.twilio import TwilioAdapter
@@ -25,6 +26,14 @@ from channels_app.adapters.vonage_sms import VonageSmsAdapter
 from channels_app.adapters.whatsapp import WhatsAppAdapter
 from channels_app.crypto import CredentialsUnreadable
 from channels_app.errors import ErrorKind, ProviderError
+from channels_app.models import ProviderConnection
+from channels_app.receipts.base import ReceiptParser
+from channels_app.receipts.messenger import MessengerReceiptParser
+from channels_app.receipts.twilio import TwilioReceiptParser
+from channels_app.receipts.viber import ViberReceiptParser
+from channels_app.receipts.vonage_messages import VonageMessagesReceiptParser
+from channels_app.receipts.vonage_sms import VonageSmsReceiptParser
+from channels_app.receipts.whatsapp import WhatsAppReceiptParser
 
 logger = logging.getLogger(__name__)
 
@@ -45,18 +54,38 @@ class UnroutedAdapter(Adapter):
         )
 
 
-ADAPTERS: dict[str, Adapter] = {
-    adapter.name: adapter
-    for adapter in (
-        SandboxAdapter(),
-        MessengerAdapter(),
-        ViberAdapter(),
-        VonageSmsAdapter(),
-        TwilioAdapter(),
-        WhatsAppAdapter(),
-        VonageMessagesAdapter(),
-        UnroutedAdapter(),
+@dataclass(frozen=True)
+class Provider:
+    """One provider: the adapter that sends through it, and the parser of the receipts it
+    posts to ``/webhooks/receipts/<name>`` (None: the sandbox's come in-process)."""
+
+    adapter: Adapter
+    receipts: ReceiptParser | None
+
+    @property
+    def name(self) -> str:
+        return self.adapter.name
+
+
+# Adding a provider: its adapter, its receipt parser, their tests, and a row here.
+PROVIDERS: dict[str, Provider] = {
+    row.name: row
+    for row in (
+        Provider(SandboxAdapter(), receipts=None),
+        Provider(MessengerAdapter(), MessengerReceiptParser()),
+        Provider(ViberAdapter(), ViberReceiptParser()),
+        Provider(VonageSmsAdapter(), VonageSmsReceiptParser()),
+        Provider(TwilioAdapter(), TwilioReceiptParser()),
+        Provider(WhatsAppAdapter(), WhatsAppReceiptParser()),
+        Provider(VonageMessagesAdapter(), VonageMessagesReceiptParser()),
     )
+}
+assert all(row.receipts is None or row.receipts.provider == name for name, row in PROVIDERS.items())
+
+ADAPTERS: dict[str, Adapter] = {name: row.adapter for name, row in PROVIDERS.items()}
+ADAPTERS[UnroutedAdapter.name] = UnroutedAdapter()  # never a connection's provider
+RECEIPT_PARSERS: dict[str, ReceiptParser] = {
+    name: row.receipts for name, row in PROVIDERS.items() if row.receipts is not None
 }
 
 
@@ -135,12 +164,10 @@ def routes_for(channel: str, sender: dict[str, Any]) -> list[Route]:
     route: the sandbox serves only a channel with no connection at all, never as a silent
     stand-in for one that is misconfigured.
     """
-    from channels_app.models import ProviderConnection
-
     rows = list(ProviderConnection.objects.filter(channel=channel, enabled=True))
     if not rows:
         return [sandbox_route()]
-    sender_id = str(sender.get("number") or sender.get("id") or "")
+    sender_id = address_of(sender)
     serving = [c for c in rows if c.serves(sender_id)]
     serving.sort(key=lambda c: (c.configuration_error, c.priority, c.created_at))
     routes = []
@@ -169,8 +196,6 @@ def connection_report_error(connection_id: str, kind: str, reason: str) -> None:
     Called by the engine when an attempt through the connection failed. ``reason`` must not
     hold credentials (adapters build reasons from provider codes, never from our request).
     """
-    from channels_app.models import ProviderConnection
-
     if not connection_id or connection_id == "sandbox":
         return
     fields: dict[str, Any] = {
@@ -196,8 +221,6 @@ def poll(provider: str, connection_id: str, provider_message_id: str) -> list:
     Returns normalised receipts (ReceiptEvent), bound to that connection. Raises ProviderError
     when the provider cannot answer. Call outside any transaction: this is a network call.
     """
-    from channels_app.models import ProviderConnection
-
     adapter = ADAPTERS[provider]
     connection = ProviderConnection.objects.get(id=connection_id)
     events = adapter.poll(provider_message_id, connection_config(connection))

@@ -4,6 +4,7 @@ import os
 
 from celery import Celery
 from celery.signals import task_postrun, task_prerun
+from django.db import close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator.settings")
 
@@ -20,6 +21,4 @@ def close_old_db_connections(**kwargs) -> None:
     if it broke (e.g. PostgreSQL restarted), as Django does around every request. With
     ``CELERY_DB_REUSE_MAX`` set, Celery no longer closes it after every task.
     """
-    from django.db import close_old_connections
-
     close_old_connections()

@@ -94,7 +94,7 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-# Celery. Timers do not live here (see workflows_app/services/timers.py): countdowns are only
+# Celery. Timers do not live here (see workflows_app/services/scheduler.py): countdowns are only
 # ever armed for deadlines inside TIMER_HORIZON, far below the broker's visibility timeout.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_DEFAULT_QUEUE = "celery"

@@ -11,9 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
+import requests
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,11 +50,29 @@ def require_postgres_and_redis() -> str:
     return url
 
 
+def stack_redis_url(url: str) -> str:
+    """The Redis database the end-to-end stack runs on: the tests' own number + 8 (mod 16), so
+    its worker never takes tasks the in-process tests queue, and its flushes never reach their
+    keys. (Parallel suites on one Redis use databases 0-7; their stacks then use 8-15.)"""
+    parts = urlsplit(url)
+    number = int(parts.path.lstrip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{(number + 8) % 16}"))
+
+
 def test_database_url() -> str:
     """A URL for the database pytest-django created, for processes we start."""
     s = connection.settings_dict
     auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
     return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def web_answers(base_url: str) -> bool:
+    """Whether a web process we started answers HTTP yet (any status will do)."""
+    try:
+        requests.get(base_url + "/beta/workflows/x", timeout=1)
+    except requests.RequestException:
+        return False
+    return True
 
 
 def free_port() -> int:

@@ -13,7 +13,7 @@ from django.db import models
 from django.db.models import Q
 from uuid6 import uuid7
 
-from .states import FailoverReason, MessageStatus, StepState, WorkflowStatus
+from .states import EventKind, FailoverReason, MessageStatus, StepState, WorkflowStatus
 from .webhooks.models import (
     WebhookAttempt,
     WebhookDelivery,
@@ -145,6 +145,8 @@ class Step(models.Model):
     message = models.JSONField()  # the request's `message` object (content + channel options)
     condition_status = models.CharField(max_length=16, null=True, blank=True)
     expiry_time = models.PositiveIntegerField(null=True, blank=True)
+    # The run's last step: it has no failover, and its failure ends the run in `error`.
+    is_last = models.BooleanField(default=False)
 
     state = models.CharField(
         max_length=16, choices=[(s.value, s.value) for s in StepState], default=StepState.PENDING
@@ -153,7 +155,7 @@ class Step(models.Model):
     # pending step whose ready_at passed long ago and which no worker picked up.
     ready_at = models.DateTimeField(null=True, blank=True)
     # When its send was last queued; the scheduler's re-dispatch moves it into the future to
-    # back off (workflows_app/services/timers.py).
+    # back off (workflows_app/services/scheduler.py).
     dispatched_at = models.DateTimeField(null=True, blank=True)
     attempt_count = models.PositiveSmallIntegerField(default=0)
     message_uuid = models.UUIDField(null=True, blank=True, unique=True)
@@ -210,10 +212,6 @@ class Step(models.Model):
     def __str__(self) -> str:
         return f"{self.workflow_id}#{self.index} {self.channel} {self.state}"
 
-    @property
-    def is_last(self) -> bool:
-        return self.condition_status is None
-
 
 class Attempt(models.Model):
     """One provider call for a step. Its id is the ``client_ref`` we give the provider."""
@@ -224,7 +222,7 @@ class Attempt(models.Model):
     provider = models.CharField(max_length=32)
     connection_id = models.CharField(max_length=64, blank=True, default="")
     request_summary = models.JSONField(default=dict)
-    outcome = models.CharField(max_length=16, blank=True, default="")  # accepted | error
+    outcome = models.CharField(max_length=16, blank=True, default="")  # a states.AttemptOutcome
     error_kind = models.CharField(max_length=16, blank=True, default="")
     error_code = models.CharField(max_length=64, blank=True, default="")
     error_detail = models.TextField(blank=True, default="")
@@ -292,7 +290,7 @@ class Event(models.Model):
     step = models.ForeignKey(
         Step, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
     )
-    kind = models.CharField(max_length=32)  # step.transition, workflow.transition, receipt, ...
+    kind = models.CharField(max_length=32)  # a states.EventKind
     from_state = models.CharField(max_length=16, blank=True, default="")
     to_state = models.CharField(max_length=16, blank=True, default="")
     detail = models.CharField(max_length=255, blank=True, default="")
@@ -312,7 +310,7 @@ class Event(models.Model):
             models.Index(
                 fields=["detail"],
                 name="event_unmatched_detail",
-                condition=Q(kind="receipt.unmatched"),
+                condition=Q(kind=EventKind.RECEIPT_UNMATCHED),
             ),
         ]
         constraints = [

@@ -4,7 +4,9 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from channels_app.adapters.base import address_of
 from workflows_app.models import Account, Event, Step, WebhookDelivery, Workflow
+from workflows_app.states import RECEIPT_KINDS, AttemptOutcome, EventKind
 
 
 def workflow_get_for_account(account: Account, workflow_id: str) -> Workflow | None:
@@ -32,7 +34,7 @@ class StepTimeline:
 
     @property
     def recipient(self) -> str:
-        return str(self.step.recipient.get("number") or self.step.recipient.get("id") or "")
+        return address_of(self.step.recipient)
 
 
 def workflow_timeline(workflow: Workflow) -> list[StepTimeline]:
@@ -60,7 +62,7 @@ def _entry_order(entry: TimelineEntry) -> tuple:
 def _step_entries(step: Step) -> list[TimelineEntry]:
     entries = []
     for attempt in step.attempts.all():
-        bad = attempt.outcome == "error"
+        bad = attempt.outcome == AttemptOutcome.ERROR
         error = f"{attempt.error_kind} {attempt.error_code}: {attempt.error_detail}".strip()
         entries.append(
             TimelineEntry(
@@ -104,8 +106,8 @@ def _deadline_entry(step: Step) -> TimelineEntry:
 
 
 def _event_entry(step: Step, event: Event) -> TimelineEntry:
-    if event.kind.startswith("receipt"):
-        late = event.kind == "receipt.late"
+    if event.kind in RECEIPT_KINDS:
+        late = event.kind == EventKind.RECEIPT_LATE
         failed = event.to_state in ("rejected", "undeliverable")
         title = f"receipt: {event.to_state}" + (" (late: after failover)" if late else "")
         return TimelineEntry(

@@ -1,5 +1,10 @@
-"""The state machine, as data. Every step and workflow state change is one row of a table here,
-applied by :mod:`workflows_app.services.transitions` as a compare-and-set with an Event.
+"""The state machine, as data, and the engine's other vocabularies.
+
+Every step and workflow state change is one row of a table here, applied by
+:mod:`workflows_app.services.transitions` as a compare-and-set with an Event. Webhook
+deliveries have a machine of their own (``DELIVERY_TRANSITIONS``), applied by
+:mod:`workflows_app.webhooks.delivery`. Event kinds and attempt outcomes are enums here too, so
+that no module spells them as bare strings.
 """
 
 from enum import StrEnum
@@ -37,6 +42,60 @@ class FailoverReason(StrEnum):
     EXPIRED = "expired"
 
 
+class EventKind(StrEnum):
+    """What an Event row records (``Event.kind``)."""
+
+    WORKFLOW_CREATED = "workflow.created"
+    WORKFLOW_TRANSITION = "workflow.transition"
+    STEP_TRANSITION = "step.transition"
+    RECEIPT = "receipt"  # a receipt for one of our messages
+    RECEIPT_UNMATCHED = "receipt.unmatched"  # no attempt known (yet): replayed after the send
+    RECEIPT_REPLAYED = "receipt.replayed"  # an unmatched receipt, applied once its send was
+    RECEIPT_WATERMARK = "receipt.watermark"  # "everything before T": see receipts.py
+    RECEIPT_LATE = "receipt.late"  # reached the person after the step had failed over
+    ADMIN_CANCEL = "admin.cancel"
+    ADMIN_EDIT = "admin.edit"
+    ADMIN_ROTATE_WEBHOOK_SECRET = "admin.rotate_webhook_secret"
+    ADMIN_REDELIVER_WEBHOOK = "admin.redeliver_webhook"
+    ADMIN_ENABLE_ENDPOINT = "admin.enable_endpoint"
+
+
+RECEIPT_KINDS = (
+    EventKind.RECEIPT,
+    EventKind.RECEIPT_UNMATCHED,
+    EventKind.RECEIPT_REPLAYED,
+    EventKind.RECEIPT_WATERMARK,
+    EventKind.RECEIPT_LATE,
+)
+
+
+class AttemptOutcome(StrEnum):
+    """How a provider call ended (``Attempt.outcome``; empty while it is in flight)."""
+
+    ACCEPTED = "accepted"
+    ERROR = "error"
+
+
+class DeliveryState(StrEnum):
+    """A webhook delivery's progress (``WebhookDelivery.state``)."""
+
+    PENDING = "pending"  # waiting for its turn, its next attempt, or its endpoint
+    DELIVERED = "delivered"  # a 2xx answer
+    FAILED = "failed"  # every scheduled retry failed; an operator may redeliver
+
+
+class WebhookAttemptOutcome(StrEnum):
+    """How one HTTP try of a delivery ended (``WebhookAttempt.outcome``)."""
+
+    DELIVERED = "delivered"  # 2xx
+    GONE = "gone"  # 410: the endpoint is disabled
+    FAILED = "failed"  # anything else: retried on schedule
+
+
+class IllegalTransition(Exception):
+    """A transition that is not in its table: a programming error, never user input."""
+
+
 S = StepState
 STEP_TRANSITIONS: dict[tuple[StepState, StepState], str] = {
     (S.PENDING, S.SENDING): "attempt started",
@@ -60,6 +119,22 @@ WORKFLOW_TRANSITIONS: dict[tuple[WorkflowStatus, WorkflowStatus], str] = {
     (W.RUNNING, W.ERROR): "the last step failed",
     (W.RUNNING, W.CANCELLED): "cancelled",
 }
+
+D = DeliveryState
+DELIVERY_TRANSITIONS: dict[tuple[DeliveryState, DeliveryState], str] = {
+    (D.PENDING, D.DELIVERED): "the endpoint answered 2xx",
+    (D.PENDING, D.FAILED): "the retry schedule ran out",
+    (D.PENDING, D.PENDING): "redelivered by an operator while pending",
+    (D.DELIVERED, D.PENDING): "redelivered by an operator",
+    (D.FAILED, D.PENDING): "redelivered by an operator",
+}
+
+
+def delivery_move_check(source: DeliveryState, to: DeliveryState) -> None:
+    """Raise IllegalTransition unless a delivery may move from ``source`` to ``to``."""
+    if (source, to) not in DELIVERY_TRANSITIONS:
+        raise IllegalTransition(f"webhook delivery {source} → {to}")
+
 
 ACTIVE_STEP_STATES = (S.PENDING, S.SENDING, S.WAITING)
 FINAL_STEP_STATES = (S.SUCCEEDED, S.FAILED_OVER, S.FAILED, S.SKIPPED, S.CANCELLED)

@@ -14,6 +14,12 @@ from channels_app.errors import ErrorKind, ProviderError
 from channels_app.statuses import ReceiptEvent
 
 
+def address_of(party: Mapping[str, Any]) -> str:
+    """A Vonage-shaped ``from`` or ``to`` object's address, as the caller gave it: its
+    ``number`` (SMS, MMS, WhatsApp, Viber), else its ``id`` (Messenger); "" if it has neither."""
+    return str(party.get("number") or party.get("id") or "")
+
+
 @dataclass(frozen=True)
 class OutboundMessage:
     channel: str
@@ -34,11 +40,11 @@ class OutboundMessage:
     @property
     def to(self) -> str:
         """The recipient's number or id, as the caller gave it."""
-        return str(self.recipient.get("number") or self.recipient.get("id") or "")
+        return address_of(self.recipient)
 
     @property
     def from_(self) -> str:
-        return str(self.sender.get("number") or self.sender.get("id") or "")
+        return address_of(self.sender)
 
     def channel_options(self) -> dict[str, Any]:
         """The request's per-channel block, e.g. ``message.messenger`` (Vonage v0.1 shape)."""
@@ -49,35 +55,6 @@ class OutboundMessage:
 class SendResult:
     provider_message_ids: list[str]
     response: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ErrorRule:
-    """How one provider error code is handled, and the Vonage code/reason callers see."""
-
-    kind: ErrorKind
-    code: int | None
-    reason: str
-
-
-def error_from_table(
-    table: Mapping[Any, ErrorRule],
-    provider_code: Any,
-    *,
-    fallback: ErrorRule,
-    detail: str = "",
-    retry_after: float | None = None,
-) -> ProviderError:
-    """Build the ProviderError for ``provider_code`` from an adapter's table."""
-    rule = table.get(provider_code, fallback)
-    reason = rule.reason if not detail else f"{rule.reason}: {detail}"
-    return ProviderError(
-        rule.kind,
-        reason[:500],
-        code=rule.code,
-        provider_code=str(provider_code),
-        retry_after=retry_after,
-    )
 
 
 def unsupported_content(provider: str, message: OutboundMessage) -> ProviderError:

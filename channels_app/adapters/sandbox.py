@@ -11,6 +11,8 @@ import time
 import uuid
 from typing import Any, ClassVar
 
+from celery import current_app
+
 from channels_app.adapters.base import Adapter, OutboundMessage, SendResult
 from channels_app.errors import ErrorKind, ProviderError
 from channels_app.sandbox.fates import Fate, fate_of, planned_receipts
@@ -23,7 +25,7 @@ class SandboxAdapter(Adapter):
     )
 
     def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
-        recipient = str(message.recipient.get("number") or message.recipient.get("id") or "")
+        recipient = message.to
         fate = fate_of(recipient)
         if fate == Fate.REJECTED:
             _log_call(config, message, recipient, "rejected")
@@ -47,8 +49,6 @@ class SandboxAdapter(Adapter):
     def _schedule_receipts(
         message: OutboundMessage, fate: Fate, provider_message_id: str, config: dict[str, Any]
     ) -> None:
-        from channels_app.sandbox.tasks import emit_receipt
-
         plan = planned_receipts(
             fate,
             message.channel,
@@ -56,7 +56,8 @@ class SandboxAdapter(Adapter):
             read_after=float(config.get("read_after", 2.0)),
         )
         for receipt in plan:
-            emit_receipt.apply_async(
+            current_app.send_task(
+                "sandbox.emit_receipt",
                 (
                     provider_message_id,
                     message.client_ref,

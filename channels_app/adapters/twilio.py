@@ -11,38 +11,29 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from channels_app import http
-from channels_app.adapters.base import (
-    Adapter,
-    ErrorRule,
-    OutboundMessage,
-    SendResult,
-    error_from_table,
-    unsupported_content,
-)
-from channels_app.errors import ErrorKind, ProviderError
+from channels_app.adapters.base import Adapter, OutboundMessage, SendResult, unsupported_content
+from channels_app.errors import ErrorRule, ProviderError, error_from_table
 from channels_app.statuses import ReceiptEvent, ReceiptStatus
-
-P, T, C = ErrorKind.PERMANENT, ErrorKind.TRANSIENT, ErrorKind.CONFIGURATION
 
 # Send-time errors (`code` in the error body) and delivery errors (`ErrorCode` in callbacks).
 ERRORS: dict[int, ErrorRule] = {
-    20003: ErrorRule(C, 1110, "Authentication failed"),
-    20429: ErrorRule(T, 1000, "Throttled"),
-    21211: ErrorRule(P, 1170, "Invalid To number"),
-    21408: ErrorRule(C, 1140, "Region not enabled"),
-    21610: ErrorRule(P, 1240, "Recipient unsubscribed"),
-    21614: ErrorRule(P, 1170, "Not a mobile number"),
-    21635: ErrorRule(P, 1310, "Landline"),
-    30001: ErrorRule(T, 1000, "Queue overflow"),
-    30002: ErrorRule(C, 1060, "Account suspended"),
-    30003: ErrorRule(T, 1260, "Destination unreachable"),
-    30004: ErrorRule(P, 1280, "Blocked"),
-    30005: ErrorRule(P, 1170, "Unknown handset"),
-    30006: ErrorRule(P, 1310, "Landline or unreachable carrier"),
-    30007: ErrorRule(P, 1210, "Carrier filtering"),
-    30008: ErrorRule(T, 1330, "Unknown error"),
+    20003: ErrorRule.configuration(1110, "Authentication failed"),
+    20429: ErrorRule.transient(1000, "Throttled"),
+    21211: ErrorRule.permanent(1170, "Invalid To number"),
+    21408: ErrorRule.configuration(1140, "Region not enabled"),
+    21610: ErrorRule.permanent(1240, "Recipient unsubscribed"),
+    21614: ErrorRule.permanent(1170, "Not a mobile number"),
+    21635: ErrorRule.permanent(1310, "Landline"),
+    30001: ErrorRule.transient(1000, "Queue overflow"),
+    30002: ErrorRule.configuration(1060, "Account suspended"),
+    30003: ErrorRule.transient(1260, "Destination unreachable"),
+    30004: ErrorRule.permanent(1280, "Blocked"),
+    30005: ErrorRule.permanent(1170, "Unknown handset"),
+    30006: ErrorRule.permanent(1310, "Landline or unreachable carrier"),
+    30007: ErrorRule.permanent(1210, "Carrier filtering"),
+    30008: ErrorRule.transient(1330, "Unknown error"),
 }
-FALLBACK = ErrorRule(P, 1331, "Provider error")
+FALLBACK = ErrorRule.permanent(1331, "Provider error")
 
 # MessageStatus values (twilio-python `MessageInstance.Status`) onto our vocabulary.
 STATUSES: dict[str, ReceiptStatus] = {

@@ -15,28 +15,20 @@ from typing import Any, ClassVar
 import jwt
 
 from channels_app import http
-from channels_app.adapters.base import (
-    Adapter,
-    ErrorRule,
-    OutboundMessage,
-    SendResult,
-    unsupported_content,
-)
-from channels_app.errors import ErrorKind, ProviderError
-
-P, T, C = ErrorKind.PERMANENT, ErrorKind.TRANSIENT, ErrorKind.CONFIGURATION
+from channels_app.adapters.base import Adapter, OutboundMessage, SendResult, unsupported_content
+from channels_app.errors import ErrorKind, ErrorRule, ProviderError
 
 # v1 answers errors by HTTP status with an RFC 7807 body.
 ERRORS: dict[int, ErrorRule] = {
-    401: ErrorRule(C, 1110, "Unauthorized"),
-    402: ErrorRule(C, 1070, "Payment required"),
-    403: ErrorRule(C, 1140, "Forbidden"),
-    404: ErrorRule(C, 1380, "Not found"),
-    422: ErrorRule(P, 1020, "Invalid params"),
-    429: ErrorRule(T, 1000, "Throttled"),
+    401: ErrorRule.configuration(1110, "Unauthorized"),
+    402: ErrorRule.configuration(1070, "Payment required"),
+    403: ErrorRule.configuration(1140, "Forbidden"),
+    404: ErrorRule.configuration(1380, "Not found"),
+    422: ErrorRule.permanent(1020, "Invalid params"),
+    429: ErrorRule.transient(1000, "Throttled"),
 }
-FALLBACK_5XX = ErrorRule(T, 1331, "Provider error")
-FALLBACK_4XX = ErrorRule(P, 1331, "Provider error")
+FALLBACK_5XX = ErrorRule.transient(1331, "Provider error")
+FALLBACK_4XX = ErrorRule.permanent(1331, "Provider error")
 
 # Our (Vonage v0.1) channel names onto v1's; v1 renamed Viber.
 CHANNELS = {"viber_service_msg": "viber_service"}

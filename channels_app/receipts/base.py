@@ -19,11 +19,13 @@ NaN; see :mod:`orchestrator.storable`) is a 400.
 
 import hashlib
 import hmac
+import json
 import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from django.conf import settings
@@ -36,6 +38,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from channels_app import receipts
 from channels_app.crypto import CredentialsUnreadable
+from channels_app.models import ProviderConnection
 from channels_app.statuses import ReceiptEvent
 from orchestrator.storable import first_unstorable
 
@@ -136,8 +139,6 @@ def connection_candidates(provider: str, connection_id: str | None) -> list[Cand
 
     Disabled connections count: their messages' receipts still arrive.
     """
-    from channels_app.models import ProviderConnection
-
     rows = ProviderConnection.objects.filter(provider=provider).order_by("created_at", "id")
     if connection_id is not None:
         try:
@@ -280,3 +281,57 @@ def _called_url(request: HttpRequest) -> str:
 
 def _problem(status: int, detail: str) -> JsonResponse:
     return JsonResponse({"title": "receipt refused", "detail": detail}, status=status)
+
+
+# Helpers the providers' parsers share.
+
+
+def verify_hub_signature(incoming: Incoming, app_secret: str) -> None:
+    """``X-Hub-Signature-256: sha256=<hex HMAC-SHA256(app secret, raw body)>`` (Meta)."""
+    header = incoming.headers.get("X-Hub-Signature-256", "")
+    if not header:
+        raise SignatureMissing("X-Hub-Signature-256 missing")
+    if not app_secret:
+        raise SignatureInvalid("connection has no app_secret")
+    scheme, _, signature = header.partition("=")
+    if scheme != "sha256" or not same(signature.lower(), hmac_hex(app_secret, incoming.raw)):
+        raise SignatureInvalid("X-Hub-Signature-256 does not verify")
+
+
+def hub_handshake(request: HttpRequest, configs: list[dict[str, Any]]) -> HttpResponse:
+    """Meta's subscription check: echo ``hub.challenge`` if ``hub.verify_token`` is ours."""
+    token = request.GET.get("hub.verify_token", "")
+    known = [str(c.get("verify_token", "")) for c in configs if c.get("verify_token")]
+    if request.GET.get("hub.mode") == "subscribe" and token and any(same(token, k) for k in known):
+        return HttpResponse(request.GET.get("hub.challenge", ""), content_type="text/plain")
+    return HttpResponse("verification failed", status=403, content_type="text/plain")
+
+
+def json_object(incoming: Incoming) -> dict[str, Any]:
+    """The body as a JSON object; MalformedReceipt (a 400) when it is anything else."""
+    try:
+        body = json.loads(incoming.raw)
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedReceipt("body is not JSON") from None
+    if not isinstance(body, dict):
+        raise MalformedReceipt("body is not a JSON object")
+    return body
+
+
+def from_ms(value: Any) -> datetime:
+    """A provider's milliseconds-since-epoch timestamp as an aware datetime."""
+    try:
+        return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        raise MalformedReceipt(f"bad timestamp {value!r}") from None
+
+
+class MetaReceiptParser(ReceiptParser):
+    """Meta's webhooks (Messenger, WhatsApp Cloud): signed with the app secret
+    (``X-Hub-Signature-256``), subscribed with the ``hub.challenge`` handshake."""
+
+    def verify(self, incoming: Incoming, config: dict[str, Any]) -> None:
+        verify_hub_signature(incoming, str(config.get("app_secret", "")))
+
+    def get(self, request: HttpRequest, configs: list[dict[str, Any]]) -> HttpResponse:
+        return hub_handshake(request, configs)

@@ -17,9 +17,9 @@ from channels_app.receipts.base import (
     SignatureInvalid,
     SignatureMissing,
     check_age,
+    json_object,
     same,
 )
-from channels_app.receipts.messenger import json_object
 from channels_app.statuses import ReceiptEvent, ReceiptStatus
 
 

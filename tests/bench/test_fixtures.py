@@ -12,7 +12,7 @@ from bench.fixtures import (
     insert_waiting_workflows,
 )
 from workflows_app.models import Attempt, Event, ProviderMessage, Step, Workflow
-from workflows_app.services.sending import step_send
+from workflows_app.services.sending import steps_send_due
 from workflows_app.services.workflows import StepSpec, workflow_create
 
 # Columns that differ between any two runs: ids, generated uuids, recipients and clocks.
@@ -61,7 +61,7 @@ def run_through_the_service(account) -> Workflow:
             ),
         ],
     )
-    step_send(workflow.steps.get(index=0).id)
+    steps_send_due(ids=[workflow.steps.get(index=0).id])
     return workflow
 
 

@@ -6,10 +6,10 @@ import time
 import pytest
 
 from tests.channels_app.conftest import SPECS, connect
-from tests.channels_app.test_sending_through_connections import start_run
-from workflows_app.services.polling import step_poll
-from workflows_app.services.sending import step_send
-from workflows_app.services.timers import scheduler_tick
+from tests.fixtures import start_run
+from workflows_app.services.polling import step_provider_poll
+from workflows_app.services.scheduler import scheduler_tick
+from workflows_app.services.sending import steps_send_due
 
 pytestmark = pytest.mark.django_db
 
@@ -26,14 +26,14 @@ def test_a_lost_receipt_is_recovered_by_polling_before_the_deadline(account, sim
         condition="delivered",
         expiry=20,
     )
-    step_send(step.id)
+    steps_send_due(ids=[step.id])
     time.sleep(0.5)  # the simulated handset gets it; the callback is lost
     step.refresh_from_db()
     assert (step.state, step.message_status) == ("waiting", "submitted")
 
     assert scheduler_tick().polled == 1
     assert scheduler_tick().polled == 0  # polled once per step
-    assert step_poll(step.id) == 1
+    assert step_provider_poll(step.id) == 1
     step.refresh_from_db()
     assert (step.state, step.message_status) == ("succeeded", "delivered")
 
@@ -59,6 +59,6 @@ def test_steps_far_from_their_deadline_or_on_unpollable_providers_are_not_polled
         condition="read",
         expiry=2,
     )
-    step_send(far.id)
-    step_send(unpollable.id)
+    steps_send_due(ids=[far.id])
+    steps_send_due(ids=[unpollable.id])
     assert scheduler_tick().polled == 0

@@ -11,9 +11,9 @@ from django.test import Client
 
 from tests.channels_app.conftest import SPECS, connect
 from tests.channels_app.receipt_signing import receipt_body, sign
-from tests.channels_app.test_sending_through_connections import start_run
+from tests.fixtures import start_run
 from workflows_app.models import Event, Step
-from workflows_app.services.sending import step_send
+from workflows_app.services.sending import steps_send_due
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +36,7 @@ def send_through_first(account, simulator, provider: str, condition: str = "deli
     b = connect(spec, simulator.base_url, priority=2, **{spec.secret_key: TOKEN_OF_B})
     simulator.fault(RECIPIENT, "drop_receipts")
     step = start_run(account, spec.step(RECIPIENT), spec.step(RECIPIENT), condition=condition)
-    step_send(step.id)
+    steps_send_due(ids=[step.id])
     step.refresh_from_db()
     attempt = step.attempts.get()
     assert (attempt.connection_id, step.message_status) == (str(a.id), "submitted")

@@ -18,15 +18,17 @@ from tests.services import (
     Stack,
     free_port,
     require_postgres_and_redis,
+    stack_redis_url,
     test_database_url,
     wait_for,
+    web_answers,
 )
 
 
 @pytest.fixture(scope="session")
 def stack(django_db_setup, django_db_blocker, tmp_path_factory):
     with django_db_blocker.unblock():
-        redis_url = require_postgres_and_redis()
+        redis_url = stack_redis_url(require_postgres_and_redis())
         database_url = test_database_url()
     base_url = f"http://127.0.0.1:{free_port()}"
     env = {
@@ -57,19 +59,11 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
     for name in ("web", "worker", "scheduler"):
         stack.start(name)
     try:
-        wait_for(lambda: _answers(stack.base_url), 30, message="gunicorn to answer")
+        wait_for(lambda: web_answers(stack.base_url), 30, message="gunicorn to answer")
         yield stack
     finally:
         for process in stack.processes.values():
             process.kill()
-
-
-def _answers(base_url: str) -> bool:
-    try:
-        requests.get(base_url + "/beta/workflows/x", timeout=1)
-    except requests.RequestException:
-        return False
-    return True
 
 
 class Client:

@@ -23,7 +23,7 @@ import pytest
 import requests
 from requests.structures import CaseInsensitiveDict
 
-from tests.e2e.test_failover_runs import messenger, run, sms
+from tests.fixtures import messenger, run, sms
 from tests.services import ROOT, wait_for
 from tests.webhook_receiver import Receiver
 from workflows_app.models import Account

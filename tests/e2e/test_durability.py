@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.e2e.test_failover_runs import messenger, run, sms, summary
+from tests.fixtures import messenger, run, sms, summary
 from tests.services import wait_for
 from workflows_app.models import Event, Step
 

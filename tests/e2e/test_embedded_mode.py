@@ -15,14 +15,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
+
+from tests.services import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -38,17 +37,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, message: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(0.2)
 
 
 def embedded_env(var_dir: Path, port: int) -> dict[str, str]:
@@ -221,7 +209,7 @@ def stack(tmp_path_factory):
     stack = EmbeddedStack(env, var_dir.parent / "honcho.log", banner, credentials)
     try:
         stack.start()
-        wait_for(stack.answers, START_TIMEOUT, "the web process to answer")
+        wait_for(stack.answers, START_TIMEOUT, message="the web process to answer")
         stack.remember_processes()
         yield stack
     finally:
@@ -268,7 +256,7 @@ def run_to_the_end(stack, api, body: dict) -> dict:
         return run.json()["status"] != "running" and run.json()
 
     try:
-        return wait_for(finished, RUN_TIMEOUT, f"run {workflow_uuid} to end")
+        return wait_for(finished, RUN_TIMEOUT, message=f"run {workflow_uuid} to end")
     except (AssertionError, requests.RequestException) as failure:
         raise AssertionError(f"{failure}\nlog:\n{stack.log(200)}") from None
 
@@ -371,7 +359,7 @@ def test_ctrl_c_stops_every_process_cleanly(stack):
     nothing prints a traceback or an error on the way (orchestrator/procfile.py)."""
     stack.interrupt()
     assert stack.honcho.poll() is not None, f"honcho still running:\n{stack.log()}"
-    wait_for(lambda: not stack.ours(), 10, "every process to exit")
+    wait_for(lambda: not stack.ours(), 10, message="every process to exit")
     log = stack.log_path.read_text(errors="replace")
     stopping = log[log.index("SIGINT received") :]
     assert "SIGKILL" not in stopping, stopping

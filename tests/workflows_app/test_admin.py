@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from tests.workflows_app.test_webhooks import expire_first_step, receiver, two_step_run  # noqa: F401
+from tests.fixtures import expire_first_step, two_step_run
 from workflows_app.models import Event, Step, WebhookDelivery, Workflow
 
 
@@ -25,7 +25,7 @@ def listed(workflow: Workflow, page: str) -> bool:
     return f"/admin/workflows_app/workflow/{workflow.id}/change/" in page
 
 
-def test_a_failed_over_run_reads_as_a_timeline_of_both_steps(operator, account, receiver):  # noqa: F811
+def test_a_failed_over_run_reads_as_a_timeline_of_both_steps(operator, account, receiver):
     workflow = two_step_run(account)
     expire_first_step(workflow)
     page = operator.get(change_url(workflow)).content.decode()
@@ -36,7 +36,7 @@ def test_a_failed_over_run_reads_as_a_timeline_of_both_steps(operator, account, 
     assert 'id="webhook-deliveries"' in page
 
 
-def test_the_timeline_explains_the_wait_before_a_failover_by_expiry(operator, account, receiver):  # noqa: F811
+def test_the_timeline_explains_the_wait_before_a_failover_by_expiry(operator, account, receiver):
     workflow = two_step_run(account)
     waiting = operator.get(change_url(workflow)).content.decode()
     assert "waiting up to 600 s for read (expiry_time)" in waiting
@@ -45,7 +45,7 @@ def test_the_timeline_explains_the_wait_before_a_failover_by_expiry(operator, ac
     assert "waited 600 s for read (expiry_time); it did not come, so it failed over" in page
 
 
-def test_timeline_rows_are_in_time_order(operator, account, receiver):  # noqa: F811
+def test_timeline_rows_are_in_time_order(operator, account, receiver):
     from workflows_app.selectors import workflow_timeline
 
     workflow = two_step_run(account)
@@ -128,7 +128,7 @@ def test_cancel_from_the_console_is_logged_with_the_operator(operator, account):
     assert logged.data == {"actor": "operator", "cancelled": True}
 
 
-def test_redeliver_from_the_console_is_logged(operator, account, receiver):  # noqa: F811
+def test_redeliver_from_the_console_is_logged(operator, account, receiver):
     workflow = two_step_run(account)
     delivery = WebhookDelivery.objects.get(workflow=workflow)
     WebhookDelivery.objects.filter(id=delivery.id).update(state="failed", next_attempt_at=None)

@@ -10,8 +10,8 @@ import pytest
 
 from workflows_app.models import Event, Step, Workflow
 from workflows_app.services.clock import db_now
-from workflows_app.services.transitions import step_transition, workflow_transition
-from workflows_app.services.workflows import step_fail_over, step_start_waiting
+from workflows_app.services.transitions import steps_transition, workflow_transition
+from workflows_app.services.workflows import steps_fail_over, steps_start_waiting
 from workflows_app.states import FailoverReason, StepState, WorkflowStatus
 
 from .conftest import ENDPOINTS, problem_of
@@ -107,11 +107,9 @@ def _start_waiting(workflow_id: str, index: int = 0) -> tuple[Step, uuid.UUID, d
     """Move a step pending → sending → waiting as a worker would after the provider accepted."""
     step = Step.objects.get(workflow_id=workflow_id, index=index)
     started = db_now()
-    assert step_transition(step, StepState.SENDING, send_started_at=started)
+    assert steps_transition([step], StepState.SENDING, send_started_at=started)
     message_uuid = uuid.uuid4()
-    assert step_start_waiting(
-        step, started_at=started, message_uuid=message_uuid, message_status="submitted"
-    )
+    assert steps_start_waiting([step], message_uuid=message_uuid, message_status="submitted")
     return step, message_uuid, started
 
 
@@ -131,7 +129,7 @@ def test_a_waiting_step_shows_its_message_and_deadline(api_client, create, canon
 def test_a_failed_over_step_shows_why(api_client, create, canonical_request):
     workflow_id = create(canonical_request)
     step, _, _ = _start_waiting(workflow_id)
-    step_fail_over(step, FailoverReason.EXPIRED)
+    steps_fail_over([step], FailoverReason.EXPIRED)
     first, second = read(api_client, workflow_id)["steps"]
     assert (first["state"], first["failover_reason"]) == ("failed_over", "expired")
     assert (second["state"], second["failover_reason"]) == ("pending", None)

@@ -11,11 +11,10 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Now
 
-from tests.workflows_app.test_receipts import spec
+from tests.fixtures import run_of, spec
 from workflows_app.models import Event, Step, Workflow
 from workflows_app.services import dispatch, sending
 from workflows_app.services.sending import steps_send_due
-from workflows_app.services.workflows import workflow_create
 
 
 @pytest.fixture(autouse=True)
@@ -34,11 +33,7 @@ def _runs(account, *first_recipients: str) -> list[Workflow]:
     """One two-step run per recipient, created in order (so their first steps are due in
     that order)."""
     return [
-        workflow_create(
-            account=account.account,
-            flavour="workflows",
-            steps=[spec("sms", recipient, "delivered", 600), spec("sms", "447700900000")],
-        )
+        run_of(account, spec("sms", recipient, "delivered", 600), spec("sms", "447700900000"))
         for recipient in first_recipients
     ]
 
@@ -114,10 +109,10 @@ def test_one_step_that_cannot_be_recorded_does_not_undo_the_others(account, monk
     poisoned = _first(runs[1]).id
     original = sending.steps_message_status_advance
 
-    def advance(steps, status):
+    def advance(steps, status, **kwargs):
         if any(step.id == poisoned for step in steps):
             raise RuntimeError("injected: this step cannot be recorded")
-        original(steps, status)
+        return original(steps, status, **kwargs)
 
     monkeypatch.setattr(sending, "steps_message_status_advance", advance)
     assert steps_send_due(3) == 3

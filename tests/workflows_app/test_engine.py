@@ -4,28 +4,26 @@ from datetime import timedelta
 
 import pytest
 
-from tests.workflows_app.test_receipts import spec
+from tests.fixtures import run_of, spec
 from workflows_app.models import Event, Step
 from workflows_app.services.clock import db_now
-from workflows_app.services.sending import step_send
-from workflows_app.services.timers import (
+from workflows_app.services.scheduler import (
     REDISPATCH_BACKOFF_CAP,
-    expire_due,
     scheduler_round,
     scheduler_tick,
     seconds_to_next_deadline,
+    steps_expire_due,
 )
-from workflows_app.services.transitions import IllegalTransition, step_transition, steps_transition
+from workflows_app.services.sending import steps_send_due
+from workflows_app.services.transitions import IllegalTransition, steps_transition
 from workflows_app.services.workflows import workflow_cancel, workflow_create
 from workflows_app.states import STEP_TRANSITIONS, StepState
 
 
 @pytest.fixture
 def two_steps(account):
-    return workflow_create(
-        account=account.account,
-        flavour="workflows",
-        steps=[spec("messenger", "1000000003", "read", 600), spec("sms", "447700900000")],
+    return run_of(
+        account, spec("messenger", "1000000003", "read", 600), spec("sms", "447700900000")
     )
 
 
@@ -37,22 +35,22 @@ def test_every_transition_in_the_table_leaves_an_allowed_state():
 def test_a_transition_not_in_the_table_is_refused(two_steps):
     step = two_steps.steps.get(index=0)
     with pytest.raises(IllegalTransition):
-        step_transition(step, StepState.SUCCEEDED)  # pending → succeeded is not allowed
+        steps_transition([step], StepState.SUCCEEDED)  # pending → succeeded is not allowed
 
 
 def test_a_lost_race_changes_nothing(two_steps):
     step = two_steps.steps.get(index=0)
     stale = Step.objects.get(id=step.id)
-    assert step_transition(step, StepState.SENDING) is True
+    assert steps_transition([step], StepState.SENDING) == [step]
     events = Event.objects.count()
-    assert step_transition(stale, StepState.SENDING) is False  # read as pending, now sending
+    assert steps_transition([stale], StepState.SENDING) == []  # read as pending, now sending
     assert Event.objects.count() == events
 
 
 def test_sending_twice_makes_one_attempt(two_steps):
     step = two_steps.steps.get(index=0)
-    step_send(step.id)
-    step_send(step.id)
+    steps_send_due(ids=[step.id])
+    steps_send_due(ids=[step.id])
     step.refresh_from_db()
     assert step.state == "waiting"
     assert step.attempts.count() == 1
@@ -60,7 +58,7 @@ def test_sending_twice_makes_one_attempt(two_steps):
 
 def test_the_scheduler_fails_over_a_step_whose_deadline_passed(two_steps):
     step = two_steps.steps.get(index=0)
-    step_send(step.id)
+    steps_send_due(ids=[step.id])
     step.refresh_from_db()
     Step.objects.filter(id=step.id).update(deadline_at=step.deadline_at - timedelta(days=1))
     report = scheduler_tick()
@@ -75,7 +73,9 @@ def test_the_scheduler_fails_over_a_step_whose_deadline_passed(two_steps):
 def test_the_scheduler_settles_a_step_whose_worker_died_mid_send(two_steps):
     step = two_steps.steps.get(index=0)
     stale = Step.objects.get(id=step.id)
-    step_transition(stale, StepState.SENDING, send_started_at=stale.created_at - timedelta(hours=1))
+    steps_transition(
+        [stale], StepState.SENDING, send_started_at=stale.created_at - timedelta(hours=1)
+    )
     report = scheduler_tick()
     assert report.settled == 1
     step.refresh_from_db()
@@ -107,13 +107,11 @@ def test_a_redispatch_backs_off_by_as_long_as_the_step_has_waited(two_steps):
 
 def test_the_scheduler_arms_timers_only_inside_the_horizon(account, settings):
     settings.TIMER_HORIZON = 60
-    workflow = workflow_create(
-        account=account.account,
-        flavour="workflows",
-        steps=[spec("messenger", "1000000003", "read", 3600), spec("sms", "447700900000")],
+    workflow = run_of(
+        account, spec("messenger", "1000000003", "read", 3600), spec("sms", "447700900000")
     )
     step = workflow.steps.get(index=0)
-    step_send(step.id)
+    steps_send_due(ids=[step.id])
     step.refresh_from_db()
     assert step.timer_armed_at is None  # an hour away: Postgres holds it, no countdown
     assert scheduler_tick().armed == 0
@@ -122,7 +120,7 @@ def test_the_scheduler_arms_timers_only_inside_the_horizon(account, settings):
 
 
 def test_cancelling_cancels_what_has_not_finished(two_steps):
-    step_send(two_steps.steps.get(index=0).id)
+    steps_send_due(ids=[two_steps.steps.get(index=0).id])
     assert workflow_cancel(two_steps) is True
     assert list(two_steps.steps.values_list("state", flat=True)) == ["cancelled", "cancelled"]
     assert workflow_cancel(two_steps) is False
@@ -134,7 +132,7 @@ def test_cancelling_during_a_send_stops_the_run_there(two_steps):
     step = two_steps.steps.get(index=0)
     [(attempt, route, outbound)] = sending._claim(Step.objects.filter(id=step.id), 1)
     assert workflow_cancel(two_steps) is True
-    sending._record([(attempt, route.adapter.send(outbound, route.config))])
+    sending._outcomes_record([(attempt, route.adapter.send(outbound, route.config))])
     step.refresh_from_db()
     assert step.state == "cancelled"
     assert step.attempts.get().outcome == "accepted"  # recorded, but the run stays cancelled
@@ -151,7 +149,7 @@ def _waiting_past_deadline(account, count: int, steps_per_run: int = 2) -> list:
             specs = [spec("messenger", "1000000003", "read", 600), spec("sms", "447700900000")]
         run = workflow_create(account=account.account, flavour="workflows", steps=specs)
         first = run.steps.get(index=0)
-        step_send(first.id)
+        steps_send_due(ids=[first.id])
         first.refresh_from_db()
         Step.objects.filter(id=first.id).update(deadline_at=first.deadline_at - timedelta(days=1))
         runs.append(run)
@@ -194,14 +192,14 @@ def test_the_scheduler_sleeps_until_the_next_deadline(account, settings):
     first = run.steps.get(index=0)
     Step.objects.filter(id=first.id).update(deadline_at=first.deadline_at + timedelta(days=1))
     assert 0.05 < seconds_to_next_deadline(limit=900.0) <= 600  # its expiry, from now
-    assert expire_due() == 0
+    assert steps_expire_due() == 0
 
 
 def test_an_idle_tick_is_one_round_trip(two_steps, django_assert_num_queries):
     """The tick asks the database once which phases have work; with none it does nothing else
     (the heartbeat is written by the first tick, then only every HEARTBEAT_EVERY seconds)."""
     scheduler_tick()
-    step_send(two_steps.steps.get(index=0).id)  # waiting, deadline ten minutes away
+    steps_send_due(ids=[two_steps.steps.get(index=0).id])  # waiting, deadline ten minutes away
     with django_assert_num_queries(1):
         report = scheduler_tick()
     assert (report.expired, report.armed, report.redispatched) == (0, 0, 0)
@@ -212,7 +210,7 @@ def test_a_scheduler_round_fires_a_deadline_that_falls_between_ticks(two_steps, 
     the step over before the next tick (one second after the first)."""
     settings.TIMER_RESOLUTION = 0.05
     step = two_steps.steps.get(index=0)
-    step_send(step.id)
+    steps_send_due(ids=[step.id])
     Step.objects.filter(id=step.id).update(deadline_at=db_now() + timedelta(seconds=0.3))
     report = scheduler_round(1.0)
     assert report is not None and report.expired == 0

@@ -11,12 +11,7 @@ from django.test import override_settings
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.workflows_app.test_webhooks import (  # noqa: F401
-    FAST_RETRIES,
-    expire_first_step,
-    receiver,
-    two_step_run,
-)
+from tests.fixtures import FAST_RETRIES, expire_first_step, two_step_run
 from workflows_app.logcontext import LogContextFilter, bind, log_context
 from workflows_app.models import (
     Event,
@@ -28,7 +23,7 @@ from workflows_app.models import (
 )
 from workflows_app.services import health, retention
 from workflows_app.services.health import heartbeat_record
-from workflows_app.services.timers import scheduler_tick
+from workflows_app.services.scheduler import scheduler_tick
 from workflows_app.services.workflows import workflow_cancel
 from workflows_app.webhooks.delivery import workflow_webhooks_deliver
 
@@ -109,7 +104,7 @@ def test_json_logs_carry_the_workflow_and_message_uuids():
     try:
         bind(workflow_uuid="leaked")  # outside any scope: ignored
         with log_context(workflow_uuid="w-1"):
-            bind(message_uuid="m-1")  # as step_send does once it knows the message
+            bind(message_uuid="m-1")  # as steps_send_due does once it knows the message
             logger.warning("step failed over")
         logger.warning("outside")
     finally:

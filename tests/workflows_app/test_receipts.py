@@ -4,47 +4,22 @@ import pytest
 
 from channels_app import receipts
 from channels_app.statuses import ReceiptEvent, ReceiptStatus
+from tests.fixtures import receipt, run_of, spec
 from workflows_app.models import Event, Step, Workflow
-from workflows_app.services.sending import step_send
-from workflows_app.services.workflows import StepSpec, workflow_create
-
-
-def spec(channel: str, recipient: str, condition: str | None = None, expiry: int | None = None):
-    to_key = "id" if channel == "messenger" else "number"
-    return StepSpec(
-        channel=channel,
-        sender={"type": channel, to_key: "100200300" if to_key == "id" else "447700900001"},
-        recipient={"type": channel, to_key: recipient},
-        message={"content": {"type": "text", "text": "hi"}},
-        condition_status=condition,
-        expiry_time=expiry,
-    )
+from workflows_app.services.sending import steps_send_due
 
 
 @pytest.fixture
 def waiting_run(account):
     """A two-step run whose first step (a silent sandbox recipient) is waiting for `read`."""
-    workflow = workflow_create(
-        account=account.account,
-        flavour="workflows",
-        steps=[spec("messenger", "1000000003", "read", 600), spec("sms", "447700900000")],
+    workflow = run_of(
+        account, spec("messenger", "1000000003", "read", 600), spec("sms", "447700900000")
     )
     first = workflow.steps.get(index=0)
-    step_send(first.id)
+    steps_send_due(ids=[first.id])
     first.refresh_from_db()
     assert first.state == "waiting"
     return workflow, first
-
-
-def receipt(step: Step, status: ReceiptStatus) -> ReceiptEvent:
-    attempt = step.attempts.get()
-    return ReceiptEvent(
-        provider="sandbox",
-        provider_message_id=attempt.provider_message_ids[0],
-        status=status,
-        raw={"status": status.value},
-        connection_ids=("sandbox",),
-    )
 
 
 def test_a_duplicate_receipt_changes_nothing(waiting_run):
@@ -87,10 +62,10 @@ def test_a_receipt_after_failover_is_recorded_but_never_reopens_the_run(waiting_
 def test_a_late_positive_receipt_is_flagged(waiting_run):
     workflow, step = waiting_run
     Step.objects.filter(id=step.id).update(deadline_at=step.deadline_at.replace(year=2000))
-    from workflows_app.services.timers import step_expire
+    from workflows_app.services.scheduler import steps_expire_due
 
-    assert step_expire(step.id) is True
-    assert step_expire(step.id) is False  # a second delivery of the timer is a no-op
+    assert steps_expire_due([step.id]) == 1
+    assert steps_expire_due([step.id]) == 0  # a second delivery of the timer is a no-op
     receipts.ingest([receipt(step, ReceiptStatus.READ)])
     step.refresh_from_db()
     assert (step.state, step.message_status, step.late_receipt) == ("failed_over", "read", True)
@@ -112,16 +87,14 @@ def test_a_receipt_for_an_unknown_message_is_recorded(db):
 def test_a_receipt_that_beats_the_send_record_is_applied_once_the_send_is_recorded(
     account, monkeypatch
 ):
-    workflow = workflow_create(
-        account=account.account,
-        flavour="workflows",
-        steps=[spec("messenger", "1000000003", "delivered", 600), spec("sms", "447700900000")],
+    workflow = run_of(
+        account, spec("messenger", "1000000003", "delivered", 600), spec("sms", "447700900000")
     )
     first = workflow.steps.get(index=0)
     from channels_app.adapters.base import SendResult
     from workflows_app.services import sending
 
-    original = sending._record
+    original = sending._outcomes_record
 
     def deliver_first(outcomes):
         [(_attempt, result)] = outcomes
@@ -138,8 +111,8 @@ def test_a_receipt_that_beats_the_send_record_is_applied_once_the_send_is_record
         )
         original(outcomes)
 
-    monkeypatch.setattr(sending, "_record", deliver_first)
-    step_send(first.id)
+    monkeypatch.setattr(sending, "_outcomes_record", deliver_first)
+    steps_send_due(ids=[first.id])
     first.refresh_from_db()
     assert (first.state, first.message_status) == ("succeeded", "delivered")
     assert Workflow.objects.get(id=workflow.id).status == "completed"

@@ -26,11 +26,11 @@ from channels_app import receipts
 from channels_app.errors import ErrorKind, ProviderError
 from channels_app.statuses import ReceiptEvent, ReceiptStatus
 from tests.chaos import checker
-from tests.workflows_app.test_receipts import spec
+from tests.fixtures import spec
 from workflows_app.models import Attempt, Step, Workflow
 from workflows_app.services import sending
 from workflows_app.services.accounts import account_create
-from workflows_app.services.timers import scheduler_tick, step_expire
+from workflows_app.services.scheduler import scheduler_tick, steps_expire_due
 from workflows_app.services.workflows import workflow_cancel, workflow_create
 
 DAY = timedelta(days=1)
@@ -83,7 +83,7 @@ class EngineMachine(RuleBasedStateMachine):
         if ready:
             step = data.draw(st.sampled_from(ready))
             Step.objects.filter(id=step.id).update(ready_at=F("ready_at") - DAY)  # retry is due
-            sending.step_send(step.id)
+            sending.steps_send_due(ids=[step.id])
 
     @rule(limit=st.integers(1, 4))
     def a_send_due_task_takes_a_batch(self, limit):
@@ -109,12 +109,12 @@ class EngineMachine(RuleBasedStateMachine):
             try:
                 result = route.adapter.send(outbound, route.config)
             except ProviderError as error:
-                sending._record([(attempt, error)])
+                sending._outcomes_record([(attempt, error)])
             else:
-                sending._record([(attempt, result)])
+                sending._outcomes_record([(attempt, result)])
         else:
             error = ProviderError(ErrorKind(outcome), f"injected {outcome}", retry_after=0.1)
-            sending._record([(attempt, error)])
+            sending._outcomes_record([(attempt, error)])
 
     @precondition(lambda self: self.in_flight)
     @rule(data=st.data())
@@ -159,8 +159,8 @@ class EngineMachine(RuleBasedStateMachine):
         if via_scheduler:
             scheduler_tick()
         else:
-            step_expire(step.id)
-            step_expire(step.id)  # a duplicated countdown
+            steps_expire_due([step.id])
+            steps_expire_due([step.id])  # a duplicated countdown
 
     @precondition(lambda self: self.workflow_ids)
     @rule(data=st.data())
@@ -188,7 +188,7 @@ class EngineMachine(RuleBasedStateMachine):
         for _ in range(12):
             for step in self._steps(state="pending", ready_at__isnull=False):
                 Step.objects.filter(id=step.id).update(ready_at=F("ready_at") - DAY)
-                sending.step_send(step.id)
+                sending.steps_send_due(ids=[step.id])
             Step.objects.filter(workflow_id__in=self.workflow_ids, state="waiting").update(
                 deadline_at=F("deadline_at") - DAY * 2
             )

@@ -1,16 +1,47 @@
-"""Hand work to Celery after the transaction that created it commits.
+"""Hand work to Celery after the transaction that created it commits: the one place that queues
+tasks, by name (so that nothing here imports :mod:`workflows_app.tasks`, which imports the
+services).
 
 A lost dispatch (broker down, process killed after COMMIT) is never fatal: the scheduler finds
-pending steps and due timers in Postgres and dispatches them again.
+pending steps, due timers and due webhooks in Postgres and dispatches them again. So a broker
+error is logged here, never raised.
 """
 
+import functools
 import logging
+from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
+
+# The engine's tasks (workflows_app/tasks.py registers them under these names).
+SEND_DUE = "workflows.send_due"
+EXPIRE_STEP = "workflows.expire_step"
+POLL_STEP = "workflows.poll_step"
+DELIVER_WEBHOOKS = "workflows.deliver_webhooks"
+SCHEDULER_TICK = "workflows.scheduler_tick"
+
+
+def enqueue_on_commit(task: str, *args: Any, countdown: float | None = None) -> None:
+    """Queue ``task`` with ``args`` (in ``countdown`` seconds) once the current transaction
+    commits; at once outside a transaction."""
+    transaction.on_commit(functools.partial(enqueue_now, task, *args, countdown=countdown))
+
+
+def enqueue_now(task: str, *args: Any, countdown: float | None = None) -> bool:
+    """Queue ``task`` now. Returns False (and logs) if the broker refused it."""
+    try:
+        current_app.send_task(
+            task, args, countdown=None if countdown is None else max(0.0, countdown)
+        )
+    except Exception:  # broker unreachable: the scheduler will re-dispatch from PostgreSQL
+        logger.warning("could not queue %s%r; the scheduler will", task, args, exc_info=True)
+        return False
+    return True
 
 
 # Set while a ``send_due`` task is queued and has not started: commits in between need not
@@ -31,17 +62,15 @@ def send_due_now() -> None:
     That check needs a cache every process shares (Redis); embedded mode has none, and queues
     one task per call.
     """
-    from workflows_app.tasks import send_due
-
     shared = settings.REDIS_URL != ""
     try:
         if shared and not cache.add(SEND_DUE_QUEUED, 1, timeout=SEND_DUE_QUEUED_TTL):
             return
-        send_due.apply_async()
     except Exception:  # Redis unreachable: the scheduler will re-dispatch the steps
         logger.warning("could not queue a send; the scheduler will", exc_info=True)
-        if shared:
-            _forget_queued()
+        return
+    if not enqueue_now(SEND_DUE) and shared:
+        _forget_queued()
 
 
 def send_due_started() -> None:
@@ -55,50 +84,3 @@ def _forget_queued() -> None:
         cache.delete(SEND_DUE_QUEUED)
     except Exception:
         logger.warning("could not clear %s", SEND_DUE_QUEUED, exc_info=True)
-
-
-def send_later_on_commit(step_id: int, countdown: float) -> None:
-    """Queue the send of ``step_id`` in ``countdown`` seconds (a retry), once the current
-    transaction commits."""
-
-    def _send() -> None:
-        from workflows_app.tasks import send_step
-
-        try:
-            send_step.apply_async((step_id,), countdown=countdown)
-        except Exception:  # broker unreachable: the scheduler will re-dispatch it
-            logger.warning(
-                "could not queue send of step %s; the scheduler will", step_id, exc_info=True
-            )
-
-    transaction.on_commit(_send)
-
-
-def arm_timer_on_commit(step_id: int, countdown: float) -> None:
-    """Queue the fast-path expiry of ``step_id`` (the scheduler is the slow, sure path)."""
-
-    def _arm() -> None:
-        from workflows_app.tasks import expire_step
-
-        try:
-            expire_step.apply_async((step_id,), countdown=max(0.0, countdown))
-        except Exception:
-            logger.warning(
-                "could not arm timer of step %s; the scheduler will fire it", step_id, exc_info=True
-            )
-
-    transaction.on_commit(_arm)
-
-
-def poll_on_commit(step_id: int) -> None:
-    """Queue a status poll of ``step_id`` (a lost poll only means the deadline decides)."""
-
-    def _poll() -> None:
-        from workflows_app.tasks import poll_step
-
-        try:
-            poll_step.apply_async((step_id,))
-        except Exception:
-            logger.warning("could not queue poll of step %s", step_id, exc_info=True)
-
-    transaction.on_commit(_poll)

@@ -3,6 +3,7 @@
 import time
 from dataclasses import dataclass, field
 
+from celery import current_app
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
@@ -48,10 +49,8 @@ def readiness() -> Readiness:
 
 
 def _broker_check() -> str:
-    from orchestrator.celery import app
-
     try:
-        with app.connection_for_write() as conn:
+        with current_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
         return "ok"
     except Exception as error:

@@ -18,7 +18,7 @@ from prometheus_client.core import (
 
 from workflows_app.models import Attempt, Event, Step, WebhookAttempt, WebhookDelivery, Workflow
 from workflows_app.services.clock import db_now
-from workflows_app.states import StepState
+from workflows_app.states import EventKind, StepState
 
 LATENESS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
@@ -86,7 +86,7 @@ def _timer_lateness() -> HistogramMetricFamily:
     """How long after its deadline each expired step was failed over (timer precision)."""
     late = ExpressionWrapper(F("created_at") - F("step__deadline_at"), output_field=DurationField())
     expired = Event.objects.filter(
-        kind="step.transition",
+        kind=EventKind.STEP_TRANSITION,
         step__failover_reason="expired",
         to_state__in=["failed_over", "failed"],
     ).annotate(late=late)

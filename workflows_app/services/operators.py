@@ -6,13 +6,14 @@ from django.db import transaction
 
 from workflows_app.models import Event, Workflow
 from workflows_app.services.workflows import workflow_cancel
+from workflows_app.states import EventKind
 from workflows_app.webhooks.signing import webhook_secret_rotate
 
 
 def operator_log(kind: str, actor: str, detail: str, workflow_id: Any = None, **data: Any) -> None:
     Event.objects.create(
         workflow_id=workflow_id,
-        kind=f"admin.{kind}",
+        kind=EventKind(f"admin.{kind}"),  # ValueError for a kind states.EventKind lacks
         detail=f"{actor}: {detail}"[:255],
         data={"actor": actor, **data},
     )

@@ -11,18 +11,20 @@ from channels_app.errors import ProviderError
 from channels_app.registry import poll, polling_providers
 from workflows_app.models import Attempt, Step
 from workflows_app.services.receipts import receipts_apply
-from workflows_app.states import StepState
+from workflows_app.states import AttemptOutcome, StepState
 
 logger = logging.getLogger(__name__)
 
 
-def step_poll(step_id: int) -> int:
+def step_provider_poll(step_id: int) -> int:
     """Poll the provider for a waiting step's message; returns how many receipts it applied."""
     step = Step.objects.filter(id=step_id, state=StepState.WAITING).first()
     if step is None:
         return 0
     attempt = (
-        Attempt.objects.filter(step=step, outcome="accepted", provider__in=polling_providers())
+        Attempt.objects.filter(
+            step=step, outcome=AttemptOutcome.ACCEPTED, provider__in=polling_providers()
+        )
         .order_by("-number")
         .first()
     )

@@ -19,17 +19,17 @@ from django.db import IntegrityError, transaction
 from channels_app.statuses import ReceiptEvent, ReceiptStatus
 from workflows_app.logcontext import log_context
 from workflows_app.models import Attempt, Event, ProviderMessage, Step
+from workflows_app.services.workflows import steps_evaluate, steps_message_status_advance
 from workflows_app.states import (
     FAILURE_STATUSES,
     MESSAGE_STATUS_RANK,
+    EventKind,
     MessageStatus,
     StepState,
     statuses_replaceable_by,
 )
 
 logger = logging.getLogger(__name__)
-
-UNMATCHED = "receipt.unmatched"
 
 
 def receipts_apply(events: list[ReceiptEvent]) -> None:
@@ -70,7 +70,7 @@ def receipt_apply(event: ReceiptEvent, *, replayed: bool = False) -> bool:
     with transaction.atomic():
         attempt = _attempt_for(event)
         step = Step.objects.select_for_update().get(id=attempt.step_id) if attempt else None
-        if not replayed and not _record(event, step):
+        if not replayed and not _receipt_store(event, step):
             return False
         if step is None or attempt is None:  # both or neither: the step is the attempt's
             return not replayed
@@ -100,7 +100,7 @@ def watermark_apply(event: ReceiptEvent) -> bool:
     new = MessageStatus(event.status)
     replaceable = [s for s in statuses_replaceable_by(new) if s is not None]
     with transaction.atomic():
-        if not _record(event, None, kind="receipt.watermark"):
+        if not _receipt_store(event, None, kind=EventKind.RECEIPT_WATERMARK):
             return False
         covered = list(
             ProviderMessage.objects.filter(
@@ -144,17 +144,18 @@ def _part_apply(attempt: Attempt, event: ReceiptEvent) -> MessageStatus | None:
     return min(statuses, key=lambda s: MESSAGE_STATUS_RANK[s])
 
 
-def _record(event: ReceiptEvent, step: Step | None, kind: str = "") -> bool:
+def _receipt_store(event: ReceiptEvent, step: Step | None, kind: str = "") -> bool:
     """Insert the raw receipt; False if this (provider, message, status) was seen before."""
     try:
         with transaction.atomic():
             Event.objects.create(
                 workflow_id=step.workflow_id if step else None,
                 step=step,
-                kind=kind or ("receipt" if step else UNMATCHED),
+                kind=kind or (EventKind.RECEIPT if step else EventKind.RECEIPT_UNMATCHED),
                 to_state=event.status,
                 detail=f"{event.provider}:{event.provider_message_id}"[:255],
                 data={
+                    "provider_message_id": event.provider_message_id,
                     "error_code": event.error_code,
                     "error_reason": event.error_reason,
                     "client_ref": event.client_ref,
@@ -169,12 +170,10 @@ def _record(event: ReceiptEvent, step: Step | None, kind: str = "") -> bool:
 
 
 def _apply_status(step: Step, event: ReceiptEvent, new: MessageStatus) -> None:
-    from workflows_app.services.workflows import step_evaluate, step_message_status_advance
-
     error = None
     if new in FAILURE_STATUSES and event.error_code is not None:
         error = {"code": event.error_code, "reason": event.error_reason}
-    if not step_message_status_advance(step, new, error=error):
+    if not steps_message_status_advance([step], new, error=error):
         return
     if step.state in (StepState.FAILED_OVER, StepState.FAILED) and new not in FAILURE_STATUSES:
         # The person got the message after we moved on: report it, never reopen the run.
@@ -182,23 +181,22 @@ def _apply_status(step: Step, event: ReceiptEvent, new: MessageStatus) -> None:
         Event.objects.create(
             workflow_id=step.workflow_id,
             step=step,
-            kind="receipt.late",
+            kind=EventKind.RECEIPT_LATE,
             to_state=new,
             detail="received after the step had failed over",
         )
         return
-    step_evaluate(step)
+    steps_evaluate([step])
 
 
 def replay_unmatched_receipts(provider: str, provider_message_ids: list[str]) -> None:
     """Apply receipts that arrived before the send that produced them was recorded."""
     keys = [f"{provider}:{pmid}"[:255] for pmid in provider_message_ids]
-    early = Event.objects.filter(kind=UNMATCHED, detail__in=keys).order_by("id")
+    early = Event.objects.filter(kind=EventKind.RECEIPT_UNMATCHED, detail__in=keys).order_by("id")
     for stored in early:
-        provider_message_id = stored.detail.split(":", 1)[1]
         event = ReceiptEvent(
             provider=provider,
-            provider_message_id=provider_message_id,
+            provider_message_id=stored.data["provider_message_id"],
             status=ReceiptStatus(stored.to_state),
             raw=stored.data.get("raw", {}),
             error_code=stored.data.get("error_code"),
@@ -206,4 +204,4 @@ def replay_unmatched_receipts(provider: str, provider_message_ids: list[str]) ->
             connection_ids=tuple(stored.data.get("connection_ids") or ()),
         )
         if receipt_apply(event, replayed=True):
-            Event.objects.filter(id=stored.id).update(kind="receipt.replayed")
+            Event.objects.filter(id=stored.id).update(kind=EventKind.RECEIPT_REPLAYED)

@@ -13,7 +13,7 @@ from django.db import transaction
 
 from workflows_app.models import Event, IdempotencyKey, Workflow
 from workflows_app.services.clock import db_now
-from workflows_app.states import WorkflowStatus
+from workflows_app.states import EventKind, WorkflowStatus
 
 logger = logging.getLogger(__name__)
 _last_scheduled_purge = 0.0
@@ -41,7 +41,7 @@ def runs_purge(older_than_days: float, *, batch: int = 500, max_batches: int | N
         deleted += len(ids)
         batches += 1
     Event.objects.filter(
-        workflow__isnull=True, kind="receipt.unmatched", created_at__lt=cutoff
+        workflow__isnull=True, kind=EventKind.RECEIPT_UNMATCHED, created_at__lt=cutoff
     ).delete()
     if deleted:
         logger.info("purged %d finished run(s) older than %s days", deleted, older_than_days)

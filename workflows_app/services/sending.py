@@ -5,8 +5,8 @@ every outcome in one new transaction.
 Postgres is the queue. Whatever makes a step due asks, on commit, for a ``send_due`` task
 (:func:`~workflows_app.services.dispatch.send_due_on_commit`); the task claims up to
 ``SEND_BATCH_SIZE`` due steps with ``FOR UPDATE SKIP LOCKED``, oldest first. Celery's cost per
-task, and the two transactions' commits, are then paid once per batch instead of once per step
-(docs/benchmarks.md, fix 20). A retry's countdown still sends its one step (``send_step``).
+task, and the two transactions' commits, are then paid once per batch instead of once per step.
+A retry makes its step due later and queues the same task with that countdown.
 """
 
 import contextvars
@@ -22,25 +22,30 @@ from django.db import transaction
 from django.db.models import Min, QuerySet
 from uuid6 import uuid7
 
-from channels_app.adapters.base import OutboundMessage, SendResult
+from channels_app.adapters.base import OutboundMessage, SendResult, address_of
 from channels_app.errors import ErrorKind, ProviderError
 from channels_app.registry import Route, connection_report_error, routes_for
 from workflows_app import logcontext
 from workflows_app.models import Attempt, ProviderMessage, Step
 from workflows_app.services.clock import ClockTimestamp
-from workflows_app.services.dispatch import send_due_now, send_later_on_commit
+from workflows_app.services.dispatch import SEND_DUE, enqueue_on_commit, send_due_now
 from workflows_app.services.receipts import replay_unmatched_receipts
-from workflows_app.services.statements import update_rows
-from workflows_app.services.transitions import step_transition, steps_transition
+from workflows_app.services.sql import rows_update
+from workflows_app.services.transitions import steps_transition
 from workflows_app.services.workflows import (
-    step_evaluate,
-    step_fail_over,
-    step_message_status_advance,
-    step_settle_as_submitted,
+    steps_evaluate,
+    steps_fail_over,
     steps_message_status_advance,
+    steps_settle_as_submitted,
     steps_start_waiting,
 )
-from workflows_app.states import FailoverReason, MessageStatus, StepState, WorkflowStatus
+from workflows_app.states import (
+    AttemptOutcome,
+    FailoverReason,
+    MessageStatus,
+    StepState,
+    WorkflowStatus,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +61,7 @@ OUTCOME_FIELDS = [
 ]
 
 
-class Claim(NamedTuple):
+class SendClaim(NamedTuple):
     """A step moved to ``sending``: its new Attempt, the route it goes out on, the message."""
 
     attempt: Attempt
@@ -67,28 +72,25 @@ class Claim(NamedTuple):
 Outcome = SendResult | ProviderError
 
 
-def steps_send_due(limit: int | None = None) -> int:
-    """Send up to ``limit`` (``SEND_BATCH_SIZE``) due steps, oldest first: the ``send_due``
-    task. Returns how many it claimed.
+def steps_send_due(limit: int | None = None, *, ids: list[int] | None = None) -> int:
+    """Send up to ``limit`` (``SEND_BATCH_SIZE``) due steps, oldest first (only those of
+    ``ids``, if given): the ``send_due`` task. Returns how many it claimed. Never raises for
+    provider failures: they are recorded. A step that is not due, or that another worker is
+    sending, is left alone, so calling this twice sends nothing twice.
 
     A full batch first asks for another task, so that the other worker processes take the
     next batch of a backlog while this one calls its providers.
     """
     limit = limit or settings.SEND_BATCH_SIZE
-    claims = _claim(Step.objects.all(), limit)
+    candidates = Step.objects.all() if ids is None else Step.objects.filter(id__in=ids)
+    claims = _claim(candidates, limit)
     if len(claims) == limit:
         send_due_now()
     _send(claims)
     return len(claims)
 
 
-def step_send(step_id: int) -> None:
-    """Make one attempt at sending one step, if it is due. Safe to call twice: the second call
-    does nothing. Called by the ``send_step`` task (a retry's countdown)."""
-    _send(_claim(Step.objects.filter(id=step_id), 1))
-
-
-def _send(claims: list[Claim]) -> None:
+def _send(claims: list[SendClaim]) -> None:
     """Call the providers and record what they answered. Never raises for provider failures;
     they are recorded."""
     if not claims:
@@ -104,10 +106,12 @@ def _send(claims: list[Claim]) -> None:
                 for claim in claims
             ]
             outcomes = [future.result() for future in futures]
-    _record([(claim.attempt, outcome) for claim, outcome in zip(claims, outcomes, strict=True)])
+    _outcomes_record(
+        [(claim.attempt, outcome) for claim, outcome in zip(claims, outcomes, strict=True)]
+    )
 
 
-def _call_provider(claim: Claim) -> Outcome:
+def _call_provider(claim: SendClaim) -> Outcome:
     attempt, route, outbound = claim
     logcontext.bind(workflow_uuid=attempt.step.workflow_id, message_uuid=attempt.step.message_uuid)
     try:
@@ -119,7 +123,7 @@ def _call_provider(claim: Claim) -> Outcome:
         return ProviderError(ErrorKind.AMBIGUOUS, repr(error)[:500])
 
 
-def _claim(candidates: QuerySet[Step], limit: int) -> list[Claim]:
+def _claim(candidates: QuerySet[Step], limit: int) -> list[SendClaim]:
     """Move up to ``limit`` due pending steps of ``candidates`` to ``sending``, each with a new
     Attempt, in one transaction. Rows another transaction has locked are skipped: it is
     sending them (or making them not due)."""
@@ -139,68 +143,80 @@ def _claim(candidates: QuerySet[Step], limit: int) -> list[Claim]:
         # in the query: the planner may then start from the runs, not from the queue.)
         ended = [step for step in steps if step.workflow.status != WorkflowStatus.RUNNING]
         steps_transition(ended, StepState.SKIPPED, detail="its run had ended", finished_at=now)
-        sending = [step for step in steps if step.workflow.status == WorkflowStatus.RUNNING]
         by_number: dict[int, list[Step]] = defaultdict(list)
-        for step in sending:
-            by_number[step.attempt_count + 1].append(step)
-        for number, group in by_number.items():
-            steps_transition(group, StepState.SENDING, send_started_at=now, attempt_count=number)
+        for row in steps:
+            if row.workflow.status == WorkflowStatus.RUNNING:
+                by_number[row.attempt_count + 1].append(row)
+        sending: list[Step] = [
+            moved
+            for number, group in by_number.items()
+            for moved in steps_transition(
+                group, StepState.SENDING, send_started_at=now, attempt_count=number
+            )
+        ]
         first_sends = [step for step in sending if step.message_uuid is None]
         for step in first_sends:
             step.message_uuid = uuid7()
-        update_rows(first_sends, ["message_uuid"])
-        routes: dict[tuple[str, str], list[Route]] = {}
-        claims = []
-        for step in sending:
-            key = (step.channel, str(step.sender.get("number") or step.sender.get("id") or ""))
-            if key not in routes:  # one query per sender and channel, not per step
-                routes[key] = routes_for(step.channel, step.sender)
-            choices = routes[key]
-            number = step.attempt_count
-            route = choices[min((number - 1) // settings.SEND_MAX_ATTEMPTS, len(choices) - 1)]
-            attempt = Attempt(
-                step=step,
-                number=number,
-                provider=route.adapter.name,
-                connection_id=route.connection_id,
-                request_summary={
-                    "channel": step.channel,
-                    "to": step.recipient,
-                    "content_type": step.message.get("content", {}).get("type"),
-                },
-            )
-            outbound = OutboundMessage(
-                channel=step.channel,
-                sender=step.sender,
-                recipient=step.recipient,
-                message=step.message,
-                client_ref=str(attempt.id),
-                attempt_number=number,
-            )
-            claims.append(Claim(attempt, route, outbound))
+        rows_update(first_sends, ["message_uuid"])
+        claims = _claims_for(sending)
         Attempt.objects.bulk_create([claim.attempt for claim in claims])
     return claims
 
 
-def _record(outcomes: list[tuple[Attempt, Outcome]]) -> None:
+def _claims_for(steps: list[Step]) -> list[SendClaim]:
+    """Each step's route (its attempt number picks among the channel's connections, after
+    ``SEND_MAX_ATTEMPTS`` tries on each), its new Attempt and the message to send."""
+    routes: dict[tuple[str, str], list[Route]] = {}
+    claims = []
+    for step in steps:
+        key = (step.channel, address_of(step.sender))
+        if key not in routes:  # one query per sender and channel, not per step
+            routes[key] = routes_for(step.channel, step.sender)
+        choices = routes[key]
+        number = step.attempt_count
+        route = choices[min((number - 1) // settings.SEND_MAX_ATTEMPTS, len(choices) - 1)]
+        attempt = Attempt(
+            step=step,
+            number=number,
+            provider=route.adapter.name,
+            connection_id=route.connection_id,
+            request_summary={
+                "channel": step.channel,
+                "to": step.recipient,
+                "content_type": step.message.get("content", {}).get("type"),
+            },
+        )
+        outbound = OutboundMessage(
+            channel=step.channel,
+            sender=step.sender,
+            recipient=step.recipient,
+            message=step.message,
+            client_ref=str(attempt.id),
+            attempt_number=number,
+        )
+        claims.append(SendClaim(attempt, route, outbound))
+    return claims
+
+
+def _outcomes_record(outcomes: list[tuple[Attempt, Outcome]]) -> None:
     """Record a batch's outcomes in one transaction. Should that fail, record each in its own,
     so that one step's trouble cannot undo the others' records (a step left ``sending`` is
     settled by the scheduler after ``SENDING_LEASE``)."""
     if len(outcomes) == 1:
-        _record_together(outcomes)
+        _outcomes_record_in_one_transaction(outcomes)
         return
     try:
-        _record_together(outcomes)
+        _outcomes_record_in_one_transaction(outcomes)
     except Exception:
         logger.exception("recording %d sends together failed; recording each alone", len(outcomes))
         for item in outcomes:
             try:
-                _record_together([item])
+                _outcomes_record_in_one_transaction([item])
             except Exception:
                 logger.exception("recording the send of step %s failed", item[0].step_id)
 
 
-def _record_together(outcomes: list[tuple[Attempt, Outcome]]) -> None:
+def _outcomes_record_in_one_transaction(outcomes: list[tuple[Attempt, Outcome]]) -> None:
     with transaction.atomic():
         ids = sorted(attempt.step_id for attempt, _ in outcomes)  # one lock order for all
         steps = {
@@ -218,17 +234,17 @@ def _record_together(outcomes: list[tuple[Attempt, Outcome]]) -> None:
             step = steps[attempt.step_id]
             attempt.finished_at = now
             if isinstance(outcome, ProviderError):
-                attempt.outcome = "error"
+                attempt.outcome = AttemptOutcome.ERROR
                 attempt.error_kind = outcome.kind
                 attempt.error_code = outcome.provider_code
                 attempt.error_detail = outcome.reason[:1000]
             else:
-                attempt.outcome = "accepted"
+                attempt.outcome = AttemptOutcome.ACCEPTED
                 attempt.provider_message_ids = outcome.provider_message_ids
                 attempt.response = outcome.response
                 messages += _provider_messages(step, attempt, outcome)
                 accepted[attempt.provider] += outcome.provider_message_ids
-        update_rows([attempt for attempt, _ in outcomes], OUTCOME_FIELDS)
+        rows_update([attempt for attempt, _ in outcomes], OUTCOME_FIELDS)
         ProviderMessage.objects.bulk_create(messages, ignore_conflicts=True)
         accepted_steps = [
             (attempt, steps[attempt.step_id])
@@ -241,9 +257,7 @@ def _record_together(outcomes: list[tuple[Attempt, Outcome]]) -> None:
             for attempt, step in accepted_steps
             if step.state == StepState.SENDING and step.attempt_count == attempt.number
         ]
-        steps_start_waiting(current, now=now)
-        for step in current:
-            step_evaluate(step)  # a receipt may have beaten us here
+        steps_evaluate(steps_start_waiting(current, now=now))  # a receipt may have beaten us
         for attempt, outcome in outcomes:
             if isinstance(outcome, ProviderError):
                 _attempt_failed_locked(steps[attempt.step_id], now, attempt, outcome)
@@ -252,7 +266,7 @@ def _record_together(outcomes: list[tuple[Attempt, Outcome]]) -> None:
 
 
 def _provider_messages(step: Step, attempt: Attempt, result: SendResult) -> list[ProviderMessage]:
-    recipient = str(step.recipient.get("number") or step.recipient.get("id") or "")
+    recipient = address_of(step.recipient)
     return [
         ProviderMessage(
             provider=attempt.provider,
@@ -270,7 +284,7 @@ def _attempt_failed_locked(step: Step, now: datetime, attempt: Attempt, error: P
     if step.state != StepState.SENDING or step.attempt_count != attempt.number:
         return
     if error.kind == ErrorKind.AMBIGUOUS:
-        step_settle_as_submitted(step, detail=f"ambiguous outcome: {error.reason}")
+        steps_settle_as_submitted([step], detail=f"ambiguous outcome: {error.reason}")
         return
     if error.kind == ErrorKind.TRANSIENT and _retry_later(step, error, now):
         return
@@ -282,10 +296,11 @@ def _attempt_failed_locked(step: Step, now: datetime, attempt: Attempt, error: P
             error.reason,
         )
         connection_report_error(attempt.connection_id, error.kind, error.reason)
-    step_message_status_advance(
-        step, MessageStatus.REJECTED, error={"code": error.code, "reason": error.reason}
+    steps_message_status_advance(
+        [step], MessageStatus.REJECTED, error={"code": error.code, "reason": error.reason}
     )
-    step_fail_over(step, FailoverReason.REJECTED, detail=f"{error.kind}: {error.reason}"[:255])
+    detail = f"{error.kind}: {error.reason}"[:255]
+    steps_fail_over([step], FailoverReason.REJECTED, detail=detail, now=now)
 
 
 def _retry_later(step: Step, error: ProviderError, now) -> bool:
@@ -304,13 +319,13 @@ def _retry_later(step: Step, error: ProviderError, now) -> bool:
     if now + timedelta(seconds=delay) >= first + timedelta(seconds=window):
         return False
     ready_at = now + timedelta(seconds=delay)
-    if not step_transition(
-        step,
+    if not steps_transition(
+        [step],
         StepState.PENDING,
         ready_at=ready_at,
         dispatched_at=now,
         detail=f"transient: {error.reason}; retry in {delay:.1f}s"[:255],
     ):
         return False
-    send_later_on_commit(step.id, countdown=delay)
+    enqueue_on_commit(SEND_DUE, countdown=delay)
     return True

@@ -13,21 +13,15 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 
-from workflows_app import webhooks
 from workflows_app.models import Account, Application, Event, Step, Workflow
+from workflows_app.services import sql
 from workflows_app.services.clock import ClockTimestamp, db_now
-from workflows_app.services.dispatch import arm_timer_on_commit, send_due_on_commit
-from workflows_app.services.statements import insert_together
-from workflows_app.services.transitions import (
-    step_transition,
-    steps_transition,
-    workflow_transition,
-)
+from workflows_app.services.dispatch import EXPIRE_STEP, enqueue_on_commit, send_due_on_commit
+from workflows_app.services.transitions import steps_transition, workflow_transition
 from workflows_app.states import (
     ACTIVE_STEP_STATES,
-    FAILURE_STATUSES,
+    EventKind,
     FailoverReason,
     MessageStatus,
     StepState,
@@ -35,6 +29,7 @@ from workflows_app.states import (
     condition_met,
     statuses_replaceable_by,
 )
+from workflows_app.webhooks import outbox
 
 
 @dataclass(frozen=True)
@@ -86,6 +81,7 @@ def workflow_create(
             condition_status=spec.condition_status,
             expiry_time=spec.expiry_time,
             message_uuid=spec.message_uuid,
+            is_last=index == len(steps) - 1,
             ready_at=now if index == 0 else None,
             dispatched_at=now if index == 0 else None,
         )
@@ -93,12 +89,12 @@ def workflow_create(
     ]
     created = Event(
         workflow=workflow,
-        kind="workflow.created",
+        kind=EventKind.WORKFLOW_CREATED,
         to_state="running",
         data={"steps": len(steps), "flavour": flavour},
     )
     # One statement (atomic by itself): the run, its steps and its first Event.
-    insert_together([workflow], steps_rows, [created], returning=1)
+    sql.run_insert(workflow, steps_rows, created)
     send_due_on_commit()
     return workflow
 
@@ -108,57 +104,56 @@ def step_wanted_status(step: Step) -> str:
     return step.condition_status or MessageStatus.DELIVERED
 
 
-def step_evaluate(step: Step) -> None:
-    """Decide an active step from its message status: succeed, fail over, or keep waiting.
+def steps_evaluate(steps: Sequence[Step]) -> None:
+    """Decide active steps from their message status: succeed, fail over, or keep waiting.
 
-    Call inside a transaction with the step row locked (``select_for_update``), after the
-    message status changed or the step entered ``waiting``.
+    Call inside a transaction with the step rows locked (``select_for_update``), after their
+    message status changed or they entered ``waiting``.
     """
-    if step.state not in (StepState.SENDING, StepState.WAITING):
-        return
-    if step.message_status in FAILURE_STATUSES:
-        step_fail_over(step, FailoverReason(step.message_status))
-    elif condition_met(step_wanted_status(step), step.message_status):
-        step_succeed(step)
-
-
-def step_succeed(step: Step) -> None:
-    """The condition was met in time: the run completes and later steps are skipped."""
-    now = db_now()
-    if not step_transition(step, StepState.SUCCEEDED, finished_at=now):
-        return
-    later = Step.objects.filter(
-        workflow_id=step.workflow_id, index__gt=step.index, state=StepState.PENDING
+    active = [step for step in steps if step.state in (StepState.SENDING, StepState.WAITING)]
+    for reason in (FailoverReason.REJECTED, FailoverReason.UNDELIVERABLE):
+        steps_fail_over([step for step in active if step.message_status == reason], reason)
+    steps_succeed(
+        [step for step in active if condition_met(step_wanted_status(step), step.message_status)]
     )
-    for pending in later:
-        step_transition(pending, StepState.SKIPPED, finished_at=now)
-    workflow_transition(step.workflow_id, WorkflowStatus.RUNNING, WorkflowStatus.COMPLETED)
 
 
-def step_fail_over(step: Step, reason: FailoverReason, *, detail: str = "") -> None:
-    """Rejected, undeliverable or expired: start the next step, or end the run in `error`."""
+def steps_succeed(steps: Sequence[Step]) -> None:
+    """The condition was met in time: each run completes and its later steps are skipped."""
+    if not steps:
+        return
     now = db_now()
+    succeeded = steps_transition(steps, StepState.SUCCEEDED, finished_at=now)
+    later = [
+        pending
+        for step in succeeded
+        for pending in Step.objects.filter(
+            workflow_id=step.workflow_id, index__gt=step.index, state=StepState.PENDING
+        )
+    ]
+    steps_transition(later, StepState.SKIPPED, finished_at=now)
+    for step in succeeded:
+        workflow_transition(step.workflow_id, WorkflowStatus.RUNNING, WorkflowStatus.COMPLETED)
+
+
+def steps_fail_over(
+    steps: Sequence[Step], reason: FailoverReason, *, detail: str = "", now: Any = None
+) -> None:
+    """Rejected, undeliverable or expired: start each step's next step, or end its run in
+    `error` when it was the last. A constant number of statements for steps that are not last,
+    so a burst of deadlines costs one scheduler tick, not one per step.
+
+    ``now`` is the database's clock if the caller already read it in this transaction.
+    """
+    if not steps:
+        return
+    now = now or db_now()
     fields: dict[str, Any] = {"failover_reason": reason, "finished_at": now}
-    if step.is_last:
-        if step_transition(step, StepState.FAILED, detail=detail, **fields):
-            workflow_transition(step.workflow_id, WorkflowStatus.RUNNING, WorkflowStatus.ERROR)
-        return
-    if step_transition(step, StepState.FAILED_OVER, detail=detail, **fields):
-        _start_next_steps([step], now)
-
-
-def steps_fail_over(steps: list[Step], reason: FailoverReason, *, detail: str, now: Any) -> None:
-    """:func:`step_fail_over` for a batch of waiting steps the caller has locked (the
-    scheduler's expired deadlines): a constant number of statements for the lot, so a burst of
-    deadlines costs one tick, not one tick per step."""
     last = [step for step in steps if step.is_last]
-    for step in last:  # ends a run: its workflow transition and report, one by one
-        step_fail_over(step, reason, detail=detail)
+    for step in steps_transition(last, StepState.FAILED, detail=detail, **fields):
+        workflow_transition(step.workflow_id, WorkflowStatus.RUNNING, WorkflowStatus.ERROR)
     middle = [step for step in steps if not step.is_last]
-    steps_transition(
-        middle, StepState.FAILED_OVER, detail=detail, failover_reason=reason, finished_at=now
-    )
-    _start_next_steps(middle, now)
+    _start_next_steps(steps_transition(middle, StepState.FAILED_OVER, detail=detail, **fields), now)
 
 
 def _start_next_steps(failed_over: list[Step], now: Any) -> None:
@@ -178,93 +173,67 @@ def _start_next_steps(failed_over: list[Step], now: Any) -> None:
     send_due_on_commit()
 
 
-def step_message_status_advance(
-    step: Step, new: MessageStatus, *, error: dict[str, Any] | None = None
-) -> bool:
-    """Move the step's message status forward to ``new`` and report it to the caller.
+def steps_message_status_advance(
+    steps: Sequence[Step], new: MessageStatus, *, error: dict[str, Any] | None = None
+) -> list[Step]:
+    """Move the steps' message status forward to ``new`` and report it to the caller.
 
     The only writer of ``Step.message_status``: a compare-and-set that never moves a status
     backwards (``submitted`` < ``delivered`` < ``read``; a failure replaces only "not sent" or
-    ``submitted`` and is final). Returns False, changing nothing, when ``new`` is not forward.
+    ``submitted`` and is final). Returns the steps it moved (updated in memory); the others,
+    whose status ``new`` would not move forward, are left as they were.
     """
     fields: dict[str, Any] = {"message_status": new}
     if error is not None:
         fields["error"] = error
-    replaceable = [s for s in statuses_replaceable_by(new) if s is not None]
-    moves_forward = Q(message_status__isnull=True) | Q(message_status__in=replaceable)
-    if not Step.objects.filter(moves_forward, id=step.id).update(**fields):
-        return False
-    for name, value in fields.items():
-        setattr(step, name, value)
-    webhooks.message_status_changed(step, new)
-    return True
+    ids = [step.id for step in steps]
+    changed = sql.steps_set_where_status_in(ids, statuses_replaceable_by(new), fields)
+    moved = [step for step in steps if step.id in changed]
+    for step in moved:
+        for name, value in fields.items():
+            setattr(step, name, value)
+        outbox.message_status_changed(step, new)
+    return moved
 
 
-def steps_message_status_advance(steps: Sequence[Step], new: MessageStatus) -> None:
-    """:func:`step_message_status_advance` for steps the caller has locked: their statuses in
-    memory are current, so those it moves forward are known before one UPDATE moves them."""
-    replaceable = statuses_replaceable_by(new)
-    forward = [step for step in steps if step.message_status in replaceable]
-    if not forward:
-        return
-    Step.objects.filter(id__in=[step.id for step in forward]).update(message_status=new)
-    for step in forward:
-        step.message_status = new
-        webhooks.message_status_changed(step, new)
-
-
-def step_settle_as_submitted(step: Step, *, detail: str) -> bool:
+def steps_settle_as_submitted(steps: Sequence[Step], *, detail: str) -> list[Step]:
     """``sending`` → ``waiting`` when the provider may or may not have the message.
 
     Never resent blindly: it counts as submitted and the step's timer decides.
     """
-    step_message_status_advance(step, MessageStatus.SUBMITTED)
-    now = db_now()
-    return step_start_waiting(
-        step, started_at=step.send_started_at, now=now, sent_at=now, detail=detail[:255]
-    )
+    steps_message_status_advance(steps, MessageStatus.SUBMITTED)
+    return steps_start_waiting(steps, detail=detail[:255])
 
 
-def step_start_waiting(
-    step: Step, *, started_at: Any, now: Any = None, detail: str = "", **fields: Any
-) -> bool:
-    """``sending`` → ``waiting`` with its deadline counted from ``started_at``; arms the timer.
+def steps_start_waiting(
+    steps: Sequence[Step], *, now: Any = None, detail: str = "", **fields: Any
+) -> list[Step]:
+    """``sending`` → ``waiting``, ``sent_at`` now, each deadline counted from the step's
+    ``send_started_at``; arms the timers near enough. Returns the steps it moved.
 
-    ``now`` is the database's clock if the caller already read it in this transaction.
+    One UPDATE and one INSERT of Events per distinct deadline (a batch's steps share their
+    start, so usually one). ``now`` is the database's clock if the caller already read it in
+    this transaction.
     """
     now = now or db_now()
-    deadline, armed = _deadline(step, started_at, now)
-    if not step_transition(
-        step,
-        StepState.WAITING,
-        detail=detail,
-        deadline_at=deadline,
-        timer_armed_at=now if armed else None,
-        **fields,
-    ):
-        return False
-    if armed:
-        arm_timer_on_commit(step.id, (deadline - now).total_seconds())
-    return True
-
-
-def steps_start_waiting(steps: Sequence[Step], *, now: Any) -> None:
-    """:func:`step_start_waiting` from ``send_started_at``, with ``sent_at=now``, for ``sending``
-    steps the caller has locked (a batch of sends): one UPDATE and one INSERT of Events per
-    distinct deadline (a batch's steps share their start, so usually one)."""
     groups: dict[tuple[Any, bool], list[Step]] = defaultdict(list)
     for step in steps:
         groups[_deadline(step, step.send_started_at, now)].append(step)
+    moved: list[Step] = []
     for (deadline, armed), group in groups.items():
-        steps_transition(
+        waiting = steps_transition(
             group,
             StepState.WAITING,
+            detail=detail,
             deadline_at=deadline,
             timer_armed_at=now if armed else None,
             sent_at=now,
+            **fields,
         )
-        for step in group if armed else []:
-            arm_timer_on_commit(step.id, (deadline - now).total_seconds())
+        for step in waiting if armed else []:
+            enqueue_on_commit(EXPIRE_STEP, step.id, countdown=(deadline - now).total_seconds())
+        moved += waiting
+    return moved
 
 
 def _deadline(step: Step, started_at: Any, now: Any) -> tuple[Any, bool]:
@@ -292,6 +261,5 @@ def workflow_cancel(workflow: Workflow) -> bool:
         active = Step.objects.select_for_update().filter(
             workflow_id=workflow.id, state__in=ACTIVE_STEP_STATES
         )
-        for step in active:
-            step_transition(step, StepState.CANCELLED, finished_at=now)
+        steps_transition(list(active), StepState.CANCELLED, finished_at=now)
     return True

@@ -29,9 +29,14 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from workflows_app.models import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from workflows_app.services.clock import db_now
+from workflows_app.services.dispatch import DELIVER_WEBHOOKS, enqueue_on_commit
+from workflows_app.states import (
+    DeliveryState,
+    EventKind,
+    WebhookAttemptOutcome,
+    delivery_move_check,
+)
 from workflows_app.webhooks import transport
-from workflows_app.webhooks.models import DeliveryState
-from workflows_app.webhooks.outbox import deliver_on_commit
 from workflows_app.webhooks.signing import Signer, signed_headers
 
 logger = logging.getLogger(__name__)
@@ -39,7 +44,9 @@ DRAIN_LIMIT = 50
 
 
 @dataclass(frozen=True)
-class Claim:
+class DeliveryClaim:
+    """The head delivery of a workflow, leased for one attempt: what to POST, where, how signed."""
+
     delivery_id: int
     number: int
     url: str
@@ -62,14 +69,14 @@ def workflow_webhooks_deliver(workflow_id: Any, limit: int = DRAIN_LIMIT) -> int
             return delivered
         headers = signed_headers(claim.signer, claim.header_id, claim.body, claim.started_at)
         outcome = transport.post(claim.url, claim.body, headers)
-        if not _record(claim, outcome):
+        if not _attempt_record(claim, outcome):
             return delivered
         delivered += 1
-    deliver_on_commit(workflow_id)  # more remain: continue in a fresh task
+    enqueue_on_commit(DELIVER_WEBHOOKS, str(workflow_id))  # more remain: in a fresh task
     return delivered
 
 
-def _claim_head(workflow_id: Any) -> Claim | None:
+def _claim_head(workflow_id: Any) -> DeliveryClaim | None:
     with transaction.atomic():
         now = db_now()
         head = (
@@ -98,7 +105,7 @@ def _claim_head(workflow_id: Any) -> Claim | None:
             application_id=str(head.application_id) if head.application_id else None,
             webhook_secrets=owner.webhook_signing_secrets(now),
         )
-    return Claim(
+    return DeliveryClaim(
         delivery_id=head.id,
         number=number,
         url=head.endpoint.url,
@@ -120,7 +127,7 @@ def retry_delay(attempts_made: int, retry_after: float | None) -> float | None:
     return delay
 
 
-def _record(claim: Claim, outcome: transport.HttpOutcome) -> bool:
+def _attempt_record(claim: DeliveryClaim, outcome: transport.HttpOutcome) -> bool:
     """Store the attempt and its consequence. Returns True when the delivery was delivered."""
     code = outcome.status_code
     with transaction.atomic():
@@ -143,13 +150,13 @@ def _record(claim: Claim, outcome: transport.HttpOutcome) -> bool:
         current = delivery.attempt_count == claim.number and delivery.state == DeliveryState.PENDING
         fields: dict[str, Any] = {"lease_until": None, "last_status_code": code, "updated_at": now}
         if code is not None and 200 <= code < 300:
-            attempt.outcome = "delivered"
+            attempt.outcome = WebhookAttemptOutcome.DELIVERED
             fields.update(state=DeliveryState.DELIVERED, delivered_at=now, next_attempt_at=None)
         elif code == 410:
-            attempt.outcome = "gone"
+            attempt.outcome = WebhookAttemptOutcome.GONE
             _endpoint_disable(delivery.endpoint, now, "answered 410 Gone")
         else:
-            attempt.outcome = "failed"
+            attempt.outcome = WebhookAttemptOutcome.FAILED
             delay = retry_delay(claim.number, outcome.retry_after)
             if delay is None:
                 fields.update(state=DeliveryState.FAILED, next_attempt_at=None)
@@ -158,8 +165,9 @@ def _record(claim: Claim, outcome: transport.HttpOutcome) -> bool:
                 fields.update(next_attempt_at=attempt.retry_at)
         attempt.save()
         if current:
+            delivery_move_check(DeliveryState.PENDING, fields.get("state", DeliveryState.PENDING))
             WebhookDelivery.objects.filter(id=delivery.id).update(**fields)
-    if attempt.outcome != "delivered":
+    if attempt.outcome != WebhookAttemptOutcome.DELIVERED:
         logger.info(
             "webhook %s try %d to %s: %s",
             claim.header_id,
@@ -168,7 +176,7 @@ def _record(claim: Claim, outcome: transport.HttpOutcome) -> bool:
             code or outcome.error,
             extra={"workflow_uuid": str(delivery.workflow_id)},
         )
-    return attempt.outcome == "delivered" and current
+    return attempt.outcome == WebhookAttemptOutcome.DELIVERED and current
 
 
 def _endpoint_disable(endpoint: WebhookEndpoint, now: datetime, reason: str) -> None:
@@ -215,7 +223,7 @@ def webhooks_dispatch_due(batch: int, now: Any = None) -> int:
         )
         WebhookDelivery.objects.filter(id__in=[d[0] for d in due]).update(dispatched_at=now)
         for workflow_id in {d[1] for d in due}:
-            deliver_on_commit(workflow_id)
+            enqueue_on_commit(DELIVER_WEBHOOKS, str(workflow_id))
     return len(due)
 
 
@@ -224,6 +232,7 @@ def delivery_redeliver(delivery: WebhookDelivery, *, actor: str) -> bool:
 
     For the operator console. Returns False while an attempt is in flight. Logged as an Event.
     """
+    delivery_move_check(DeliveryState(delivery.state), DeliveryState.PENDING)
     with transaction.atomic():
         now = db_now()
         changed = (
@@ -242,11 +251,11 @@ def delivery_redeliver(delivery: WebhookDelivery, *, actor: str) -> bool:
         Event.objects.create(
             workflow_id=delivery.workflow_id,
             step_id=delivery.step_id,
-            kind="admin.redeliver_webhook",
+            kind=EventKind.ADMIN_REDELIVER_WEBHOOK,
             detail=f"{actor} redelivered {delivery.header_id}"[:255],
             data={"delivery_id": delivery.id, "actor": actor},
         )
-        deliver_on_commit(delivery.workflow_id)
+        enqueue_on_commit(DELIVER_WEBHOOKS, str(delivery.workflow_id))
     return True
 
 
@@ -255,10 +264,10 @@ def endpoint_enable(endpoint: WebhookEndpoint, *, actor: str) -> None:
     with transaction.atomic():
         WebhookEndpoint.objects.filter(id=endpoint.id).update(disabled_at=None, disabled_reason="")
         Event.objects.create(
-            kind="admin.enable_endpoint",
+            kind=EventKind.ADMIN_ENABLE_ENDPOINT,
             detail=f"{actor} re-enabled {endpoint.url}"[:255],
             data={"endpoint_id": endpoint.id, "actor": actor},
         )
         waiting = WebhookDelivery.objects.filter(endpoint=endpoint, state=DeliveryState.PENDING)
         for workflow_id in set(waiting.values_list("workflow_id", flat=True)):
-            deliver_on_commit(workflow_id)
+            enqueue_on_commit(DELIVER_WEBHOOKS, str(workflow_id))

@@ -12,6 +12,8 @@ from django.db import models
 from django.db.models import Q
 from uuid6 import uuid7
 
+from workflows_app.states import DeliveryState
+
 WEBHOOK_SECRET_PREFIX = "whsec_"
 
 
@@ -68,12 +70,6 @@ class DeliveryKind(models.TextChoices):
     WORKFLOW_REPORT = "workflow_report", "final report"
 
 
-class DeliveryState(models.TextChoices):
-    PENDING = "pending", "pending"  # waiting for its turn, its next attempt, or its endpoint
-    DELIVERED = "delivered", "delivered"  # a 2xx answer
-    FAILED = "failed", "failed"  # every scheduled retry failed; an operator may redeliver
-
-
 class WebhookDelivery(models.Model):
     """One event for a caller, written in the same transaction as the change it reports.
 
@@ -106,7 +102,9 @@ class WebhookDelivery(models.Model):
     status = models.CharField(max_length=16, blank=True, default="")  # the status it reports
     body = models.TextField()
     state = models.CharField(
-        max_length=16, choices=DeliveryState.choices, default=DeliveryState.PENDING
+        max_length=16,
+        choices=[(s.value, s.value) for s in DeliveryState],
+        default=DeliveryState.PENDING,
     )
     attempt_count = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -157,7 +155,7 @@ class WebhookAttempt(models.Model):
     number = models.PositiveIntegerField()
     url = models.URLField(max_length=2000)
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    outcome = models.CharField(max_length=16)  # delivered | failed | gone
+    outcome = models.CharField(max_length=16)  # a states.WebhookAttemptOutcome
     error = models.CharField(max_length=500, blank=True, default="")
     response_excerpt = models.TextField(blank=True, default="")
     duration_ms = models.PositiveIntegerField(default=0)

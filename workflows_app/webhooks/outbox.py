@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
-
 from workflows_app.models import (
     ApiFlavour,
     Application,
@@ -22,6 +20,7 @@ from workflows_app.models import (
     Workflow,
 )
 from workflows_app.services.clock import db_now
+from workflows_app.services.dispatch import DELIVER_WEBHOOKS, enqueue_on_commit
 from workflows_app.webhooks.models import DeliveryKind
 from workflows_app.webhooks.payloads import message_status_body, workflow_report_body
 
@@ -142,18 +141,4 @@ def _enqueue(
         ],
         ignore_conflicts=True,
     )
-    deliver_on_commit(workflow.id)
-
-
-def deliver_on_commit(workflow_id: Any) -> None:
-    """Queue the delivery task for a workflow's outbox once the current transaction commits."""
-
-    def _queue() -> None:
-        from workflows_app.tasks import deliver_webhooks
-
-        try:
-            deliver_webhooks.apply_async((str(workflow_id),))
-        except Exception:  # broker unreachable: the scheduler tick will queue it
-            logger.warning("could not queue webhook delivery for %s", workflow_id, exc_info=True)
-
-    transaction.on_commit(_queue)
+    enqueue_on_commit(DELIVER_WEBHOOKS, str(workflow.id))

@@ -14,6 +14,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from channels_app.adapters.base import address_of
 from workflows_app.models import ApiFlavour, Step, Workflow
 from workflows_app.states import FAILURE_STATUSES, MessageStatus
 
@@ -79,16 +80,12 @@ def message_status_body(step: Step, status: str, moment: datetime) -> dict[str, 
     return body
 
 
-def _address(endpoint: dict[str, Any]) -> str:
-    return str(endpoint.get("number") or endpoint.get("id") or "")
-
-
 def _v1_status_body(step: Step, status: str, moment: datetime) -> dict[str, Any]:
     workflow = step.workflow
     body: dict[str, Any] = {
         "message_uuid": str(step.message_uuid),
-        "to": _address(step.recipient),
-        "from": _address(step.sender),
+        "to": address_of(step.recipient),
+        "from": address_of(step.sender),
         "channel": V1_CHANNEL.get(step.channel, step.channel),
         "timestamp": iso_timestamp(moment),
         "status": status,

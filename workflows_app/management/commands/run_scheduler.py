@@ -1,4 +1,4 @@
-"""``manage.py run_scheduler``: the timer loop (see workflows_app/services/timers.py).
+"""``manage.py run_scheduler``: the timer loop (see workflows_app/services/scheduler.py).
 
 Running two at once is safe: each tick claims rows with SKIP LOCKED and every change is a
 compare-and-set.
@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connection
 
-from workflows_app.services.timers import scheduler_round, scheduler_tick
+from workflows_app.services.scheduler import scheduler_round, scheduler_tick
 
 logger = logging.getLogger("workflows_app.scheduler")
 

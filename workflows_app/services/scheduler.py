@@ -1,4 +1,5 @@
-"""Durable timers. Postgres holds them; Celery only hurries them.
+"""The scheduler: durable timers and every backstop. Postgres holds the work; Celery only
+hurries it.
 
 ``Step.deadline_at`` is the truth. :func:`scheduler_tick` runs every ``SCHEDULER_INTERVAL``
 seconds (``manage.py run_scheduler``) and, using the database clock:
@@ -19,7 +20,7 @@ seconds (``manage.py run_scheduler``) and, using the database clock:
 
 Between ticks the scheduler does not sleep blindly: it sleeps until the earliest deadline
 (:func:`seconds_to_next_deadline`, an index probe) and runs phase 1 alone
-(:func:`expire_due`), so a failover fires within ``TIMER_RESOLUTION`` of its deadline even
+(:func:`steps_expire_due`), so a failover fires within ``TIMER_RESOLUTION`` of its deadline even
 when the workers, and with them the countdowns, are behind.
 """
 
@@ -50,18 +51,15 @@ from channels_app.registry import polling_providers
 from workflows_app.models import Attempt, Step
 from workflows_app.services.clock import db_now
 from workflows_app.services.dispatch import (
-    arm_timer_on_commit,
-    poll_on_commit,
+    EXPIRE_STEP,
+    POLL_STEP,
+    enqueue_on_commit,
     send_due_on_commit,
 )
 from workflows_app.services.health import heartbeat_record
 from workflows_app.services.retention import scheduled_purge
-from workflows_app.services.workflows import (
-    step_fail_over,
-    step_settle_as_submitted,
-    steps_fail_over,
-)
-from workflows_app.states import FailoverReason, StepState
+from workflows_app.services.workflows import steps_fail_over, steps_settle_as_submitted
+from workflows_app.states import AttemptOutcome, FailoverReason, StepState
 from workflows_app.webhooks.delivery import webhooks_dispatch_due, webhooks_due
 
 logger = logging.getLogger(__name__)
@@ -82,21 +80,6 @@ class TickReport:
         return any((self.expired, self.redispatched, self.settled, self.polled, self.webhooks))
 
 
-def step_expire(step_id: int) -> bool:
-    """Fail over one step if, by the database clock, its deadline has passed."""
-    with transaction.atomic():
-        now = db_now()
-        step = (
-            Step.objects.select_for_update(skip_locked=True)
-            .filter(id=step_id, state=StepState.WAITING, deadline_at__lte=now)
-            .first()
-        )
-        if step is None:
-            return False
-        step_fail_over(step, FailoverReason.EXPIRED, detail="deadline passed")
-    return True
-
-
 def scheduler_tick(batch: int | None = None) -> TickReport:
     """One round of the scheduler. It asks the database one question first (its clock, and
     which phases have anything to do: one EXISTS index probe each) and runs only those, so an
@@ -105,7 +88,7 @@ def scheduler_tick(batch: int | None = None) -> TickReport:
     batch = batch or settings.SCHEDULER_BATCH_SIZE
     now, work = _probe()
     report = TickReport(
-        expired=_expire_due(batch, now) if work["expire"] else 0,
+        expired=steps_expire_due(limit=batch, now=now) if work["expire"] else 0,
         armed=_arm_near(batch, now) if work["arm"] else 0,
         redispatched=_redispatch_pending(batch, now) if work["redispatch"] else 0,
         settled=_settle_stuck_sending(batch, now) if work["settle"] else 0,
@@ -132,7 +115,7 @@ def scheduler_round(
     while not stopping() and (remaining := next_tick - time.monotonic()) > 0:
         time.sleep(guard(seconds_to_next_deadline, remaining) or remaining)
         if not stopping() and time.monotonic() < next_tick:
-            guard(expire_due)
+            guard(steps_expire_due)
     return report
 
 
@@ -201,11 +184,6 @@ def seconds_to_next_deadline(limit: float) -> float:
     return min(limit, max(settings.TIMER_RESOLUTION, seconds))
 
 
-def expire_due(batch: int | None = None) -> int:
-    """Fail over the waiting steps whose deadline passed (the first phase of a tick)."""
-    return _expire_due(batch or settings.SCHEDULER_BATCH_SIZE, db_now())
-
-
 # Each phase: the rows it is about (``now`` is a datetime, or the database clock as an
 # expression for the probe), then the phase, which claims them with FOR UPDATE SKIP LOCKED.
 
@@ -214,12 +192,23 @@ def _expired(now: Any) -> QuerySet[Step]:
     return Step.objects.filter(state=StepState.WAITING, deadline_at__lte=now)
 
 
-def _expire_due(batch: int, now: datetime) -> int:
+def steps_expire_due(
+    ids: list[int] | None = None, *, limit: int | None = None, now: datetime | None = None
+) -> int:
+    """Fail over waiting steps whose deadline passed by the database clock: those of ``ids``
+    (a countdown task, the fast path), else the ``limit`` most overdue (the first phase of a
+    tick). Rows another transaction holds are skipped: it is deciding them. Returns how many
+    failed over; a second call for the same steps finds none."""
     with transaction.atomic():
+        now = now or db_now()
+        expired = _expired(now) if ids is None else _expired(now).filter(id__in=ids)
         due = list(
-            _expired(now).select_for_update(skip_locked=True).order_by("deadline_at")[:batch]
+            expired.select_for_update(skip_locked=True).order_by("deadline_at")[
+                : limit or settings.SCHEDULER_BATCH_SIZE
+            ]
         )
-        steps_fail_over(due, FailoverReason.EXPIRED, detail="deadline passed (scheduler)", now=now)
+        detail = "deadline passed" if ids is not None else "deadline passed (scheduler)"
+        steps_fail_over(due, FailoverReason.EXPIRED, detail=detail, now=now)
     return len(due)
 
 
@@ -242,7 +231,8 @@ def _arm_near(batch: int, now: datetime) -> int:
         Step.objects.filter(id__in=[s.id for s in near]).update(timer_armed_at=now)
         for step in near:
             assert step.deadline_at is not None  # the query filtered on it
-            arm_timer_on_commit(step.id, (step.deadline_at - now).total_seconds())
+            countdown = (step.deadline_at - now).total_seconds()
+            enqueue_on_commit(EXPIRE_STEP, step.id, countdown=countdown)
     return len(near)
 
 
@@ -301,8 +291,7 @@ def _settle_stuck_sending(batch: int, now: datetime) -> int:
             .select_for_update(skip_locked=True)
             .order_by("send_started_at")[:batch]
         )
-        for step in stuck:
-            step_settle_as_submitted(step, detail="send lease expired: outcome unknown, not resent")
+        steps_settle_as_submitted(stuck, detail="send lease expired: outcome unknown, not resent")
     if stuck:
         logger.warning("settled %d step(s) stuck in sending as submitted", len(stuck))
     return len(stuck)
@@ -315,7 +304,9 @@ def _pollable_near(now: Any, providers: set[str]) -> QuerySet[Step]:
         deadline_at__lte=now + timedelta(seconds=settings.POLL_BEFORE_DEADLINE),
     ).filter(
         Exists(
-            Attempt.objects.filter(step=OuterRef("pk"), outcome="accepted", provider__in=providers)
+            Attempt.objects.filter(
+                step=OuterRef("pk"), outcome=AttemptOutcome.ACCEPTED, provider__in=providers
+            )
         )
     )
 
@@ -330,5 +321,5 @@ def _poll_near(batch: int, now: datetime) -> int:
         )
         Step.objects.filter(id__in=near).update(polled_at=now)
         for step_id in near:
-            poll_on_commit(step_id)
+            enqueue_on_commit(POLL_STEP, step_id)
     return len(near)

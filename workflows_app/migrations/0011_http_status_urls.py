@@ -7,7 +7,7 @@ import workflows_app.models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("workflows_app", "0009_time_ordered_keys"),
+        ("workflows_app", "0010_step_is_last"),
     ]
 
     operations = [

@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from channels_app.adapters.base import Adapter, OutboundMessage, SendResult
+from channels_app.adapters.google_rbm import GoogleRbmAdapter
 from channels_app.adapters.messenger import MessengerAdapter
 from channels_app.adapters.sandbox import SandboxAdapter
 from channels_app.adapters.twilio import TwilioAdapter
@@ -56,6 +57,7 @@ ADAPTERS: dict[str, Adapter] = {
         TwilioAdapter(),
         WhatsAppAdapter(),
         VonageMessagesAdapter(),
+        GoogleRbmAdapter(),
         UnroutedAdapter(),
     )
 }

@@ -7,6 +7,7 @@ verifies the receipt. The first tries every connection of that provider.
 from django.urls import path
 
 from channels_app.receipts.base import ReceiptParser, ReceiptWebhookView
+from channels_app.receipts.google_rbm import GoogleRbmReceiptParser
 from channels_app.receipts.messenger import MessengerReceiptParser
 from channels_app.receipts.twilio import TwilioReceiptParser
 from channels_app.receipts.viber import ViberReceiptParser
@@ -23,6 +24,7 @@ PARSERS: dict[str, ReceiptParser] = {
         TwilioReceiptParser(),
         WhatsAppReceiptParser(),
         VonageMessagesReceiptParser(),
+        GoogleRbmReceiptParser(),
     )
 }
 

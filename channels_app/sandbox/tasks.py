@@ -5,6 +5,7 @@ from typing import Any
 from celery import shared_task
 
 from channels_app import receipts
+from channels_app.sandbox import revocations
 from channels_app.statuses import ReceiptEvent, ReceiptStatus
 
 
@@ -15,7 +16,12 @@ def emit_receipt(
     status: str,
     error_code: int | None = None,
     error_reason: str = "",
+    revocable: bool = False,
 ) -> None:
+    """Post one planned receipt. A revocable (RCS) message's delivery races its revoke: a
+    revoked message reports nothing more, as a provider that withdrew it would."""
+    if revocable and not _still_deliverable(provider_message_id, status):
+        return
     raw: dict[str, Any] = {
         "message_id": provider_message_id,
         "client_ref": client_ref,
@@ -36,3 +42,9 @@ def emit_receipt(
             )
         ]
     )
+
+
+def _still_deliverable(provider_message_id: str, status: str) -> bool:
+    if status == ReceiptStatus.READ:
+        return not revocations.is_revoked(provider_message_id)
+    return revocations.claim(provider_message_id, revocations.DELIVERED) != revocations.REVOKED

@@ -246,7 +246,7 @@ class _Transport(google.auth.transport.requests.Request):
         super().__init__(session=http.session())
         self.timeout = timeout
 
-    def __call__(self, url, method="GET", body=None, headers=None, timeout=None, **kwargs):  # type: ignore[override]
+    def __call__(self, url, method="GET", body=None, headers=None, timeout=None, **kwargs):
         return super().__call__(url, method, body, headers, timeout=self.timeout, **kwargs)
 
 

@@ -54,7 +54,8 @@ class VonageMessagesReceiptParser(ReceiptParser):
         except ValueError:
             return []  # e.g. a status this service does not track
         code, reason = self.error(body.get("error"))
-        usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+        usage = body.get("usage")
+        usage = usage if isinstance(usage, dict) else {}
         return [
             ReceiptEvent(
                 self.provider,

@@ -35,5 +35,24 @@ CHANNELS: dict[str, ChannelRules] = {
         BOTH,
         "WhatsApp",
     ),
+    # RCS reports delivered and read (Vonage v1, Google RBM user events); `from` is the agent.
+    "rcs": ChannelRules(
+        "number",
+        "id",
+        frozenset({"text", "image", "video", "file", "card", "carousel", "custom"}),
+        3072,
+        BOTH,
+        "RCS",
+    ),
 }
-CONTENT_TYPES = ("text", "image", "audio", "video", "file", "template", "custom")
+CONTENT_TYPES = (
+    "text",
+    "image",
+    "audio",
+    "video",
+    "file",
+    "template",
+    "custom",
+    "card",
+    "carousel",
+)

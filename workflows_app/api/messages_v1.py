@@ -20,6 +20,12 @@ from rest_framework import serializers
 from workflows_app.api.channels import CHANNELS
 from workflows_app.api.fields import StrictCharField, StrictDictField, StrictIntegerField
 from workflows_app.api.problems import all_invalid_parameters, trace_id
+from workflows_app.api.rcs import (
+    RCS_TTL,
+    RcsCardSerializer,
+    RcsCarouselSerializer,
+    RcsOptionsSerializer,
+)
 from workflows_app.api.serializers import (
     FailoverSerializer,
     MediaSerializer,
@@ -37,11 +43,22 @@ V1_CHANNELS = {
     "whatsapp": "whatsapp",
     "messenger": "messenger",
     "viber_service": "viber_service_msg",
+    "rcs": "rcs",
 }
-NOT_OFFERED = {"rcs", "email"}
-MESSAGE_TYPES = ("text", "image", "audio", "video", "file", "template", "custom")
+NOT_OFFERED = {"email"}
+MESSAGE_TYPES = (
+    "text",
+    "image",
+    "audio",
+    "video",
+    "file",
+    "template",
+    "custom",
+    "card",
+    "carousel",
+)
 # Top-level ttl ranges per channel (v1 spec 1.20.0); Viber's ttl is viber_service.ttl.
-TTL_RANGES = {"sms": (20, 604800), "mms": (300, 259200)}
+TTL_RANGES = {"sms": (20, 604800), "mms": (300, 259200), "rcs": RCS_TTL}
 INVALID_PARAMS_TYPE = "https://developer.vonage.com/api-errors/messages#1150"
 
 
@@ -71,6 +88,8 @@ class V1MessageSerializer(serializers.Serializer):
     file = MediaSerializer(required=False)
     template = V1TemplateSerializer(required=False)
     custom = StrictDictField(required=False)
+    card = RcsCardSerializer(required=False)
+    carousel = RcsCarouselSerializer(required=False)
     client_ref = StrictCharField(max_length=100, required=False, allow_blank=True)
     webhook_url = serializers.URLField(max_length=2000, required=False)
     webhook_version = serializers.ChoiceField(choices=["v0.1", "v1"], required=False)
@@ -78,6 +97,7 @@ class V1MessageSerializer(serializers.Serializer):
     messenger = MessengerOptionsSerializer(required=False)
     viber_service = V1ViberOptionsSerializer(required=False)
     whatsapp = WhatsappOptionsSerializer(required=False)
+    rcs = RcsOptionsSerializer(required=False)
     failover_condition = FailoverSerializer(required=False)  # our extension
 
     def get_fields(self):
@@ -223,7 +243,7 @@ def _workflow_item(attrs: dict[str, Any]) -> dict[str, Any]:
         template["parameters"] = [{"default": p} for p in template.get("parameters", [])]
         content["template"] = template
     message: dict[str, Any] = {"content": _plain(content)}
-    for option in ("messenger", "whatsapp"):
+    for option in ("messenger", "whatsapp", "rcs"):
         if option in attrs:
             message[option] = _plain(attrs[option])
     return {

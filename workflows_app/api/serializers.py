@@ -17,6 +17,7 @@ from workflows_app.api.fields import (
     StrictIntegerField,
     is_e164_without_plus,
 )
+from workflows_app.api.rcs import RcsCardSerializer, RcsCarouselSerializer, RcsOptionsSerializer
 from workflows_app.services.workflows import StepSpec
 
 E164_REASON = "Must be an E.164 number without a leading + or 00, e.g. 447700900000."
@@ -53,6 +54,8 @@ class ContentSerializer(serializers.Serializer):
     file = MediaSerializer(required=False)
     template = TemplateSerializer(required=False)
     custom = StrictDictField(required=False)
+    card = RcsCardSerializer(required=False)
+    carousel = RcsCarouselSerializer(required=False)
 
     def validate(self, attrs):
         kind = attrs["type"]
@@ -96,6 +99,7 @@ class MessageSerializer(serializers.Serializer):
     viber_service_msg = ViberOptionsSerializer(required=False)
     messenger = MessengerOptionsSerializer(required=False)
     whatsapp = WhatsappOptionsSerializer(required=False)
+    rcs = RcsOptionsSerializer(required=False)
 
 
 class FailoverSerializer(serializers.Serializer):

@@ -196,3 +196,27 @@ def poll(provider: str, connection_id: str, provider_message_id: str) -> list:
     adapter = ADAPTERS[provider]
     connection = ProviderConnection.objects.get(id=connection_id)
     return adapter.poll(provider_message_id, connection_config(connection))
+
+
+def revocable_channels() -> frozenset[str]:
+    """Every channel some adapter can revoke messages on (RCS)."""
+    return frozenset().union(*(adapter.revocable_channels for adapter in ADAPTERS.values()))
+
+
+def can_revoke(provider: str, channel: str) -> bool:
+    adapter = ADAPTERS.get(provider)
+    return adapter is not None and channel in adapter.revocable_channels
+
+
+def route_of(provider: str, connection_id: str) -> Route:
+    """The route a message went out on (its attempt's provider and connection), to act on it
+    later (a revoke). Raises ConnectionUnusable when that connection is gone or cannot send."""
+    from channels_app.models import ProviderConnection
+
+    if connection_id == "sandbox" or not connection_id:
+        return sandbox_route()
+    try:
+        connection = ProviderConnection.objects.get(id=connection_id, provider=provider)
+    except (ProviderConnection.DoesNotExist, ValueError, ValidationError):
+        raise ConnectionUnusable(f"connection {connection_id!r} no longer exists") from None
+    return connection_route(connection)

@@ -60,7 +60,13 @@ def step_usage(step: Step) -> dict[str, str] | None:
     ]
     if not prices:
         return None
-    return {"currency": prices[0][1], "price": str(sum((p for p, _ in prices), Decimal(0)))}
+    return {"currency": prices[0][1], "price": amount(sum((p for p, _ in prices), Decimal(0)))}
+
+
+def amount(value: Decimal) -> str:
+    """A price as Vonage writes it (``"0.0333"``): no exponent, no trailing zeros."""
+    text = format(value.normalize(), "f")
+    return text if text != "-0" else "0"
 
 
 def usage_total(usages: list[dict[str, str] | None]) -> dict[str, Any] | None:
@@ -77,8 +83,8 @@ def usage_total(usages: list[dict[str, str] | None]) -> dict[str, Any] | None:
         return None
     if len(totals) == 1:
         [(currency, price)] = totals.items()
-        return {"currency": currency, "price": str(price)}
-    by_currency = [{"currency": c, "price": str(p)} for c, p in sorted(totals.items())]
+        return {"currency": currency, "price": amount(price)}
+    by_currency = [{"currency": c, "price": amount(p)} for c, p in sorted(totals.items())]
     return {"currency": None, "price": None, "by_currency": by_currency}
 
 

@@ -123,3 +123,21 @@ def test_the_final_report_usage_is_the_sum_of_the_prices_reported(
         {"currency": "EUR", "price": "0.0333"},
         {"currency": "EUR", "price": "0.0333"},
     ]
+
+
+def test_metrics_export_spend_and_runs_delivered_twice(account, client, simulator):
+    from workflows_app.services.metrics import metrics_text
+
+    connect(SMS, simulator.base_url)
+    first = start_run(
+        account, SMS.step("447700900000"), SMS.step("447700900000"), condition="delivered"
+    )
+    steps_send_due(ids=[first.id])
+    second = first.workflow.steps.get(index=1)
+    Step.objects.filter(workflow=first.workflow).update(message_status="delivered")
+    text = metrics_text().decode()
+    assert 'orchestrator_spend_total{channel="sms",connection=' in text
+    assert 'currency="EUR",provider="vonage_sms"} 0.0333' in text
+    assert "orchestrator_runs_delivered_twice 1.0" in text
+    assert 'orchestrator_runs_delivered_twice_spend_total{currency="EUR"} 0.0333' in text
+    assert second.index == 1

@@ -50,3 +50,19 @@ class ProviderConnection(models.Model):
     def serves(self, sender: str) -> bool:
         wanted = {str(s).lstrip("+") for s in self.senders or []}
         return not wanted or sender.lstrip("+") in wanted
+
+
+class SandboxRevocation(models.Model):
+    """The sandbox's memory of an RCS message's race between delivery and revoke.
+
+    Whichever comes first, the delivered receipt or the revoke, inserts the row and wins; the
+    other sees it and backs off (a revoked message is never reported delivered; a delivered one
+    cannot be revoked). Only revocable (RCS) sandbox messages get a row.
+    """
+
+    provider_message_id = models.CharField(max_length=64, primary_key=True)
+    outcome = models.CharField(max_length=16)  # "delivered" or "revoked"
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.provider_message_id}: {self.outcome}"

@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from channels_app.adapters.base import Adapter, OutboundMessage, SendResult, address_of
+from channels_app.adapters.google_rbm import GoogleRbmAdapter
 from channels_app.adapters.messenger import MessengerAdapter
 from channels_app.adapters.sandbox import SandboxAdapter
 from channels_app.adapters.twilio import TwilioAdapter
@@ -28,6 +29,7 @@ from channels_app.crypto import CredentialsUnreadable
 from channels_app.errors import ErrorKind, ProviderError
 from channels_app.models import ProviderConnection
 from channels_app.receipts.base import ReceiptParser
+from channels_app.receipts.google_rbm import GoogleRbmReceiptParser
 from channels_app.receipts.messenger import MessengerReceiptParser
 from channels_app.receipts.twilio import TwilioReceiptParser
 from channels_app.receipts.viber import ViberReceiptParser
@@ -78,6 +80,7 @@ PROVIDERS: dict[str, Provider] = {
         Provider(TwilioAdapter(), TwilioReceiptParser()),
         Provider(WhatsAppAdapter(), WhatsAppReceiptParser()),
         Provider(VonageMessagesAdapter(), VonageMessagesReceiptParser()),
+        Provider(GoogleRbmAdapter(), GoogleRbmReceiptParser()),
     )
 }
 assert all(row.receipts is None or row.receipts.provider == name for name, row in PROVIDERS.items())
@@ -225,3 +228,25 @@ def poll(provider: str, connection_id: str, provider_message_id: str) -> list:
     connection = ProviderConnection.objects.get(id=connection_id)
     events = adapter.poll(provider_message_id, connection_config(connection))
     return [replace(event, connection_ids=(connection_id,)) for event in events]
+
+
+def revocable_channels() -> frozenset[str]:
+    """Every channel some adapter can revoke messages on (RCS)."""
+    return frozenset().union(*(adapter.revocable_channels for adapter in ADAPTERS.values()))
+
+
+def can_revoke(provider: str, channel: str) -> bool:
+    adapter = ADAPTERS.get(provider)
+    return adapter is not None and channel in adapter.revocable_channels
+
+
+def route_of(provider: str, connection_id: str) -> Route:
+    """The route a message went out on (its attempt's provider and connection), to act on it
+    later (a revoke). Raises ConnectionUnusable when that connection is gone or cannot send."""
+    if connection_id == "sandbox" or not connection_id:
+        return sandbox_route()
+    try:
+        connection = ProviderConnection.objects.get(id=connection_id, provider=provider)
+    except (ProviderConnection.DoesNotExist, ValueError, ValidationError):
+        raise ConnectionUnusable(f"connection {connection_id!r} no longer exists") from None
+    return connection_route(connection)

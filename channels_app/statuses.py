@@ -3,6 +3,7 @@
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
@@ -15,6 +16,37 @@ class ReceiptStatus(StrEnum):
     READ = "read"
     REJECTED = "rejected"
     UNDELIVERABLE = "undeliverable"
+
+
+@dataclass(frozen=True)
+class Price:
+    """What a provider says one message cost: ``amount`` a decimal string, ``currency`` ISO 4217.
+
+    Only ever built from what the provider reported (:meth:`reported`); no price is ``None``,
+    never a made-up zero.
+    """
+
+    amount: str
+    currency: str
+
+    @classmethod
+    def reported(cls, amount: Any, currency: Any) -> "Price | None":
+        """The price from a provider's amount and currency fields, or None when either is
+        missing or the amount is not a finite decimal. Twilio reports charges as negative
+        amounts (``"-0.00750"``): the cost is its magnitude."""
+        if amount is None or amount == "" or not currency:
+            return None
+        try:
+            value = Decimal(str(amount).strip())
+        except InvalidOperation:
+            return None
+        if not value.is_finite():
+            return None
+        return cls(str(abs(value)), str(currency).strip().upper()[:3])
+
+    def as_usage(self) -> dict[str, str]:
+        """Vonage's ``usage`` object."""
+        return {"price": self.amount, "currency": self.currency}
 
 
 @dataclass(frozen=True)
@@ -45,6 +77,7 @@ class ReceiptEvent:
     recipient: str = ""
     watermark: datetime | None = None
     connection_ids: tuple[str, ...] = ()
+    price: Price | None = None  # what the provider says the message cost, when it says
 
     @property
     def is_watermark(self) -> bool:

@@ -145,6 +145,8 @@ SEND_MAX_ATTEMPTS = env.int("SEND_MAX_ATTEMPTS", default=4)
 SEND_RETRY_BASE_DELAY = env.float("SEND_RETRY_BASE_DELAY", default=1.0)
 PROVIDER_CONNECT_TIMEOUT = env.float("PROVIDER_CONNECT_TIMEOUT", default=5.0)
 PROVIDER_READ_TIMEOUT = env.float("PROVIDER_READ_TIMEOUT", default=20.0)
+# Revoke before fallback (RCS): the longest a revoke request may delay the next step's send.
+REVOKE_TIMEOUT = env.float("REVOKE_TIMEOUT", default=2.0)
 
 # --- Provider connections and receipts -----------------------------------------------------
 # Fernet key(s) that encrypt provider credentials at rest: comma-separated, the first encrypts

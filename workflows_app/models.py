@@ -174,6 +174,9 @@ class Step(models.Model):
     # A receipt that arrived after the step had already failed over (the person may have got
     # the message on two channels).
     late_receipt = models.BooleanField(default=False)
+    # Revoke before fallback (RCS): "pending" once the step failed over on expiry with its
+    # message undelivered, then what the revoke achieved: "revoked", "too_late" or "failed".
+    revoke_state = models.CharField(max_length=16, null=True, blank=True)
     # When the provider was last asked for this step's status (the receipt backstop).
     polled_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -228,6 +231,9 @@ class Attempt(models.Model):
     error_detail = models.TextField(blank=True, default="")
     provider_message_ids = models.JSONField(default=list)
     response = models.JSONField(null=True, blank=True)
+    # What the send's answer said the message cost (null: it said nothing; never a made-up 0).
+    price_amount = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    price_currency = models.CharField(max_length=3, blank=True, default="")
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -258,6 +264,9 @@ class ProviderMessage(models.Model):
     status = models.CharField(
         max_length=16, null=True, blank=True, choices=[(s.value, s.value) for s in MessageStatus]
     )
+    # What this part's receipts said it cost (the latest that said anything), or null.
+    price_amount = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    price_currency = models.CharField(max_length=3, blank=True, default="")
 
     class Meta:
         constraints = [

@@ -8,10 +8,11 @@ ORM, Celery or settings: its connection's config is passed in, and failures are 
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from channels_app.errors import ErrorKind, ProviderError
-from channels_app.statuses import ReceiptEvent
+from channels_app.statuses import Price, ReceiptEvent
 
 
 def address_of(party: Mapping[str, Any]) -> str:
@@ -55,6 +56,14 @@ class OutboundMessage:
 class SendResult:
     provider_message_ids: list[str]
     response: dict[str, Any] = field(default_factory=dict)
+    price: Price | None = None  # the cost the send's answer reported (None: not reported)
+
+
+class RevokeOutcome(StrEnum):
+    """What a revoke request achieved. A revoke that could not be made raises ProviderError."""
+
+    REVOKED = "revoked"  # the provider will not deliver the message
+    TOO_LATE = "too_late"  # the provider says the message was already delivered
 
 
 def unsupported_content(provider: str, message: OutboundMessage) -> ProviderError:
@@ -85,6 +94,8 @@ class Adapter:
     required_config: ClassVar[tuple[str, ...]] = ()
     # True when :meth:`poll` can ask the provider for a message's status (a receipt backstop).
     supports_polling: ClassVar[bool] = False
+    # The channels on which :meth:`revoke` can withdraw a sent, undelivered message (RCS).
+    revocable_channels: ClassVar[frozenset[str]] = frozenset()
 
     def missing_config(self, config: Mapping[str, Any]) -> list[str]:
         """The keys of :attr:`required_config` that ``config`` lacks or leaves empty."""
@@ -104,6 +115,16 @@ class Adapter:
         """Ask the provider for a message's current status, as receipts (possibly none).
 
         Raises ProviderError when the provider cannot answer.
+        """
+        raise NotImplementedError
+
+    def revoke(
+        self, provider_message_id: str, recipient: str, config: dict[str, Any]
+    ) -> RevokeOutcome:
+        """Ask the provider not to deliver a sent message (``recipient`` as the step's ``to``).
+
+        Returns REVOKED or TOO_LATE; raises ProviderError when the provider did not answer
+        either way (the caller records that as a failed revoke and moves on).
         """
         raise NotImplementedError
 

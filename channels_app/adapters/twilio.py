@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from channels_app import http
 from channels_app.adapters.base import Adapter, OutboundMessage, SendResult, unsupported_content
 from channels_app.errors import ErrorRule, ProviderError, error_from_table
-from channels_app.statuses import ReceiptEvent, ReceiptStatus
+from channels_app.statuses import Price, ReceiptEvent, ReceiptStatus
 
 # Send-time errors (`code` in the error body) and delivery errors (`ErrorCode` in callbacks).
 ERRORS: dict[int, ErrorRule] = {
@@ -74,7 +74,11 @@ class TwilioAdapter(Adapter):
         if response.ok:
             if body is None or not body.get("sid"):
                 raise http.unreadable_success(response)
-            return SendResult([str(body["sid"])], {"status": body.get("status")})
+            return SendResult(
+                [str(body["sid"])],
+                {"status": body.get("status")},
+                price=Price.reported(body.get("price"), body.get("price_unit")),
+            )
         raise self.error(response, body)
 
     def form(self, message: OutboundMessage, config: dict[str, Any]) -> dict[str, Any]:
@@ -128,17 +132,23 @@ class TwilioAdapter(Adapter):
         body = http.json_body(response)
         if not response.ok or body is None:
             raise self.error(response, body)
+        price = Price.reported(body.get("price"), body.get("price_unit"))
         return [
             receipt_from_twilio(
-                body.get("status"), body.get("error_code"), provider_message_id, body
+                body.get("status"), body.get("error_code"), provider_message_id, body, price
             )
         ]
 
 
 def receipt_from_twilio(
-    status: Any, error_code: Any, provider_message_id: str, raw: dict[str, Any]
+    status: Any,
+    error_code: Any,
+    provider_message_id: str,
+    raw: dict[str, Any],
+    price: Price | None = None,
 ) -> ReceiptEvent:
-    """One Twilio status (callback or polled resource) as a normalised receipt."""
+    """One Twilio status (callback or polled resource) as a normalised receipt. ``price`` is
+    the resource's ``price``/``price_unit`` (negative for a charge; null until Twilio knows)."""
     normalised = STATUSES.get(str(status or "").lower(), ReceiptStatus.SUBMITTED)
     code, reason = None, ""
     if normalised in (ReceiptStatus.REJECTED, ReceiptStatus.UNDELIVERABLE):
@@ -155,4 +165,5 @@ def receipt_from_twilio(
         error_code=code,
         error_reason=reason,
         raw=raw,
+        price=price,
     )

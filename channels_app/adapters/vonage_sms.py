@@ -5,13 +5,21 @@ Docs: developer.vonage.com/en/api/sms, Nexmo/api-specification `definitions/sms.
 
 Config: ``api_key``, ``api_secret`` (send), ``signature_secret`` and ``signature_method``
 (``md5hash`` default, or ``md5``/``sha1``/``sha256``/``sha512`` HMAC) for signed DLRs.
+
+Prices: the send answer's ``message-price`` (per part) and the DLR's ``price`` carry an amount
+but no currency; Vonage bills in EUR (the only ``usage.currency`` the Messages API names), so
+:data:`CURRENCY` is assumed (docs/providers.md).
 """
 
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from channels_app import http
 from channels_app.adapters.base import Adapter, OutboundMessage, SendResult, unsupported_content
 from channels_app.errors import ErrorKind, ErrorRule, ProviderError, error_from_table
+from channels_app.statuses import Price
+
+CURRENCY = "EUR"
 
 # `messages[].status` of the send response. The Vonage codes are the same table's
 # asynchronous twins (reference/vonage-api.md §2.7: 1000 + 10 * status, mostly).
@@ -115,4 +123,15 @@ class VonageSmsAdapter(Adapter):
                 code=1331,
                 provider_code="partial",
             )
-        return SendResult(accepted, {"message-count": str(len(parts))})
+        return SendResult(
+            accepted, {"message-count": str(len(parts))}, price=self.total_price(parts)
+        )
+
+    @staticmethod
+    def total_price(parts: list[dict[str, Any]]) -> Price | None:
+        """The sum of every part's ``message-price``, or None unless every part reports one."""
+        prices = [Price.reported(p.get("message-price"), CURRENCY) for p in parts]
+        if not prices or any(price is None for price in prices):
+            return None
+        total = sum((Decimal(price.amount) for price in prices if price), Decimal(0))
+        return Price(str(total), CURRENCY)

@@ -117,6 +117,10 @@ class ReceiptParser:
         """Whether a GET carries a receipt in its query string (Vonage SMS can send DLRs so)."""
         return False
 
+    def answer_post(self, request: HttpRequest, connection_id: str | None) -> HttpResponse | None:
+        """Answer a POST that is not a receipt (RBM's webhook confirmation), or None."""
+        return None
+
 
 def hmac_hex(key: str, raw: bytes, digest: Any = hashlib.sha256) -> str:
     return hmac.new(key.encode(), raw, digest).hexdigest()
@@ -171,7 +175,9 @@ class ReceiptWebhookView(View):
         return response or HttpResponse(status=405)
 
     def post(self, request: HttpRequest, connection_id: Any = None) -> HttpResponse:
-        return self.receive(request, connection_id)
+        return self.parser.answer_post(request, _id(connection_id)) or self.receive(
+            request, connection_id
+        )
 
     def receive(self, request: HttpRequest, connection_id: Any) -> HttpResponse:
         raw = self.read_body(request)

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from django.http import HttpRequest
 
-from channels_app.adapters.vonage_sms import DLR_ERRORS
+from channels_app.adapters.vonage_sms import CURRENCY, DLR_ERRORS
 from channels_app.errors import ErrorKind, ErrorRule
 from channels_app.receipts.base import (
     Incoming,
@@ -25,7 +25,7 @@ from channels_app.receipts.base import (
     json_object,
     same,
 )
-from channels_app.statuses import ReceiptEvent, ReceiptStatus
+from channels_app.statuses import Price, ReceiptEvent, ReceiptStatus
 
 HMAC_METHODS = {
     "md5": hashlib.md5,
@@ -97,6 +97,7 @@ class VonageSmsReceiptParser(ReceiptParser):
                 error_reason=reason,
                 raw={k: v for k, v in params.items() if k not in ("sig", "api-key")},
                 recipient=params.get("msisdn", ""),
+                price=Price.reported(params.get("price"), CURRENCY),
             )
         ]
 

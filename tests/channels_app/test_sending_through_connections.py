@@ -142,7 +142,7 @@ def test_a_signed_delivery_receipt_from_the_provider_completes_the_run(
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("provider", ["messenger", "viber", "whatsapp"])
+@pytest.mark.parametrize("provider", ["messenger", "viber", "whatsapp", "google_rbm"])
 def test_a_read_receipt_meets_a_read_condition(provider, account, receipts_to_live_server):
     receipts_to_live_server(provider)
     spec = SPECS[provider]

@@ -136,6 +136,10 @@ def _part_apply(attempt: Attempt, event: ReceiptEvent) -> MessageStatus | None:
     if this is not None and this.status in statuses_replaceable_by(new):
         ProviderMessage.objects.filter(id=this.id).update(status=new)
         this.status = new
+    if this is not None and event.price is not None:  # the cost, whenever a receipt says it
+        ProviderMessage.objects.filter(id=this.id).update(
+            price_amount=event.price.amount, price_currency=event.price.currency
+        )
     if len(parts) <= 1 or new in FAILURE_STATUSES:
         return new
     statuses = [MessageStatus(p.status) for p in parts if p.status]

@@ -15,6 +15,7 @@ import random
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import NamedTuple
 
 from django.conf import settings
@@ -30,6 +31,7 @@ from workflows_app.models import Attempt, ProviderMessage, Step
 from workflows_app.services.clock import ClockTimestamp
 from workflows_app.services.dispatch import SEND_DUE, enqueue_on_commit, send_due_now
 from workflows_app.services.receipts import replay_unmatched_receipts
+from workflows_app.services.revoke import revokes_for, revokes_record, revokes_run
 from workflows_app.services.sql import rows_update
 from workflows_app.services.transitions import steps_transition
 from workflows_app.services.workflows import (
@@ -57,6 +59,8 @@ OUTCOME_FIELDS = [
     "error_kind",
     "error_code",
     "error_detail",
+    "price_amount",
+    "price_currency",
     "finished_at",
 ]
 
@@ -95,6 +99,13 @@ def _send(claims: list[SendClaim]) -> None:
     they are recorded."""
     if not claims:
         return
+    # Revoke before fallback: withdraw the undelivered RCS message each of these steps replaces,
+    # before its send and outside any transaction, each revoke bounded by REVOKE_TIMEOUT.
+    revokes = revokes_for([claim.attempt.step for claim in claims])
+    if revokes:
+        results = revokes_run(revokes)
+        with transaction.atomic():
+            revokes_record(results)
     if len(claims) == 1:
         outcomes = [_call_provider(claims[0])]
     else:
@@ -242,6 +253,9 @@ def _outcomes_record_in_one_transaction(outcomes: list[tuple[Attempt, Outcome]])
                 attempt.outcome = AttemptOutcome.ACCEPTED
                 attempt.provider_message_ids = outcome.provider_message_ids
                 attempt.response = outcome.response
+                if outcome.price is not None:
+                    attempt.price_amount = Decimal(outcome.price.amount)
+                    attempt.price_currency = outcome.price.currency
                 messages += _provider_messages(step, attempt, outcome)
                 accepted[attempt.provider] += outcome.provider_message_ids
         rows_update([attempt for attempt, _ in outcomes], OUTCOME_FIELDS)

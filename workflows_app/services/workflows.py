@@ -18,6 +18,7 @@ from workflows_app.models import Account, Application, Event, Step, Workflow
 from workflows_app.services import sql
 from workflows_app.services.clock import ClockTimestamp, db_now
 from workflows_app.services.dispatch import EXPIRE_STEP, enqueue_on_commit, send_due_on_commit
+from workflows_app.services.revoke import steps_mark_for_revoke
 from workflows_app.services.transitions import steps_transition, workflow_transition
 from workflows_app.states import (
     ACTIVE_STEP_STATES,
@@ -153,7 +154,10 @@ def steps_fail_over(
     for step in steps_transition(last, StepState.FAILED, detail=detail, **fields):
         workflow_transition(step.workflow_id, WorkflowStatus.RUNNING, WorkflowStatus.ERROR)
     middle = [step for step in steps if not step.is_last]
-    _start_next_steps(steps_transition(middle, StepState.FAILED_OVER, detail=detail, **fields), now)
+    failed_over = steps_transition(middle, StepState.FAILED_OVER, detail=detail, **fields)
+    if reason == FailoverReason.EXPIRED:
+        steps_mark_for_revoke(failed_over)
+    _start_next_steps(failed_over, now)
 
 
 def _start_next_steps(failed_over: list[Step], now: Any) -> None:

@@ -4,9 +4,12 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from django.db.models import Count, QuerySet
+
 from channels_app.adapters.base import address_of
 from workflows_app.models import Account, Event, Step, WebhookDelivery, Workflow
 from workflows_app.states import RECEIPT_KINDS, AttemptOutcome, EventKind
+from workflows_app.webhooks.payloads import DELIVERED_STATUSES, step_usage
 
 
 def workflow_get_for_account(account: Account, workflow_id: str) -> Workflow | None:
@@ -27,6 +30,19 @@ class TimelineEntry:
     tone: str = ""  # ok | bad | warn | "" (neutral): how the console colours it
 
 
+def runs_delivered_on_several_channels() -> QuerySet:
+    """The ids (``workflow_id`` values) of runs whose person got the message on two or more
+    channels: a late receipt for a step that had already failed over. Read from the steps'
+    message status, so it stays right when that receipt lands after the final report."""
+    return (
+        Step.objects.filter(message_status__in=DELIVERED_STATUSES)
+        .values("workflow_id")
+        .annotate(channels=Count("id"))
+        .filter(channels__gte=2)
+        .values("workflow_id")
+    )
+
+
 @dataclass
 class StepTimeline:
     step: Step
@@ -36,13 +52,20 @@ class StepTimeline:
     def recipient(self) -> str:
         return address_of(self.step.recipient)
 
+    @property
+    def usage(self) -> dict[str, str] | None:
+        """What the step's message cost, as the final report says it (None: not reported)."""
+        return step_usage(self.step)
+
 
 def workflow_timeline(workflow: Workflow) -> list[StepTimeline]:
     """Each step's story in time order: attempts, transitions, receipts, deadline, failover.
 
     For the operator console; reads only.
     """
-    steps = workflow.steps.prefetch_related("attempts", "events").order_by("index")
+    steps = workflow.steps.prefetch_related("attempts__provider_messages", "events").order_by(
+        "index"
+    )
     return [StepTimeline(step, sorted(_step_entries(step), key=_entry_order)) for step in steps]
 
 

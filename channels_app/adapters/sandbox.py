@@ -15,6 +15,7 @@ from celery import current_app
 
 from channels_app.adapters.base import Adapter, OutboundMessage, RevokeOutcome, SendResult
 from channels_app.errors import ErrorKind, ProviderError
+from channels_app.sandbox import revocations
 from channels_app.sandbox.fates import REVOCABLE_CHANNELS, Fate, fate_of, planned_receipts
 
 
@@ -57,8 +58,6 @@ class SandboxAdapter(Adapter):
         self, provider_message_id: str, recipient: str, config: dict[str, Any]
     ) -> RevokeOutcome:
         """Withdraw an RCS message unless its delivered receipt went out first."""
-        from channels_app.sandbox import revocations
-
         won = revocations.claim(provider_message_id, revocations.REVOKED)
         return RevokeOutcome.REVOKED if won == revocations.REVOKED else RevokeOutcome.TOO_LATE
 

@@ -38,7 +38,7 @@ import socket
 import struct
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -55,53 +55,10 @@ from channels_app.simulator.providers import (
     Twilio,
     Webhook,
 )
+from channels_app.simulator.records import FAULTS, Fault, RevokeRecord, SendRecord
 from channels_app.statuses import ReceiptStatus
 
 logger = logging.getLogger("channels_app.simulator")
-
-FAULTS = {
-    "http_500",
-    "http_429",
-    "http_401",
-    "slow",
-    "reset",
-    "timeout_after_accept",
-    "malformed",
-    "drop_receipts",
-}
-
-
-@dataclass
-class Fault:
-    fault: str
-    times: int = 1  # 0 = every time
-    retry_after: float | None = None
-    delay: float = 0.0
-
-
-@dataclass
-class RevokeRecord:
-    """One revoke request as the simulated provider received it."""
-
-    provider: str
-    message_id: str
-    recipient: str
-    outcome: str  # revoked | too_late | unknown | fault
-    fault: str = ""
-    at: float = 0.0
-
-
-@dataclass
-class SendRecord:
-    """One send request as the simulated provider received it."""
-
-    provider: str
-    recipient: str
-    client_ref: str
-    fault: str
-    outcome: str = ""  # accepted | rejected | transient | fault
-    provider_message_ids: list[str] | None = None
-    at: float = 0.0
 
 
 class Simulator:

@@ -5,6 +5,9 @@ import json
 
 import pytest
 
+from channels_app.adapters.base import OutboundMessage
+from channels_app.adapters.google_rbm import agent_message
+from channels_app.registry import ADAPTERS
 from workflows_app.models import Step, Workflow
 
 CARD = {
@@ -152,3 +155,87 @@ def test_invalid_v1_rcs_messages_are_a_422(api_client, body, name):
 def test_the_openapi_document_shows_rcs(client):
     document = client.get("/openapi.json").content.decode()
     assert '"rcs"' in document and "RcsCard" in document
+
+
+def suggestion(**fields) -> dict:
+    return {"type": "reply", "text": "Thanks", "postback_data": "thanks", **fields}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("card", "name", "reason"),
+    [
+        (
+            {**CARD, "suggestions": [suggestion(type="open_url")]},
+            "card.suggestions[0].url",
+            "Required when type is open_url.",
+        ),
+        (
+            {**CARD, "suggestions": [suggestion(type="dial", phone_number="12")]},
+            "card.suggestions[0].phone_number",
+            "Must be an E.164 number, e.g. +447700900000.",
+        ),
+        (
+            {**CARD, "suggestions": [suggestion()] * 5},
+            "card.suggestions",
+            "Ensure this field has no more than 4 elements.",
+        ),
+        ({**CARD, "media_force_refresh": "yes"}, "card.media_force_refresh", None),
+        ({**CARD, "media_height": "short"}, "card.media_height", None),
+        ({**CARD, "title": ""}, "card.title", "This field may not be blank."),
+    ],
+)
+def test_an_invalid_card_names_its_field(api_client, card, name, reason):
+    item = rcs_item({"type": "card", "card": card})
+    response = api_client.post(
+        "/beta/workflows", {"template": "failover", "workflow": [item]}, format="json"
+    )
+    assert response.status_code == 400, response.content
+    problem = json.loads(response.content)["invalid_parameters"]
+    assert problem["name"] == f"workflow[0].message.content.{name}"
+    if reason:
+        assert problem["reason"] == reason
+    assert Workflow.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_a_one_card_carousel_says_how_many_it_needs(api_client):
+    body = rcs_v1(message_type="carousel", carousel={"cards": [CARD]})
+    del body["text"]
+    response = api_client.post("/v1/messages", body, format="json")
+    assert response.status_code == 422, response.content
+    [problem] = json.loads(response.content)["invalid_parameters"]
+    assert problem == {
+        "name": "carousel.cards",
+        "reason": "Ensure this field has at least 2 elements.",
+    }
+
+
+@pytest.mark.django_db
+def test_what_the_api_stores_is_what_the_rcs_adapters_send(api_client):
+    body = rcs_v1(
+        message_type="carousel",
+        carousel={"cards": [CARD, CARD]},
+        rcs={"card_width": "SMALL"},
+        ttl=600,
+    )
+    del body["text"]
+    response = api_client.post("/v1/messages", body, format="json")
+    assert response.status_code == 202, response.content
+    step = Step.objects.get()
+    message = OutboundMessage(step.channel, step.sender, step.recipient, step.message, "ref-1")
+    rbm = agent_message(message)
+    carousel = rbm["contentMessage"]["richCard"]["carouselCard"]
+    assert (carousel["cardWidth"], len(carousel["cardContents"]), rbm["ttl"]) == (
+        "SMALL",
+        2,
+        "600s",
+    )
+    assert carousel["cardContents"][0]["media"]["height"] == "SHORT"
+    assert carousel["cardContents"][0]["suggestions"] == [
+        {"reply": {"text": "Thanks", "postbackData": "thanks"}}
+    ]
+    vonage = ADAPTERS["vonage_messages"].payload(message, {})
+    assert (vonage["channel"], vonage["message_type"], vonage["ttl"]) == ("rcs", "carousel", 600)
+    assert vonage["carousel"] == {"cards": [CARD, CARD]}
+    assert vonage["rcs"] == {"card_width": "SMALL"}

@@ -218,9 +218,12 @@ def test_it_names_the_invalid_parameter_of_the_canonical_request(
 @pytest.mark.parametrize(
     ("field", "valid"),
     [
-        ("workflow[0].to.type", "messenger, mms, sms, viber_service_msg, whatsapp"),
-        ("workflow[0].from.type", "messenger, mms, sms, viber_service_msg, whatsapp"),
-        ("workflow[0].message.content.type", "text, image, audio, video, file, template, custom"),
+        ("workflow[0].to.type", "messenger, mms, rcs, sms, viber_service_msg, whatsapp"),
+        ("workflow[0].from.type", "messenger, mms, rcs, sms, viber_service_msg, whatsapp"),
+        (
+            "workflow[0].message.content.type",
+            "text, image, audio, video, file, template, custom, card, carousel",
+        ),
         ("workflow[0].failover.condition_status", "delivered, read"),
         ("template", "failover"),
     ],

@@ -1,5 +1,6 @@
-"""Runs in the operator console: the list (with which channel delivered, and the failover
-path), filters and search, the timeline page, cancel and redeliver."""
+"""Runs in the operator console: the list (with which channel delivered, the failover path,
+what the run cost and whether the person got it on several channels), filters and search, the
+timeline page (with each message's price), cancel and redeliver."""
 
 import uuid
 
@@ -18,9 +19,14 @@ from workflows_app.admin.base import (
     require_change_permission,
 )
 from workflows_app.models import Attempt, Event, Step, WebhookDelivery, Workflow
-from workflows_app.selectors import workflow_timeline, workflow_webhook_deliveries
+from workflows_app.selectors import (
+    runs_delivered_on_several_channels,
+    workflow_timeline,
+    workflow_webhook_deliveries,
+)
 from workflows_app.services.operators import operator_cancel
 from workflows_app.webhooks.delivery import delivery_redeliver
+from workflows_app.webhooks.payloads import DELIVERED_STATUSES, step_usage, usage_total
 
 # --- Run filters ---------------------------------------------------------------------------
 
@@ -88,7 +94,28 @@ class LateReceiptFilter(YesNoFilter):
         return Q(Exists(Step.objects.filter(workflow=OuterRef("pk"), late_receipt=True)))
 
 
+class DeliveredTwiceFilter(YesNoFilter):
+    title = "delivered on several channels"
+    parameter_name = "delivered_twice"
+
+    def condition(self) -> Q:
+        return Q(id__in=runs_delivered_on_several_channels())
+
+
 # --- Runs ----------------------------------------------------------------------------------
+
+
+def run_cost(steps) -> dict | None:
+    """The run's cost as its final report's ``usage`` says it (the same functions), from
+    prefetched steps, attempts and provider messages; None when no provider reported a price."""
+    return usage_total([step_usage(step) for step in steps])
+
+
+def cost_text(usage: dict | None) -> str:
+    """``0.0333 EUR``; with several currencies ``0.01 EUR + 0.0075 USD``; "" when unknown."""
+    if usage is None:
+        return ""
+    return " + ".join(f"{u['price']} {u['currency']}" for u in usage.get("by_currency") or [usage])
 
 
 def run_outcome(workflow: Workflow) -> str:
@@ -126,7 +153,9 @@ class WorkflowAdmin(ReadOnlyAdmin):
         "id",
         "status",
         "delivered_by",
+        "delivered_twice",
         "channels",
+        "cost",
         "account",
         "application",
         "api_flavour",
@@ -143,6 +172,7 @@ class WorkflowAdmin(ReadOnlyAdmin):
         "created_at",
         HasErrorFilter,
         LateReceiptFilter,
+        DeliveredTwiceFilter,
         "api_flavour",
     )
     search_fields = ("client_ref",)  # plus UUIDs and recipients: see get_search_results
@@ -173,6 +203,16 @@ class WorkflowAdmin(ReadOnlyAdmin):
     def delivered_by(self, workflow: Workflow) -> str:
         return run_outcome(workflow)
 
+    @admin.display(description="delivered twice", empty_value="")
+    def delivered_twice(self, workflow: Workflow) -> str:
+        """The person got it on N >= 2 channels (a late receipt after a failover)."""
+        delivered = [s for s in workflow.steps.all() if s.message_status in DELIVERED_STATUSES]
+        return f"delivered on {len(delivered)} channels" if len(delivered) > 1 else ""
+
+    @admin.display(description="cost", empty_value="")
+    def cost(self, workflow: Workflow) -> str:
+        return cost_text(run_cost(workflow.steps.all()))
+
     @admin.display(description="created", ordering="created_at")
     def created(self, workflow: Workflow) -> str:
         return with_seconds(workflow.created_at)
@@ -182,7 +222,12 @@ class WorkflowAdmin(ReadOnlyAdmin):
         return with_seconds(workflow.finished_at)
 
     def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("steps")
+        # The cost column reads every step's attempts and their parts: three queries a page.
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related("steps", "steps__attempts__provider_messages")
+        )
 
     def get_search_results(self, request, queryset, search_term):
         filtered = queryset  # the list filters already applied: the extra matches keep them
@@ -220,9 +265,11 @@ class WorkflowAdmin(ReadOnlyAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         workflow = get_object_or_404(Workflow, pk=object_id)
+        timeline = workflow_timeline(workflow)
         extra_context = {
             **(extra_context or {}),
-            "timeline": workflow_timeline(workflow),
+            "timeline": timeline,
+            "cost": cost_text(run_cost([item.step for item in timeline])),
             "deliveries": workflow_webhook_deliveries(workflow),
             "run_events": workflow.events.filter(step__isnull=True).order_by("id"),
             "can_act": request.user.has_perm("workflows_app.change_workflow"),

@@ -82,7 +82,27 @@ CHANNELS: dict[str, ChannelRules] = {
         "Viber",
         "viber_service",
     ),
+    # RCS reports delivered and read (Vonage v1, Google RBM user events); `from` is the agent.
+    "rcs": ChannelRules(
+        NUMBER,
+        ("id", ID),
+        frozenset({"text", "image", "video", "file", "card", "carousel", "custom"}),
+        3072,
+        BOTH,
+        "RCS",
+        "rcs",
+    ),
 }
-CONTENT_TYPES = ("text", "image", "audio", "video", "file", "template", "custom")
+CONTENT_TYPES = (
+    "text",
+    "image",
+    "audio",
+    "video",
+    "file",
+    "template",
+    "custom",
+    "card",
+    "carousel",
+)
 # Messages v1 `channel` → our channel.
 V1_CHANNELS = {rules.v1_name: channel for channel, rules in CHANNELS.items()}

@@ -76,6 +76,7 @@ MESSAGES = {
     "string_too_long": "Ensure this field has no more than {max_length} characters.",
     "string_pattern_mismatch": "This value does not match the required pattern.",
     "int_type": "Must be an integer.",
+    "bool_type": "Must be a valid boolean.",
     "greater_than_equal": "Ensure this value is greater than or equal to {ge}.",
     "less_than_equal": "Ensure this value is less than or equal to {le}.",
     "dict_type": "Invalid data. Expected a dictionary, but got {input_type}.",

@@ -19,7 +19,7 @@ from django.conf import settings
 from pydantic import AfterValidator, BeforeValidator
 from typing_extensions import TypedDict
 
-from workflows_app.api.channels import CHANNELS, V1_CHANNELS
+from workflows_app.api.channels import CHANNELS, CONTENT_TYPES, V1_CHANNELS
 from workflows_app.api.fields import (
     Address,
     Choice,
@@ -34,6 +34,7 @@ from workflows_app.api.fields import (
     field_name,
 )
 from workflows_app.api.problems import trace_id
+from workflows_app.api.rcs import RCS_TTL, RcsCard, RcsCarousel, RcsOptions
 from workflows_app.api.serializers import (
     Failover,
     Media,
@@ -43,10 +44,10 @@ from workflows_app.api.serializers import (
 )
 from workflows_app.services.workflows import StepSpec
 
-NOT_OFFERED = {"rcs", "email"}
-MESSAGE_TYPES = ("text", "image", "audio", "video", "file", "template", "custom")
+NOT_OFFERED = {"email"}
+MESSAGE_TYPES = CONTENT_TYPES
 # Top-level ttl ranges per channel (v1 spec 1.20.0); Viber's ttl is viber_service.ttl.
-TTL_RANGES = {"sms": (20, 604800), "mms": (300, 259200)}
+TTL_RANGES = {"sms": (20, 604800), "mms": (300, 259200), "rcs": RCS_TTL}
 INVALID_PARAMS_TYPE = "https://developer.vonage.com/api-errors/messages#1150"
 
 
@@ -88,6 +89,8 @@ V1Message = TypedDict(
         "file": NotRequired[Media],
         "template": NotRequired[V1Template],
         "custom": NotRequired[Object],
+        "card": NotRequired[RcsCard],
+        "carousel": NotRequired[RcsCarousel],
         "client_ref": NotRequired[Annotated[str, Text(100, blank=True)]],
         "webhook_url": NotRequired[Url],
         "webhook_version": NotRequired[Annotated[str, Choice("v0.1", "v1")]],
@@ -95,6 +98,7 @@ V1Message = TypedDict(
         "messenger": NotRequired[Messenger],
         "viber_service": NotRequired[V1ViberOptions],
         "whatsapp": NotRequired[WhatsappOptions],
+        "rcs": NotRequired[RcsOptions],
         "failover_condition": NotRequired[Failover],  # our extension
         "from": Address,
     },
@@ -243,7 +247,7 @@ def _workflow_item(message: dict[str, Any]) -> dict[str, Any]:
         template["parameters"] = [{"default": p} for p in template.get("parameters", [])]
         content["template"] = template
     item: dict[str, Any] = {"content": content}
-    for option in ("messenger", "whatsapp"):
+    for option in ("messenger", "whatsapp", "rcs"):
         if option in message:
             item[option] = message[option]
     return {

@@ -32,6 +32,7 @@ from workflows_app.api.fields import (
     is_e164_without_plus,
     is_sender_id,
 )
+from workflows_app.api.rcs import RcsCard, RcsCarousel, RcsOptions
 from workflows_app.models import ApiFlavour, Workflow
 from workflows_app.services.workflows import StepSpec
 
@@ -93,6 +94,8 @@ class Content(TypedDict):
     file: NotRequired[Media]
     template: NotRequired[Template]
     custom: NotRequired[Object]
+    card: NotRequired[RcsCard]
+    carousel: NotRequired[RcsCarousel]
 
 
 class ViberOptions(TypedDict):
@@ -126,6 +129,7 @@ class Message(TypedDict):
     viber_service_msg: NotRequired[ViberOptions]
     messenger: NotRequired[Messenger]
     whatsapp: NotRequired[WhatsappOptions]
+    rcs: NotRequired[RcsOptions]
 
 
 class Failover(TypedDict):

@@ -27,10 +27,9 @@ from workflows_app.models import (
     WebhookDelivery,
     Workflow,
 )
+from workflows_app.selectors import runs_delivered_on_several_channels
 from workflows_app.services.clock import db_now
-from workflows_app.states import EventKind, MessageStatus, StepState
-
-DELIVERED = (MessageStatus.DELIVERED, MessageStatus.READ)
+from workflows_app.states import EventKind, StepState
 
 LATENESS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
@@ -127,13 +126,7 @@ def _cost_metrics():
     for labelled, total in sorted(spend.items()):
         family.add_metric(list(labelled), float(total))
     yield family
-    twice = (
-        Step.objects.filter(message_status__in=DELIVERED)
-        .values("workflow_id")
-        .annotate(channels=Count("id"))
-        .filter(channels__gte=2)
-        .values("workflow_id")
-    )
+    twice = runs_delivered_on_several_channels()
     gauge = GaugeMetricFamily(
         "orchestrator_runs_delivered_twice", "Runs delivered on two or more channels."
     )

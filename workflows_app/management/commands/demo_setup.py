@@ -23,6 +23,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from channels_app.connection_report import all_connections, base_url_answers
 from workflows_app.models import Account, hash_secret
 from workflows_app.services.accounts import account_create
 
@@ -264,8 +265,6 @@ def connections_text(simulator_url: str = "") -> str:
     sandbox, so a forgotten one (a simulator connection left in ``var/``) must be visible.
     Warns about each whose base URL does not answer, except the simulator this run starts
     (``simulator_url``). Never shows a credential."""
-    from channels_app.connection_report import all_connections, base_url_answers
-
     enabled = all_connections(enabled_only=True)
     if not enabled:
         return "Provider connections: none, the sandbox serves every channel."

@@ -13,7 +13,8 @@ from tests.services import ROOT, require, wait_for
 from tests.webhook_receiver import Receiver
 from workflows_app.models import Account
 
-pytestmark = pytest.mark.e2e
+# The stack (tests/e2e/conftest.py) runs on the suite's PostgreSQL and Redis.
+pytestmark = [pytest.mark.e2e, pytest.mark.needs_services]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

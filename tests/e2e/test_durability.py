@@ -9,7 +9,8 @@ from tests.e2e.test_failover_runs import messenger, run, sms, summary
 from tests.services import wait_for
 from workflows_app.models import Event, Step
 
-pytestmark = pytest.mark.e2e
+# The stack (tests/e2e/conftest.py) runs on the suite's PostgreSQL and Redis.
+pytestmark = [pytest.mark.e2e, pytest.mark.needs_services]
 
 
 def wait_for_state(workflow_uuid: str, index: int, state: str, timeout: float = 10) -> Step:

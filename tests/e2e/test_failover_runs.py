@@ -3,7 +3,8 @@ PostgreSQL and Redis, with the sandbox provider deciding each message's fate by 
 
 import pytest
 
-pytestmark = pytest.mark.e2e
+# The stack (tests/e2e/conftest.py) runs on the suite's PostgreSQL and Redis.
+pytestmark = [pytest.mark.e2e, pytest.mark.needs_services]
 
 
 # channel → (sender, the `to` field it addresses by, a label for the text)

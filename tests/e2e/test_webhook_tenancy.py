@@ -13,7 +13,8 @@ from workflows_app.models import Account, Application, WebhookDelivery
 from workflows_app.services.accounts import account_create
 from workflows_app.services.applications import application_create
 
-pytestmark = pytest.mark.e2e
+# The stack (tests/e2e/conftest.py) runs on the suite's PostgreSQL and Redis.
+pytestmark = [pytest.mark.e2e, pytest.mark.needs_services]
 
 # Rejected at once on Messenger, then the SMS is delivered: a run that ends in seconds and
 # reports `rejected`, `submitted`, `delivered` and a final report.

@@ -103,11 +103,10 @@ def test_a_malformed_key_is_refused(api_client, canonical_request, key):
     assert Workflow.objects.count() == 0
 
 
+@pytest.mark.needs_services("postgresql")
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_requests_with_one_key_create_one_run(account):
     """Real concurrency on Postgres: the unique constraint, not luck, decides."""
-    if connection.vendor != "postgresql":
-        pytest.skip("needs concurrent transactions")
     results: list[int] = []
     barrier = threading.Barrier(4)
 

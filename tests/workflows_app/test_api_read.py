@@ -106,13 +106,13 @@ def test_a_dispatch_run_is_read_with_its_dispatch_uuid(api_client, create, canon
 def _start_waiting(workflow_id: str, index: int = 0) -> tuple[Step, uuid.UUID, datetime]:
     """Move a step pending → sending → waiting as a worker would after the provider accepted."""
     step = Step.objects.get(workflow_id=workflow_id, index=index)
-    started = db_now()
-    assert step_transition(step, StepState.SENDING, send_started_at=started)
+    assert step_transition(step, StepState.SENDING, send_started_at=db_now())
     message_uuid = uuid.uuid4()
+    accepted = db_now()
     assert step_start_waiting(
-        step, started_at=started, message_uuid=message_uuid, message_status="submitted"
+        step, now=accepted, message_uuid=message_uuid, message_status="submitted"
     )
-    return step, message_uuid, started
+    return step, message_uuid, accepted
 
 
 @pytest.mark.django_db

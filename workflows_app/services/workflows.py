@@ -216,30 +216,28 @@ def steps_message_status_advance(steps: Sequence[Step], new: MessageStatus) -> N
 def step_settle_as_submitted(step: Step, *, detail: str) -> bool:
     """``sending`` → ``waiting`` when the provider may or may not have the message.
 
-    Never resent blindly: it counts as submitted and the step's timer decides.
+    Never resent blindly: it counts as submitted and the step's timer decides, counted from
+    now (if the provider has the message, it had it by now: the timer never fires early).
     """
     step_message_status_advance(step, MessageStatus.SUBMITTED)
-    now = db_now()
-    return step_start_waiting(
-        step, started_at=step.send_started_at, now=now, sent_at=now, detail=detail[:255]
-    )
+    return step_start_waiting(step, detail=detail[:255])
 
 
-def step_start_waiting(
-    step: Step, *, started_at: Any, now: Any = None, detail: str = "", **fields: Any
-) -> bool:
-    """``sending`` → ``waiting`` with its deadline counted from ``started_at``; arms the timer.
+def step_start_waiting(step: Step, *, now: Any = None, detail: str = "", **fields: Any) -> bool:
+    """``sending`` → ``waiting``: the provider has the message as of ``now`` (its ``sent_at``),
+    so its deadline is ``now + expiry_time``; arms the timer.
 
     ``now`` is the database's clock if the caller already read it in this transaction.
     """
     now = now or db_now()
-    deadline, armed = _deadline(step, started_at, now)
+    deadline, armed = _deadline(step, now)
     if not step_transition(
         step,
         StepState.WAITING,
         detail=detail,
         deadline_at=deadline,
         timer_armed_at=now if armed else None,
+        sent_at=now,
         **fields,
     ):
         return False
@@ -249,12 +247,12 @@ def step_start_waiting(
 
 
 def steps_start_waiting(steps: Sequence[Step], *, now: Any) -> None:
-    """:func:`step_start_waiting` from ``send_started_at``, with ``sent_at=now``, for ``sending``
-    steps the caller has locked (a batch of sends): one UPDATE and one INSERT of Events per
-    distinct deadline (a batch's steps share their start, so usually one)."""
+    """:func:`step_start_waiting` for ``sending`` steps the caller has locked (a batch of
+    sends whose providers accepted by ``now``): one UPDATE and one INSERT of Events per
+    distinct deadline (a batch's steps are recorded together, so usually one)."""
     groups: dict[tuple[Any, bool], list[Step]] = defaultdict(list)
     for step in steps:
-        groups[_deadline(step, step.send_started_at, now)].append(step)
+        groups[_deadline(step, now)].append(step)
     for (deadline, armed), group in groups.items():
         steps_transition(
             group,
@@ -267,14 +265,19 @@ def steps_start_waiting(steps: Sequence[Step], *, now: Any) -> None:
             arm_timer_on_commit(step.id, (deadline - now).total_seconds())
 
 
-def _deadline(step: Step, started_at: Any, now: Any) -> tuple[Any, bool]:
-    """When a step that started sending at ``started_at`` fails over, and whether that is near
-    enough (``TIMER_HORIZON``) to arm a countdown for it now."""
+def _deadline(step: Step, sent_at: Any) -> tuple[Any, bool]:
+    """When a step whose message the provider had by ``sent_at`` fails over, and whether that
+    is near enough (``TIMER_HORIZON``) to arm a countdown for it now.
+
+    Counted from the acceptance, not from the start of the provider call: a failover before
+    ``sent_at + expiry_time`` would cut the person's time short by the call's duration. Both
+    are the database clock to the microsecond (services/clock.py), never rounded down.
+    """
     seconds = (
         step.expiry_time if step.expiry_time is not None else settings.WORKFLOWS_FINAL_STEP_TIMEOUT
     )
-    deadline = started_at + timedelta(seconds=seconds)
-    return deadline, deadline - now <= timedelta(seconds=settings.TIMER_HORIZON)
+    deadline = sent_at + timedelta(seconds=seconds)
+    return deadline, deadline - sent_at <= timedelta(seconds=settings.TIMER_HORIZON)
 
 
 def workflow_cancel(workflow: Workflow) -> bool:

@@ -13,11 +13,14 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -345,6 +348,66 @@ def test_a_rejected_message_fails_over_at_once(stack, api):
     assert first["failover_reason"] == "rejected", run
     assert second["state"] == "succeeded", run
     assert second["status"] == "delivered", run
+
+
+def database(stack) -> sqlite3.Connection:
+    """The stack's SQLite file, read-only: the service's own timestamps."""
+    path = Path(stack.env["VAR_DIR"]) / "orchestrator.sqlite3"
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+
+
+def first_and_second_steps(stack, workflow_uuid: str) -> tuple[dict, dict]:
+    with contextlib.closing(database(stack)) as db:
+        db.row_factory = sqlite3.Row
+        steps = db.execute(
+            'SELECT * FROM workflows_app_step WHERE workflow_id = ? ORDER BY "index"',
+            [uuid.UUID(workflow_uuid).hex],
+        ).fetchall()
+        first = dict(steps[0])
+        first["attempts"] = [
+            dict(row)
+            for row in db.execute(
+                "SELECT * FROM workflows_app_attempt WHERE step_id = ?", [first["id"]]
+            )
+        ]
+        first["failed_over_at"] = db.execute(
+            "SELECT created_at FROM workflows_app_event WHERE step_id = ? AND to_state = ?",
+            [first["id"], "failed_over"],
+        ).fetchone()[0]
+    return first, dict(steps[1])
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text)  # Django stores naive UTC, to the microsecond
+
+
+def test_no_timer_fires_before_its_deadline(stack, api):
+    """Each deadline is the provider's acceptance plus expiry_time, to the microsecond, and the
+    failover comes after it (CURRENT_TIMESTAMP's whole seconds once made timers fire early)."""
+    runs = [
+        run_to_the_end(stack, api, canonical_request("1000000004", expiry)) for expiry in (1, 2)
+    ]
+    for run in runs:
+        first, _ = first_and_second_steps(stack, run["workflow_uuid"])
+        (attempt,) = first["attempts"]
+        assert first["failover_reason"] == "expired", first
+        deadline, sent = at(first["deadline_at"]), at(first["sent_at"])
+        assert deadline == sent + timedelta(seconds=first["expiry_time"]), first
+        assert at(attempt["started_at"]) <= at(attempt["finished_at"]) <= sent, first
+        assert at(first["finished_at"]) >= deadline, first
+        assert at(first["failed_over_at"]) >= deadline, first
+
+
+def test_the_next_step_after_a_rejection_needs_no_re_dispatch(stack, api):
+    """The next step is due for the send queued with it: the scheduler never has to queue it
+    again (a re-dispatch moves ``dispatched_at`` past ``ready_at`` and is logged)."""
+    runs = [run_to_the_end(stack, api, canonical_request("1000000001", 600)) for _ in range(3)]
+    for run in runs:
+        first, second = first_and_second_steps(stack, run["workflow_uuid"])
+        assert first["failover_reason"] == "rejected", first
+        assert second["ready_at"] is not None and second["dispatched_at"] == second["ready_at"]
+        assert at(second["sent_at"]) >= at(first["finished_at"])
+    assert "re-dispatched" not in stack.log(10_000)
 
 
 def test_static_files_are_served(stack):

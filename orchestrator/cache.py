@@ -56,6 +56,9 @@ class DatabaseCache(django_db.DatabaseCache):
       expired rows are purged on the next write).
     """
 
+    # Django's own (django/core/cache/backends/db.py), not in its type stubs.
+    _table: str
+
     def incr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
         db = router.db_for_write(self.cache_model_class)
         connection = connections[db]

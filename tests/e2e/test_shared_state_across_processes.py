@@ -51,7 +51,7 @@ def basic(api_key: str, api_secret: str) -> str:
 
 @pytest.fixture(scope="module")
 def two_web_processes(tmp_path_factory):
-    """``(port_a, port_b, account, application)`` on one fresh embedded database."""
+    """``(port_a, port_b, account, application, env)`` on one fresh embedded database."""
     var_dir = tmp_path_factory.mktemp("shared-state") / "var"
     var_dir.mkdir()
     env = embedded_env(var_dir, free_port())
@@ -80,7 +80,7 @@ def two_web_processes(tmp_path_factory):
     try:
         for port in ports:
             wait_for(lambda p=port: _answers(p), 30, message=f"gunicorn on {port}")
-        yield ports[0], ports[1], account, application
+        yield ports[0], ports[1], account, application, env
     finally:
         for process in processes:
             process.kill()
@@ -95,7 +95,7 @@ def _answers(port: int) -> bool:
 
 
 def test_a_jwt_used_at_one_process_is_refused_at_the_other(two_web_processes):
-    port_a, port_b, _, application = two_web_processes
+    port_a, port_b, _, application, _ = two_web_processes
     token = make_jwt(application["application_id"], application["private_key"])
     status, _ = request(port_a, f"Bearer {token}")
     assert status == 404  # authenticated; the run does not exist
@@ -108,7 +108,7 @@ def test_a_jwt_used_at_one_process_is_refused_at_the_other(two_web_processes):
 
 
 def test_failed_logins_at_both_processes_brake_the_address_at_either(two_web_processes):
-    port_a, port_b, account, _ = two_web_processes
+    port_a, port_b, account, _, _ = two_web_processes
     wrong = basic(account["api_key"], "wrong")
     right = basic(account["api_key"], account["api_secret"])
     for port in (port_a, port_b, port_a, port_b):  # 4 failures: 2 at each process
@@ -120,3 +120,42 @@ def test_failed_logins_at_both_processes_brake_the_address_at_either(two_web_pro
     # The key's owner, from another address, is not locked out by them.
     assert request(port_b, right, source="127.0.0.2")[0] == 404
     assert request(port_a, right, source="127.0.0.2")[0] == 404
+
+
+COUNT = """
+from django.core.cache import cache
+for _ in range(150):
+    cache.incr("test-shared-counter")
+"""
+
+
+def test_the_embedded_cache_counts_every_increment_of_concurrent_processes(two_web_processes):
+    """The brake's and the budgets' counters: ``incr`` from three processes at once loses
+    none (Django's own is a read, then a write)."""
+    env = two_web_processes[4]
+    manage(
+        env,
+        "shell",
+        "-c",
+        "from django.core.cache import cache; cache.set('test-shared-counter', 0, None)",
+    )
+    counters = [
+        subprocess.Popen(
+            [str(BIN / "python"), "manage.py", "shell", "-c", COUNT],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(3)
+    ]
+    for counter in counters:
+        output, _ = counter.communicate(timeout=120)
+        assert counter.returncode == 0, output.decode()
+    total = manage(
+        env,
+        "shell",
+        "-c",
+        "from django.core.cache import cache; print(cache.get('test-shared-counter'))",
+    )
+    assert int(total.split()[-1]) == 450

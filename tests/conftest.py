@@ -16,7 +16,10 @@ against them, such a test skips; no other test may skip for want of a service. W
 import base64
 import copy
 import os
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 from django.test import TransactionTestCase
@@ -79,6 +82,44 @@ def pytest_configure(config):
                 "REQUIRE_SERVICES=embedded tests the embedded defaults, but "
                 f"{', '.join(configured)} is set"
             )
+    _own_var_dir(config)
+
+
+def _own_var_dir(config) -> None:
+    """On the embedded broker, give the run a VAR_DIR of its own: the tasks tests queue go to a
+    broker folder that the e2e stack's worker reads (as both would share Redis), never to the
+    work tree's var/, where `make run`'s worker would find them."""
+    from django.conf import settings
+
+    from orchestrator.celery import app
+
+    if not settings.EMBEDDED_BROKER:
+        return
+    var_dir = Path(tempfile.mkdtemp(prefix="pytest-var-"))
+    config.add_cleanup(lambda: shutil.rmtree(var_dir, ignore_errors=True))
+    (var_dir / "broker" / "control").mkdir(parents=True)
+    options = {
+        **settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+        "data_folder_in": str(var_dir / "broker"),
+        "data_folder_out": str(var_dir / "broker"),
+        "control_folder": str(var_dir / "broker" / "control"),
+    }
+    settings.VAR_DIR, settings.BROKER_DIR = var_dir, var_dir / "broker"
+    settings.STATIC_ROOT = var_dir / "static"
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = options
+    app.conf.broker_transport_options = options
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """On SQLite, the test database is a file in the run's VAR_DIR rather than in memory, so
+    that the processes the e2e tests start can open it too."""
+    from django.conf import settings
+    from django.db import connections
+
+    database = connections["default"].settings_dict
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        database["TEST"]["NAME"] = str(Path(settings.VAR_DIR) / "test.sqlite3")
 
 
 def missing_services(wanted: tuple[str, ...]) -> list[str]:

@@ -1,5 +1,6 @@
 """A real stack for end-to-end tests: gunicorn, a Celery worker and the scheduler, started as
-separate processes on the test database (PostgreSQL) and Redis."""
+separate processes on the test database, in the suite's mode: PostgreSQL and Redis, or the
+embedded defaults (the SQLite test database file, Celery's filesystem transport)."""
 
 import os
 import subprocess
@@ -8,6 +9,8 @@ from dataclasses import dataclass
 import pytest
 import redis
 import requests
+from django.conf import settings
+from django.db import connection
 
 from tests.conftest import basic_auth
 from tests.services import (
@@ -26,7 +29,8 @@ from tests.services import (
 @pytest.fixture(scope="session")
 def stack(django_db_setup, django_db_blocker, tmp_path_factory):
     with django_db_blocker.unblock():
-        redis_url = require_postgres_and_redis()
+        # Embedded (SQLite): no Redis; the broker is a folder under the stack's VAR_DIR.
+        redis_url = require_postgres_and_redis() if connection.vendor == "postgresql" else ""
         database_url = test_database_url()
     base_url = f"http://127.0.0.1:{free_port()}"
     env = {
@@ -34,20 +38,25 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
         **STACK_SETTINGS,
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
+        "CELERY_BROKER_URL": redis_url or "filesystem://",
         "CONN_MAX_AGE": "0",
         # Providers given a per-message callback (Twilio, Vonage) call us back here.
         "PUBLIC_BASE_URL": base_url,
     }
-    env.pop("CELERY_BROKER_URL", None)
     # The admin's CSS and JS, served by WhiteNoise from a collected STATIC_ROOT under VAR_DIR.
-    env["VAR_DIR"] = str(tmp_path_factory.mktemp("stack-var"))
+    # Embedded, the suite's own VAR_DIR (tests/conftest.py): its broker folder is the one the
+    # tests' tasks go to, as both would share Redis.
+    env["VAR_DIR"] = str(
+        settings.VAR_DIR if not redis_url else tmp_path_factory.mktemp("stack-var")
+    )
     subprocess.run(
         [str(BIN / "python"), "manage.py", "collectstatic", "--noinput", "-v0"],
         cwd=ROOT,
         env=env,
         check=True,
     )
-    redis.Redis.from_url(redis_url).flushdb()
+    if redis_url:
+        redis.Redis.from_url(redis_url).flushdb()
     stack = Stack(
         base_url=base_url,
         redis_url=redis_url,

@@ -13,8 +13,7 @@ from tests.services import ROOT, require, wait_for
 from tests.webhook_receiver import Receiver
 from workflows_app.models import Account
 
-# The stack (tests/e2e/conftest.py) runs on the suite's PostgreSQL and Redis.
-pytestmark = [pytest.mark.e2e, pytest.mark.needs_services]
+pytestmark = pytest.mark.e2e
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -29,8 +29,7 @@ from tests.channels_app.conftest import SPECS, connect
 from tests.e2e.test_failover_runs import run, summary
 from workflows_app.models import Attempt, Event, Step, WebhookDelivery, Workflow
 
-# The stack (tests/e2e/conftest.py) runs on the suite's PostgreSQL and Redis.
-pytestmark = [pytest.mark.e2e, pytest.mark.needs_services]
+pytestmark = pytest.mark.e2e
 
 simulator_server = channels.simulator_server
 simulator = channels.simulator

@@ -3,8 +3,7 @@ PostgreSQL and Redis, with the sandbox provider deciding each message's fate by 
 
 import pytest
 
-# The stack (tests/e2e/conftest.py) runs on the suite's PostgreSQL and Redis.
-pytestmark = [pytest.mark.e2e, pytest.mark.needs_services]
+pytestmark = pytest.mark.e2e
 
 
 # channel → (sender, the `to` field it addresses by, a label for the text)

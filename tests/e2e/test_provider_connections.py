@@ -7,8 +7,7 @@ from tests.channels_app import conftest as channels
 from tests.channels_app.conftest import SPECS, connect
 from tests.e2e.test_failover_runs import run, summary
 
-# The stack (tests/e2e/conftest.py) runs on the suite's PostgreSQL and Redis.
-pytestmark = [pytest.mark.e2e, pytest.mark.needs_services]
+pytestmark = pytest.mark.e2e
 
 # The provider simulator fixtures, shared with tests/channels_app.
 simulator_server = channels.simulator_server

@@ -20,8 +20,7 @@ from workflows_app.services.applications import application_create
 
 from .conftest import Client
 
-# The stack (tests/e2e/conftest.py) runs on the suite's PostgreSQL and Redis.
-pytestmark = [pytest.mark.e2e, pytest.mark.needs_services]
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture

@@ -13,8 +13,7 @@ from workflows_app.models import Account, Application, WebhookDelivery
 from workflows_app.services.accounts import account_create
 from workflows_app.services.applications import application_create
 
-# The stack (tests/e2e/conftest.py) runs on the suite's PostgreSQL and Redis.
-pytestmark = [pytest.mark.e2e, pytest.mark.needs_services]
+pytestmark = pytest.mark.e2e
 
 # Rejected at once on Messenger, then the SMS is delivered: a run that ends in seconds and
 # reports `rejected`, `submitted`, `delivered` and a final report.

@@ -10,8 +10,7 @@ from tests.services import free_port, wait_for
 from tests.webhook_receiver import Receiver
 from workflows_app.models import Account, WebhookAttempt, WebhookDelivery
 
-# The stack (tests/e2e/conftest.py) runs on the suite's PostgreSQL and Redis.
-pytestmark = [pytest.mark.e2e, pytest.mark.needs_services]
+pytestmark = pytest.mark.e2e
 
 
 def test_a_receiver_that_is_down_for_a_while_gets_every_event_once_in_order(client, account):

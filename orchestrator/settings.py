@@ -122,6 +122,9 @@ CELERY_WORKER_ETA_TASK_LIMIT = env.int("CELERY_WORKER_ETA_TASK_LIMIT", default=1
 # task (close_old_connections: CONN_MAX_AGE, broken connections), as the web process does.
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 if EMBEDDED_BROKER:
+    # Kombu's filesystem transport, with message files that appear only once complete (kombu's
+    # own lets a consumer read a half-written one, which stops the worker: orchestrator/broker.py).
+    CELERY_BROKER_TRANSPORT = "orchestrator.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR),
         "data_folder_out": str(BROKER_DIR),

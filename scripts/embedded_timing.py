@@ -123,7 +123,14 @@ def main() -> None:
                     complete = len(found["gaps"]) == args.rejected
                     return found if complete and len(found["lateness"]) == args.expiring else None
 
-                results = wait_for(done, args.expiry + 120, "every run to fail over")
+                try:
+                    results = wait_for(done, args.expiry + 120, "every run to fail over")
+                except AssertionError:
+                    states = db.execute(
+                        'SELECT "index", state, count(*) FROM workflows_app_step GROUP BY 1, 2'
+                    ).fetchall()
+                    print(f"steps (index, state, count): {states}\nlog:\n{stack.log(60)}")
+                    raise
                 redispatched = stack.log(100_000).count("re-dispatched")
         finally:
             stack.interrupt()

@@ -7,6 +7,7 @@ Test modules import these from here, never from one another; pytest fixtures liv
 from django.db import transaction
 
 from channels_app.statuses import ReceiptEvent, ReceiptStatus
+from tests.services import wait_for
 from workflows_app.models import Step, Workflow
 from workflows_app.services.sending import steps_send_due
 from workflows_app.services.workflows import StepSpec, steps_fail_over, workflow_create
@@ -125,3 +126,12 @@ def run(*items: dict) -> dict:
 
 def summary(result: dict) -> list[tuple]:
     return [(s["channel"], s["state"], s["status"], s["failover_reason"]) for s in result["steps"]]
+
+
+def wait_for_state(step: Step, state: str) -> Step:
+    def settled():
+        step.refresh_from_db()
+        return step.state == state
+
+    wait_for(settled, 10, message=f"step to be {state}")
+    return step

@@ -60,8 +60,12 @@ def stack_redis_url(url: str) -> str:
 
 
 def test_database_url() -> str:
-    """A URL for the database pytest-django created, for processes we start."""
+    """A URL for the database pytest-django created, for processes we start (on SQLite, its
+    file: tests/conftest.py makes the test database a file when e2e tests need it)."""
     s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        assert not connection.is_in_memory_db(), "processes cannot share an in-memory database"
+        return f"sqlite:///{s['NAME']}"
     auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
     return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
@@ -153,7 +157,7 @@ STACK_SETTINGS = {
 @dataclass
 class Stack:
     base_url: str
-    redis_url: str
+    redis_url: str  # "" in embedded mode (SQLite and the filesystem broker)
     env: dict[str, str]
     log_dir: object
     processes: dict[str, Process] = field(default_factory=dict)
@@ -197,6 +201,15 @@ class Stack:
 
     def flush_redis(self) -> None:
         redis.Redis.from_url(self.redis_url).flushdb()
+
+    def lose_broker(self) -> None:
+        """Lose every queued message: flush Redis, or empty the filesystem transport's
+        folder (embedded mode)."""
+        if self.redis_url:
+            self.flush_redis()
+            return
+        for message in (Path(self.env["VAR_DIR"]) / "broker").glob("*.msg"):
+            message.unlink(missing_ok=True)
 
     def logs(self) -> str:
         return "\n".join(f"--- {n}\n{p.log_tail()}" for n, p in self.processes.items())

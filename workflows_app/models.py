@@ -368,3 +368,19 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id}:{self.key}"
+
+
+class CacheEntry(models.Model):
+    """The table of the shared cache when there is no Redis (``orchestrator.cache.
+    DatabaseCache``, embedded mode): the columns Django's ``createcachetable`` would make, made
+    by a migration instead so that every way of starting the service has it."""
+
+    cache_key = models.CharField(max_length=255, primary_key=True)
+    value = models.TextField()
+    expires = models.DateTimeField(db_index=True)
+
+    class Meta:
+        db_table = "orchestrator_cache"
+
+    def __str__(self) -> str:
+        return self.cache_key

@@ -9,7 +9,7 @@ import requests
 from django.utils import timezone
 
 from tests.channels_app.conftest import SPECS, connect
-from tests.channels_app.test_sending_through_connections import start_run, wait_for_state
+from tests.fixtures import start_run, wait_for_state
 from tests.services import wait_for
 from workflows_app.models import Attempt, Event, Step
 from workflows_app.services.scheduler import steps_expire_due

@@ -9,7 +9,7 @@ from channels_app import receipts
 from channels_app.models import ProviderConnection
 from channels_app.statuses import ReceiptEvent, ReceiptStatus
 from tests.channels_app.conftest import PROVIDERS, SPECS, connect
-from tests.fixtures import start_run
+from tests.fixtures import start_run, wait_for_state
 from tests.services import wait_for
 from workflows_app.models import Step, Workflow
 from workflows_app.services.sending import steps_send_due
@@ -111,15 +111,6 @@ def receipts_to_live_server(live_server, simulator, settings):
         return row
 
     return make
-
-
-def wait_for_state(step: Step, state: str) -> Step:
-    def settled():
-        step.refresh_from_db()
-        return step.state == state
-
-    wait_for(settled, 10, message=f"step to be {state}")
-    return step
 
 
 @pytest.mark.django_db(transaction=True)

@@ -26,6 +26,8 @@ def _comparable(obj) -> dict:
 
 def test_a_new_run_is_written_as_the_orm_writes_it(account, django_assert_num_queries):
     steps = [spec("messenger", "1000000003", "read", 600), spec("sms", "447700900000")]
+    # One statement on PostgreSQL; elsewhere one INSERT per table (in the test's transaction,
+    # so without a savepoint of their own).
     with django_assert_num_queries(1 if connection.vendor == "postgresql" else 3):
         run = workflow_create(account=account.account, flavour="workflows", steps=steps)
     # The same rows through plain ORM calls, for comparison.

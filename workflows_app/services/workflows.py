@@ -203,7 +203,8 @@ def steps_message_status_advance(
 def steps_settle_as_submitted(steps: Sequence[Step], *, detail: str) -> list[Step]:
     """``sending`` → ``waiting`` when the provider may or may not have the message.
 
-    Never resent blindly: it counts as submitted and the step's timer decides.
+    Never resent blindly: it counts as submitted and the step's timer decides, counted from
+    now (if the provider has the message, it had it by now: the timer never fires early).
     """
     steps_message_status_advance(steps, MessageStatus.SUBMITTED)
     return steps_start_waiting(steps, detail=detail[:255])
@@ -212,17 +213,18 @@ def steps_settle_as_submitted(steps: Sequence[Step], *, detail: str) -> list[Ste
 def steps_start_waiting(
     steps: Sequence[Step], *, now: Any = None, detail: str = "", **fields: Any
 ) -> list[Step]:
-    """``sending`` → ``waiting``, ``sent_at`` now, each deadline counted from the step's
-    ``send_started_at``; arms the timers near enough. Returns the steps it moved.
+    """``sending`` → ``waiting``: the providers have the messages as of ``now`` (their
+    ``sent_at``), so each deadline is ``now + expiry_time``; arms the timers near enough.
+    Returns the steps it moved.
 
-    One UPDATE and one INSERT of Events per distinct deadline (a batch's steps share their
-    start, so usually one). ``now`` is the database's clock if the caller already read it in
+    One UPDATE and one INSERT of Events per distinct deadline (a batch's steps are recorded
+    together, so usually one). ``now`` is the database's clock if the caller already read it in
     this transaction.
     """
     now = now or db_now()
     groups: dict[tuple[Any, bool], list[Step]] = defaultdict(list)
     for step in steps:
-        groups[_deadline(step, step.send_started_at, now)].append(step)
+        groups[_deadline(step, now)].append(step)
     moved: list[Step] = []
     for (deadline, armed), group in groups.items():
         waiting = steps_transition(
@@ -240,14 +242,19 @@ def steps_start_waiting(
     return moved
 
 
-def _deadline(step: Step, started_at: Any, now: Any) -> tuple[Any, bool]:
-    """When a step that started sending at ``started_at`` fails over, and whether that is near
-    enough (``TIMER_HORIZON``) to arm a countdown for it now."""
+def _deadline(step: Step, sent_at: Any) -> tuple[Any, bool]:
+    """When a step whose message the provider had by ``sent_at`` fails over, and whether that
+    is near enough (``TIMER_HORIZON``) to arm a countdown for it now.
+
+    Counted from the acceptance, not from the start of the provider call: a failover before
+    ``sent_at + expiry_time`` would cut the person's time short by the call's duration. Both
+    are the database clock to the microsecond (services/clock.py), never rounded down.
+    """
     seconds = (
         step.expiry_time if step.expiry_time is not None else settings.WORKFLOWS_FINAL_STEP_TIMEOUT
     )
-    deadline = started_at + timedelta(seconds=seconds)
-    return deadline, deadline - now <= timedelta(seconds=settings.TIMER_HORIZON)
+    deadline = sent_at + timedelta(seconds=seconds)
+    return deadline, deadline - sent_at <= timedelta(seconds=settings.TIMER_HORIZON)
 
 
 def workflow_cancel(workflow: Workflow) -> bool:

@@ -10,10 +10,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies first, so that a code change does not reinstall them. pyproject.toml declares
-# no packages (the apps run from /app), so `pip install .` installs only the dependencies.
-COPY pyproject.toml ./
-RUN pip install . && rm -rf build ./*.egg-info
+# Dependencies first, so that a code change does not reinstall them: the runtime lock (exact
+# versions with their hashes, from pyproject.toml by `make lock`), the same one `make run` uses.
+COPY requirements.lock ./
+RUN pip install --require-hashes --no-deps -r requirements.lock
 
 COPY . .
 # The admin's static files, served by WhiteNoise from $VAR_DIR/static.

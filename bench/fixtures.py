@@ -72,7 +72,7 @@ INSERT INTO workflows_app_step
     (id, workflow_id, index, channel, sender, recipient, message, condition_status, expiry_time,
      is_last, state, ready_at, dispatched_at, attempt_count, message_uuid, message_status, error,
      failover_reason, send_started_at, sent_at, deadline_at, timer_armed_at, finished_at,
-     late_receipt, created_at, updated_at)
+     late_receipt, revoke_state, created_at, updated_at)
 SELECT step0_id, workflow_id, 0, 'messenger',
        jsonb_build_object('type', 'messenger', 'id', %(messenger_sender)s),
        jsonb_build_object('type', 'messenger', 'id', messenger_to),
@@ -80,7 +80,7 @@ SELECT step0_id, workflow_id, 0, 'messenger',
                           jsonb_build_object('type', 'text', 'text', %(messenger_text)s)),
        'read', expiry, false, %(waiting)s, started - interval '4 ms', started - interval '4 ms', 1,
        message_uuid, 'submitted', NULL::jsonb, NULL, started, started + interval '10 ms',
-       deadline, NULL::timestamptz, NULL::timestamptz, false,
+       deadline, NULL::timestamptz, NULL::timestamptz, false, NULL,
        started - interval '4 ms', started + interval '11 ms'
 FROM bench_gen
 UNION ALL
@@ -90,26 +90,27 @@ SELECT step1_id, workflow_id, 1, 'sms',
        jsonb_build_object('content', jsonb_build_object('type', 'text', 'text', %(sms_text)s)),
        NULL, NULL, true, %(pending)s, NULL, NULL, 0,
        NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,  -- message_uuid … finished_at
-       false, started - interval '4 ms', started - interval '4 ms'
+       false, NULL, started - interval '4 ms', started - interval '4 ms'
 FROM bench_gen
 """,
     """
 INSERT INTO workflows_app_attempt
     (id, step_id, number, provider, connection_id, request_summary, outcome, error_kind,
-     error_code, error_detail, provider_message_ids, response, started_at, finished_at)
+     error_code, error_detail, provider_message_ids, response, started_at, finished_at,
+     price_currency)
 SELECT attempt_id, step0_id, 1, 'sandbox', 'sandbox',
        jsonb_build_object('to', jsonb_build_object('type', 'messenger', 'id', messenger_to),
                           'channel', 'messenger', 'content_type', 'text'),
        'accepted', '', '', '', jsonb_build_array(provider_message_id),
        jsonb_build_object('fate', 'silent', 'message_id', provider_message_id),
-       started + interval '1 ms', started + interval '10 ms'
+       started + interval '1 ms', started + interval '10 ms', ''
 FROM bench_gen
 """,
     """
 INSERT INTO workflows_app_providermessage
-    (provider, provider_message_id, attempt_id, recipient, sent_at, status)
+    (provider, provider_message_id, attempt_id, recipient, sent_at, status, price_currency)
 SELECT 'sandbox', provider_message_id, attempt_id, messenger_to, started + interval '1 ms',
-       'submitted'
+       'submitted', ''
 FROM bench_gen
 """,
     """

@@ -2,7 +2,7 @@
 cost of a million waiting workflows. Prints one table, writes docs/benchmarks.md and ends with
 the ``BENCH …`` line. Every process it starts is stopped again, also on failure.
 
-    python -m bench.run [--size small|full] [--skip-scale] [--profile]
+    python -m bench.run [--size small|full] [--skip-scale] [--accept-only] [--profile]
 """
 
 import argparse
@@ -53,6 +53,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument(
+        "--accept-only", action="store_true", help="only the accept phase (implies --skip-scale)"
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy the accept, send, tick")
     parser.add_argument("--docs", default=str(ROOT / "docs" / "benchmarks.md"))
     args = parser.parse_args()
@@ -77,9 +80,9 @@ def main() -> None:
     stack = None
     try:
         stack = stack_mod.BenchStack(database_url=url, log_dir=log_dir)
-        run_main_phases(stack, size, results, args.profile, log_dir)
+        run_main_phases(stack, size, results, args.profile, log_dir, args.accept_only)
         stack.stop_all()
-        if not args.skip_scale:
+        if not (args.skip_scale or args.accept_only):
             stack = stack_mod.BenchStack(
                 database_url=stack_mod.recreate_database(SCALE_DB), log_dir=log_dir
             )
@@ -93,6 +96,16 @@ def main() -> None:
             stack.stop_all()
         stack_mod.flush_redis()
     results["elapsed_s"] = time.monotonic() - started
+    if args.accept_only:  # no table, no docs: the figure alone
+        accept = results["accept"]
+        rounds = [
+            f"{o.rate / b.rate:.2f}" for o, b in zip(accept.ours, accept.baseline, strict=True)
+        ]
+        print(
+            f"ACCEPT accept_ratio={accept.ratio:.2f} ours={accept.ours_rate:.0f}/s "
+            f"baseline={accept.baseline_rate:.0f}/s rounds={','.join(rounds)}"
+        )
+        return
     results["machine"] = machine()
     table = report.table(results)
     print(table)
@@ -100,7 +113,9 @@ def main() -> None:
     print(report.bench_line(results))
 
 
-def run_main_phases(stack, size: Size, results: dict, profile: bool, log_dir: Path) -> None:
+def run_main_phases(
+    stack, size: Size, results: dict, profile: bool, log_dir: Path, accept_only: bool = False
+) -> None:
     from bench import measure
 
     stack_mod.flush_redis()
@@ -115,6 +130,8 @@ def run_main_phases(stack, size: Size, results: dict, profile: bool, log_dir: Pa
         results["profile_accept"] = profile_accept(stack, creds, size, log_dir)
     measure.reset_runs()
     stack_mod.flush_redis()
+    if accept_only:
+        return
 
     # No scheduler while sends are timed: queued sends wait longer than PENDING_GRACE while the
     # worker is paused, and it would queue each a second time.

@@ -19,6 +19,9 @@ from django.conf import settings
 from django.core import checks
 from django.db import DatabaseError, connections, transaction
 
+from channels_app.models import ProviderConnection
+from channels_app.registry import ConnectionUnusable, connection_route
+
 
 @checks.register(checks.Tags.database)
 def provider_connections_check(
@@ -32,9 +35,6 @@ def provider_connections_check(
 
 
 def _check_connections(alias: str) -> list[checks.CheckMessage]:
-    from channels_app.models import ProviderConnection
-    from channels_app.registry import ConnectionUnusable, connection_route
-
     try:
         if ProviderConnection._meta.db_table not in connections[alias].introspection.table_names():
             return []  # not migrated yet: nothing is configured

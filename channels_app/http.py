@@ -8,8 +8,8 @@ decide what a reset socket means:
 - the request left but no answer came back (read timeout, connection reset or closed while
   waiting): ``ambiguous``; the provider may have accepted it, so the engine must not resend.
 
-Adapters read HTTP status codes and bodies themselves, helped by :func:`kind_for_status` and
-:func:`retry_after`.
+Adapters read HTTP status codes and bodies themselves, helped by :func:`kind_for_status`,
+:func:`retry_after` and :func:`status_error`.
 """
 
 import contextlib
@@ -159,4 +159,16 @@ def unreadable_success(response: requests.Response) -> ProviderError:
         f"HTTP {response.status_code} with an unreadable body",
         code=1331,
         provider_code=str(response.status_code),
+    )
+
+
+def status_error(response: requests.Response) -> ProviderError:
+    """The error of an HTTP answer that the adapter's table does not explain: its kind by
+    status (:func:`kind_for_status`), Vonage's generic 1331, ``Retry-After`` honoured."""
+    return ProviderError(
+        kind_for_status(response.status_code),
+        f"HTTP {response.status_code}",
+        code=1331,
+        provider_code=str(response.status_code),
+        retry_after=retry_after(response),
     )

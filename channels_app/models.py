@@ -65,3 +65,19 @@ class ConnectionRate(models.Model):
 
     def __str__(self) -> str:
         return f"rate state of {self.key}"
+
+
+class SandboxRevocation(models.Model):
+    """The sandbox's memory of an RCS message's race between delivery and revoke.
+
+    Whichever comes first, the delivered receipt or the revoke, inserts the row and wins; the
+    other sees it and backs off (a revoked message is never reported delivered; a delivered one
+    cannot be revoked). Only revocable (RCS) sandbox messages get a row.
+    """
+
+    provider_message_id = models.CharField(max_length=64, primary_key=True)
+    outcome = models.CharField(max_length=16)  # "delivered" or "revoked"
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.provider_message_id}: {self.outcome}"

@@ -1,4 +1,5 @@
-"""Which adapter sends a step: provider names to adapters, and channels to routes.
+"""The providers, one row each (its adapter and its receipt parser), and which route sends a
+step: channels to routes.
 
 Routes come from :class:`~channels_app.models.ProviderConnection` rows. A channel with no
 connection at all is served by the sandbox (the embedded default). An enabled connection that
@@ -8,14 +9,15 @@ its adapter requires) is left out of every route, logged, and reported by the sy
 """
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from channels_app.adapters.base import Adapter, OutboundMessage, SendResult
+from channels_app.adapters.base import Adapter, OutboundMessage, SendResult, address_of
+from channels_app.adapters.google_rbm import GoogleRbmAdapter
 from channels_app.adapters.messenger import MessengerAdapter
 from channels_app.adapters.sandbox import SandboxAdapter
 from channels_app.adapters.twilio import TwilioAdapter
@@ -26,6 +28,14 @@ from channels_app.adapters.whatsapp import WhatsAppAdapter
 from channels_app.crypto import CredentialsUnreadable
 from channels_app.errors import ErrorKind, ProviderError
 from channels_app.models import ProviderConnection
+from channels_app.receipts.base import ReceiptParser
+from channels_app.receipts.google_rbm import GoogleRbmReceiptParser
+from channels_app.receipts.messenger import MessengerReceiptParser
+from channels_app.receipts.twilio import TwilioReceiptParser
+from channels_app.receipts.viber import ViberReceiptParser
+from channels_app.receipts.vonage_messages import VonageMessagesReceiptParser
+from channels_app.receipts.vonage_sms import VonageSmsReceiptParser
+from channels_app.receipts.whatsapp import WhatsAppReceiptParser
 
 logger = logging.getLogger(__name__)
 
@@ -46,18 +56,39 @@ class UnroutedAdapter(Adapter):
         )
 
 
-ADAPTERS: dict[str, Adapter] = {
-    adapter.name: adapter
-    for adapter in (
-        SandboxAdapter(),
-        MessengerAdapter(),
-        ViberAdapter(),
-        VonageSmsAdapter(),
-        TwilioAdapter(),
-        WhatsAppAdapter(),
-        VonageMessagesAdapter(),
-        UnroutedAdapter(),
+@dataclass(frozen=True)
+class Provider:
+    """One provider: the adapter that sends through it, and the parser of the receipts it
+    posts to ``/webhooks/receipts/<name>`` (None: the sandbox's come in-process)."""
+
+    adapter: Adapter
+    receipts: ReceiptParser | None
+
+    @property
+    def name(self) -> str:
+        return self.adapter.name
+
+
+# Adding a provider: its adapter, its receipt parser, their tests, and a row here.
+PROVIDERS: dict[str, Provider] = {
+    row.name: row
+    for row in (
+        Provider(SandboxAdapter(), receipts=None),
+        Provider(MessengerAdapter(), MessengerReceiptParser()),
+        Provider(ViberAdapter(), ViberReceiptParser()),
+        Provider(VonageSmsAdapter(), VonageSmsReceiptParser()),
+        Provider(TwilioAdapter(), TwilioReceiptParser()),
+        Provider(WhatsAppAdapter(), WhatsAppReceiptParser()),
+        Provider(VonageMessagesAdapter(), VonageMessagesReceiptParser()),
+        Provider(GoogleRbmAdapter(), GoogleRbmReceiptParser()),
     )
+}
+assert all(row.receipts is None or row.receipts.provider == name for name, row in PROVIDERS.items())
+
+ADAPTERS: dict[str, Adapter] = {name: row.adapter for name, row in PROVIDERS.items()}
+ADAPTERS[UnroutedAdapter.name] = UnroutedAdapter()  # never a connection's provider
+RECEIPT_PARSERS: dict[str, ReceiptParser] = {
+    name: row.receipts for name, row in PROVIDERS.items() if row.receipts is not None
 }
 
 
@@ -74,6 +105,7 @@ def sandbox_route() -> Route:
         "read_after": settings.SANDBOX_READ_AFTER,
         "send_delay": settings.SANDBOX_SEND_DELAY,
         "send_log": settings.SANDBOX_SEND_LOG,
+        "connection_id": "sandbox",
     }
     return Route(ADAPTERS[SandboxAdapter.name], connection_id="sandbox", config=config)
 
@@ -95,6 +127,7 @@ def connection_config(connection: Any) -> dict[str, Any]:
     config.update(connection.config)
     if connection.base_url:
         config["base_url"] = connection.base_url
+    config["connection_id"] = str(connection.id)  # the sandbox binds its receipts to it
     return config
 
 
@@ -137,7 +170,7 @@ def routes_for(channel: str, sender: dict[str, Any]) -> list[Route]:
     rows = list(ProviderConnection.objects.filter(channel=channel, enabled=True))
     if not rows:
         return [sandbox_route()]
-    sender_id = str(sender.get("number") or sender.get("id") or "")
+    sender_id = address_of(sender)
     serving = [c for c in rows if c.serves(sender_id)]
     serving.sort(key=lambda c: (c.configuration_error, c.priority, c.created_at))
     routes = []
@@ -188,9 +221,32 @@ def polling_providers() -> set[str]:
 def poll(provider: str, connection_id: str, provider_message_id: str) -> list:
     """Ask the provider, through the connection that sent it, for a message's status.
 
-    Returns normalised receipts (ReceiptEvent). Raises ProviderError when the provider cannot
-    answer. Call outside any transaction: this is a network call.
+    Returns normalised receipts (ReceiptEvent), bound to that connection. Raises ProviderError
+    when the provider cannot answer. Call outside any transaction: this is a network call.
     """
     adapter = ADAPTERS[provider]
     connection = ProviderConnection.objects.get(id=connection_id)
-    return adapter.poll(provider_message_id, connection_config(connection))
+    events = adapter.poll(provider_message_id, connection_config(connection))
+    return [replace(event, connection_ids=(connection_id,)) for event in events]
+
+
+def revocable_channels() -> frozenset[str]:
+    """Every channel some adapter can revoke messages on (RCS)."""
+    return frozenset().union(*(adapter.revocable_channels for adapter in ADAPTERS.values()))
+
+
+def can_revoke(provider: str, channel: str) -> bool:
+    adapter = ADAPTERS.get(provider)
+    return adapter is not None and channel in adapter.revocable_channels
+
+
+def route_of(provider: str, connection_id: str) -> Route:
+    """The route a message went out on (its attempt's provider and connection), to act on it
+    later (a revoke). Raises ConnectionUnusable when that connection is gone or cannot send."""
+    if connection_id == "sandbox" or not connection_id:
+        return sandbox_route()
+    try:
+        connection = ProviderConnection.objects.get(id=connection_id, provider=provider)
+    except (ProviderConnection.DoesNotExist, ValueError, ValidationError):
+        raise ConnectionUnusable(f"connection {connection_id!r} no longer exists") from None
+    return connection_route(connection)

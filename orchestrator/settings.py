@@ -89,10 +89,20 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesyste
 EMBEDDED_BROKER = CELERY_BROKER_URL.startswith("filesystem://")
 BROKER_DIR = VAR_DIR / "broker"
 
+# The cache every process shares (orchestrator/cache.py): the JWT replay check, the failed-login
+# brake and the request budgets count on it across web processes. Without Redis it is a table
+# in the database (workflows_app.CacheEntry), so embedded mode keeps those promises too.
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "orchestrator.cache.RedisCache", "LOCATION": REDIS_URL}}
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {
+        "default": {
+            "BACKEND": "orchestrator.cache.DatabaseCache",
+            "LOCATION": "orchestrator_cache",
+            "TIMEOUT": 300,
+            "OPTIONS": {"MAX_ENTRIES": 1000},
+        }
+    }
 
 # Celery. Timers do not live here (see workflows_app/services/scheduler.py): countdowns are only
 # ever armed for deadlines inside TIMER_HORIZON, far below the broker's visibility timeout.
@@ -119,6 +129,9 @@ CELERY_WORKER_ETA_TASK_LIMIT = env.int("CELERY_WORKER_ETA_TASK_LIMIT", default=1
 # task (close_old_connections: CONN_MAX_AGE, broken connections), as the web process does.
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 if EMBEDDED_BROKER:
+    # Kombu's filesystem transport, with message files that appear only once complete (kombu's
+    # own lets a consumer read a half-written one, which stops the worker: orchestrator/broker.py).
+    CELERY_BROKER_TRANSPORT = "orchestrator.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR),
         "data_folder_out": str(BROKER_DIR),
@@ -159,6 +172,8 @@ PROVIDER_CONNECT_TIMEOUT = env.float("PROVIDER_CONNECT_TIMEOUT", default=5.0)
 PROVIDER_READ_TIMEOUT = env.float("PROVIDER_READ_TIMEOUT", default=20.0)
 # Keep-alive connections a worker process keeps per provider connection (channels_app/http.py).
 PROVIDER_POOL_SIZE = env.int("PROVIDER_POOL_SIZE", default=SEND_CONCURRENCY)
+# Revoke before fallback (RCS): the longest a revoke request may delay the next step's send.
+REVOKE_TIMEOUT = env.float("REVOKE_TIMEOUT", default=2.0)
 
 # --- Provider connections and receipts -----------------------------------------------------
 # Fernet key(s) that encrypt provider credentials at rest: comma-separated, the first encrypts
@@ -261,14 +276,20 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Enums stay inline (`"enum": [...]` where the field is): extracted, same-named fields got
+    # components like `CategoryF77Enum`.
+    "POSTPROCESSING_HOOKS": [],
 }
 
-# Brute-force brake on Basic credentials: after this many failures in one window from one
-# client IP, or against one api_key, the API answers 429 with Retry-After until the window ends
-# (correct credentials included, so the brake gives a guesser no signal). 0 disables a limit.
+# The failed-login brake on Basic credentials (workflows_app/api/brake.py, docs/api.md): after
+# this many failures in one window from one client address (IPv6: per /64), or for one api_key
+# from one address, that address gets 429 with Retry-After until the window ends. Never per
+# api_key alone, so nobody can lock a key's owner out; failures for one account's key from any
+# address only raise an alert (a WARNING log line) at AUTH_FAILURE_ALERT_PER_KEY. 0 disables.
 AUTH_FAILURE_WINDOW = env.int("AUTH_FAILURE_WINDOW", default=60)
-AUTH_FAILURE_LIMIT_PER_IP = env.int("AUTH_FAILURE_LIMIT_PER_IP", default=20)
-AUTH_FAILURE_LIMIT_PER_KEY = env.int("AUTH_FAILURE_LIMIT_PER_KEY", default=50)
+AUTH_FAILURE_LIMIT_PER_IP = env.int("AUTH_FAILURE_LIMIT_PER_IP", default=50)
+AUTH_FAILURE_LIMIT_PER_IP_KEY = env.int("AUTH_FAILURE_LIMIT_PER_IP_KEY", default=10)
+AUTH_FAILURE_ALERT_PER_KEY = env.int("AUTH_FAILURE_ALERT_PER_KEY", default=50)
 
 # --- Static files, i18n, logging ------------------------------------------------------------
 STATIC_URL = "static/"

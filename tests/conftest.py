@@ -1,9 +1,25 @@
-"""Shared fixtures. Service-backed tests skip without Postgres/Redis unless REQUIRE_SERVICES=1,
-in which case a missing service is a failure (CI sets it)."""
+"""Shared fixtures, and the one rule for what may skip.
+
+A test that needs PostgreSQL or Redis says so with ``@pytest.mark.needs_services`` (optionally
+naming them: ``needs_services("redis")``; no name means both). Where the suite does not run
+against them, such a test skips; no other test may skip for want of a service. What
+``REQUIRE_SERVICES`` (the environment variable) makes of a skip:
+
+- unset or ``0`` (a laptop): ``needs_services`` tests skip without their services, and so does
+  a test missing something else it cannot run without (the admin browser test's Chromium);
+- ``1`` (CI's PostgreSQL + Redis pass): nothing may skip; a missing service is a failure;
+- ``embedded`` (CI's embedded pass: no DATABASE_URL, REDIS_URL or CELERY_BROKER_URL): only the
+  ``needs_services`` tests skip; any other skip is a failure, and so is a service configured
+  after all (the pass would not test the embedded defaults).
+"""
 
 import base64
 import copy
+import os
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 from django.test import TransactionTestCase
@@ -29,6 +45,134 @@ CANONICAL_REQUEST = {
         },
     ],
 }
+
+
+SERVICES = ("postgresql", "redis")
+
+
+def require_services_mode() -> str:
+    """``REQUIRE_SERVICES`` as one of "", "1", "embedded" (see the module docstring)."""
+    value = os.environ.get("REQUIRE_SERVICES", "").strip().lower()
+    return "" if value in ("", "0", "false", "no") else value
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        'needs_services(*names): needs PostgreSQL and/or Redis ("postgresql", "redis"; none '
+        "named: both); skips without them, and is the only skip CI allows",
+    )
+    mode = require_services_mode()
+    if mode not in ("", "1", "true", "yes", "embedded"):
+        raise pytest.UsageError(f"REQUIRE_SERVICES={mode!r}: use 1, embedded, or leave it unset")
+    if mode == "embedded":
+        from django.conf import settings  # the environment and any .env, as settings read them
+
+        configured = [
+            name
+            for name, used in (
+                ("DATABASE_URL", not settings.EMBEDDED_DATABASE),
+                ("REDIS_URL", bool(settings.REDIS_URL)),
+                ("CELERY_BROKER_URL", not settings.EMBEDDED_BROKER),
+            )
+            if used
+        ]
+        if configured:
+            raise pytest.UsageError(
+                "REQUIRE_SERVICES=embedded tests the embedded defaults, but "
+                f"{', '.join(configured)} is set"
+            )
+    _own_var_dir(config)
+
+
+def _own_var_dir(config) -> None:
+    """On the embedded broker, give the run a VAR_DIR of its own: the tasks tests queue go to a
+    broker folder that the e2e stack's worker reads (as both would share Redis), never to the
+    work tree's var/, where `make run`'s worker would find them."""
+    from django.conf import settings
+
+    from orchestrator.celery import app
+
+    if not settings.EMBEDDED_BROKER:
+        return
+    var_dir = Path(tempfile.mkdtemp(prefix="pytest-var-"))
+    config.add_cleanup(lambda: shutil.rmtree(var_dir, ignore_errors=True))
+    (var_dir / "broker" / "control").mkdir(parents=True)
+    options = {
+        **settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+        "data_folder_in": str(var_dir / "broker"),
+        "data_folder_out": str(var_dir / "broker"),
+        "control_folder": str(var_dir / "broker" / "control"),
+    }
+    settings.VAR_DIR, settings.BROKER_DIR = var_dir, var_dir / "broker"
+    settings.STATIC_ROOT = var_dir / "static"
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = options
+    app.conf.broker_transport_options = options
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """On SQLite, the test database is a file in the run's VAR_DIR rather than in memory, so
+    that the processes the e2e tests start can open it too."""
+    from django.conf import settings
+    from django.db import connections
+
+    database = connections["default"].settings_dict
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        database["TEST"]["NAME"] = str(Path(settings.VAR_DIR) / "test.sqlite3")
+
+
+def missing_services(wanted: tuple[str, ...]) -> list[str]:
+    """Which of ``wanted`` the suite does not run against here."""
+    from django.db import connection
+
+    from tests.services import redis_url
+
+    missing = []
+    if "postgresql" in wanted and connection.vendor != "postgresql":
+        missing.append("PostgreSQL (DATABASE_URL)")
+    if "redis" in wanted and redis_url() is None:
+        missing.append("Redis (REDIS_URL)")
+    return missing
+
+
+SKIPPED_FOR_SERVICES = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Skip (or fail, under REQUIRE_SERVICES=1) a ``needs_services`` test whose services the
+    suite does not run against, before its fixtures are set up."""
+    marker = item.get_closest_marker("needs_services")
+    if marker is None:
+        return
+    wanted = tuple(marker.args) or SERVICES
+    unknown = set(wanted) - set(SERVICES)
+    if unknown:
+        pytest.fail(f"needs_services: unknown service(s) {sorted(unknown)}", pytrace=False)
+    missing = missing_services(wanted)
+    if not missing:
+        return
+    reason = f"{item.name} needs {' and '.join(missing)}"
+    if require_services_mode() not in ("", "embedded"):
+        pytest.fail(f"REQUIRE_SERVICES=1 but this test {reason}", pytrace=False)
+    item.stash[SKIPPED_FOR_SERVICES] = True
+    pytest.skip(reason)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under ``REQUIRE_SERVICES``, a skip is a failure, except a ``needs_services`` test's own
+    in the embedded pass: a test that cannot run must say why with the marker."""
+    report = yield
+    mode = require_services_mode()
+    if mode and report.skipped and not hasattr(report, "wasxfail"):
+        allowed = mode == "embedded" and item.stash.get(SKIPPED_FOR_SERVICES, False)
+        if not allowed:
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+            report.outcome = "failed"
+            report.longrepr = f"REQUIRE_SERVICES={mode}: nothing may skip here, but: {reason}"
+    return report
 
 
 def _flush_retrying_deadlocks(original):
@@ -60,7 +204,8 @@ def _no_auth_failure_brake(settings):
     brake so that many bad-credential tests do not trip it for each other. The brake's own
     tests (tests/workflows_app/test_auth_brake.py) set their limits explicitly."""
     settings.AUTH_FAILURE_LIMIT_PER_IP = 0
-    settings.AUTH_FAILURE_LIMIT_PER_KEY = 0
+    settings.AUTH_FAILURE_LIMIT_PER_IP_KEY = 0
+    settings.AUTH_FAILURE_ALERT_PER_KEY = 0
 
 
 @pytest.fixture

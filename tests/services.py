@@ -11,9 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
+import requests
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,11 +50,33 @@ def require_postgres_and_redis() -> str:
     return url
 
 
+def stack_redis_url(url: str) -> str:
+    """The Redis database the end-to-end stack runs on: the tests' own number + 8 (mod 16), so
+    its worker never takes tasks the in-process tests queue, and its flushes never reach their
+    keys. (Parallel suites on one Redis use databases 0-7; their stacks then use 8-15.)"""
+    parts = urlsplit(url)
+    number = int(parts.path.lstrip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{(number + 8) % 16}"))
+
+
 def test_database_url() -> str:
-    """A URL for the database pytest-django created, for processes we start."""
+    """A URL for the database pytest-django created, for processes we start (on SQLite, its
+    file: tests/conftest.py makes the test database a file when e2e tests need it)."""
     s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        assert not connection.is_in_memory_db(), "processes cannot share an in-memory database"
+        return f"sqlite:///{s['NAME']}"
     auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
     return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def web_answers(base_url: str) -> bool:
+    """Whether a web process we started answers HTTP yet (any status will do)."""
+    try:
+        requests.get(base_url + "/beta/workflows/x", timeout=1)
+    except requests.RequestException:
+        return False
+    return True
 
 
 def free_port() -> int:
@@ -133,7 +157,7 @@ STACK_SETTINGS = {
 @dataclass
 class Stack:
     base_url: str
-    redis_url: str
+    redis_url: str  # "" in embedded mode (SQLite and the filesystem broker)
     env: dict[str, str]
     log_dir: object
     processes: dict[str, Process] = field(default_factory=dict)
@@ -194,6 +218,15 @@ class Stack:
 
     def flush_redis(self) -> None:
         redis.Redis.from_url(self.redis_url).flushdb()
+
+    def lose_broker(self) -> None:
+        """Lose every queued message: flush Redis, or empty the filesystem transport's
+        folder (embedded mode)."""
+        if self.redis_url:
+            self.flush_redis()
+            return
+        for message in (Path(self.env["VAR_DIR"]) / "broker").glob("*.msg"):
+            message.unlink(missing_ok=True)
 
     def logs(self) -> str:
         return "\n".join(f"--- {n}\n{p.log_tail()}" for n, p in self.processes.items())

@@ -6,9 +6,12 @@ class WorkflowsAppConfig(AppConfig):
     verbose_name = "Workflows"
 
     def ready(self) -> None:
-        # The one place where the domain tells the provider edge who consumes receipts.
         from channels_app import receipts
 
+        # Imported before any connection opens: it gives each SQLite connection the
+        # clock_timestamp() function when the connection is created.
+        from .services import clock  # noqa: F401
         from .services.receipts import receipts_apply
 
+        # The one place where the domain tells the provider edge who consumes receipts.
         receipts.register_handler(receipts_apply)

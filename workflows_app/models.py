@@ -7,6 +7,8 @@ import hashlib
 import hmac
 import uuid
 
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import Q
 from uuid6 import uuid7
@@ -31,12 +33,35 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+URL_MAX_LENGTH = 2000
+_HTTP_URL = URLValidator(schemes=["http", "https"])
+
+
+def validate_http_url(value: str) -> None:
+    """Raise ValidationError unless ``value`` is an absolute http:// or https:// URL that fits
+    its column (PostgreSQL refuses NUL, so it is refused here too). Where it points (private or
+    link-local addresses) is checked when a webhook is sent (:mod:`workflows_app.webhooks`)."""
+    try:
+        if "\x00" in value or len(value) > URL_MAX_LENGTH:
+            raise ValidationError("")
+        _HTTP_URL(value)
+    except ValidationError:
+        shown = value if len(value) <= 100 else value[:100] + "..."
+        raise ValidationError(
+            f"Enter an absolute http:// or https:// URL of at most {URL_MAX_LENGTH} characters "
+            f"(not {shown!r}).",
+            code="invalid_url",
+        ) from None
+
+
 class Account(WebhookSecretFields):
     name = models.CharField(max_length=200)
     api_key = models.CharField(max_length=32, unique=True)
     api_secret_hash = models.CharField(max_length=64)
     signature_secret = models.CharField(max_length=128)
-    status_url = models.URLField(max_length=2000, blank=True, default="")
+    status_url = models.URLField(
+        max_length=URL_MAX_LENGTH, blank=True, default="", validators=[validate_http_url]
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -51,8 +76,12 @@ class Application(WebhookSecretFields):
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="applications")
     name = models.CharField(max_length=200)
     public_key = models.TextField()
-    status_url = models.URLField(max_length=2000, blank=True, default="")
-    inbound_url = models.URLField(max_length=2000, blank=True, default="")
+    status_url = models.URLField(
+        max_length=URL_MAX_LENGTH, blank=True, default="", validators=[validate_http_url]
+    )
+    inbound_url = models.URLField(
+        max_length=URL_MAX_LENGTH, blank=True, default="", validators=[validate_http_url]
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -145,6 +174,9 @@ class Step(models.Model):
     # A receipt that arrived after the step had already failed over (the person may have got
     # the message on two channels).
     late_receipt = models.BooleanField(default=False)
+    # Revoke before fallback (RCS): "pending" once the step failed over on expiry with its
+    # message undelivered, then what the revoke achieved: "revoked", "too_late" or "failed".
+    revoke_state = models.CharField(max_length=16, null=True, blank=True)
     # When the provider was last asked for this step's status (the receipt backstop).
     polled_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -199,6 +231,9 @@ class Attempt(models.Model):
     error_detail = models.TextField(blank=True, default="")
     provider_message_ids = models.JSONField(default=list)
     response = models.JSONField(null=True, blank=True)
+    # What the send's answer said the message cost (null: it said nothing; never a made-up 0).
+    price_amount = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    price_currency = models.CharField(max_length=3, blank=True, default="")
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -229,6 +264,9 @@ class ProviderMessage(models.Model):
     status = models.CharField(
         max_length=16, null=True, blank=True, choices=[(s.value, s.value) for s in MessageStatus]
     )
+    # What this part's receipts said it cost (the latest that said anything), or null.
+    price_amount = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    price_currency = models.CharField(max_length=3, blank=True, default="")
 
     class Meta:
         constraints = [
@@ -330,3 +368,19 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id}:{self.key}"
+
+
+class CacheEntry(models.Model):
+    """The table of the shared cache when there is no Redis (``orchestrator.cache.
+    DatabaseCache``, embedded mode): the columns Django's ``createcachetable`` would make, made
+    by a migration instead so that every way of starting the service has it."""
+
+    cache_key = models.CharField(max_length=255, primary_key=True)
+    value = models.TextField()
+    expires = models.DateTimeField(db_index=True)
+
+    class Meta:
+        db_table = "orchestrator_cache"
+
+    def __str__(self) -> str:
+        return self.cache_key

@@ -4,8 +4,12 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from django.db.models import Count, QuerySet
+
+from channels_app.adapters.base import address_of
 from workflows_app.models import Account, Event, Step, WebhookDelivery, Workflow
 from workflows_app.states import RECEIPT_KINDS, AttemptOutcome, EventKind
+from workflows_app.webhooks.payloads import DELIVERED_STATUSES, step_usage
 
 
 def workflow_get_for_account(account: Account, workflow_id: str) -> Workflow | None:
@@ -26,6 +30,19 @@ class TimelineEntry:
     tone: str = ""  # ok | bad | warn | "" (neutral): how the console colours it
 
 
+def runs_delivered_on_several_channels() -> QuerySet:
+    """The ids (``workflow_id`` values) of runs whose person got the message on two or more
+    channels: a late receipt for a step that had already failed over. Read from the steps'
+    message status, so it stays right when that receipt lands after the final report."""
+    return (
+        Step.objects.filter(message_status__in=DELIVERED_STATUSES)
+        .values("workflow_id")
+        .annotate(channels=Count("id"))
+        .filter(channels__gte=2)
+        .values("workflow_id")
+    )
+
+
 @dataclass
 class StepTimeline:
     step: Step
@@ -33,7 +50,12 @@ class StepTimeline:
 
     @property
     def recipient(self) -> str:
-        return str(self.step.recipient.get("number") or self.step.recipient.get("id") or "")
+        return address_of(self.step.recipient)
+
+    @property
+    def usage(self) -> dict[str, str] | None:
+        """What the step's message cost, as the final report says it (None: not reported)."""
+        return step_usage(self.step)
 
 
 def workflow_timeline(workflow: Workflow) -> list[StepTimeline]:
@@ -41,12 +63,23 @@ def workflow_timeline(workflow: Workflow) -> list[StepTimeline]:
 
     For the operator console; reads only.
     """
-    steps = workflow.steps.prefetch_related("attempts", "events").order_by("index")
+    steps = workflow.steps.prefetch_related("attempts__provider_messages", "events").order_by(
+        "index"
+    )
     return [StepTimeline(step, sorted(_step_entries(step), key=_entry_order)) for step in steps]
 
 
+# Entries at the same instant (one transaction writes an attempt and its transitions) read in
+# cause-and-effect order.
+_KIND_ORDER = {"attempt": 0, "transition": 1, "receipt": 2, "deadline": 3, "failover": 4}
+
+
 def _entry_order(entry: TimelineEntry) -> tuple:
-    return (entry.at is None, entry.at or datetime.max.replace(tzinfo=UTC))
+    return (
+        entry.at is None,
+        entry.at or datetime.max.replace(tzinfo=UTC),
+        _KIND_ORDER.get(entry.kind, 1),
+    )
 
 
 def _step_entries(step: Step) -> list[TimelineEntry]:
@@ -67,19 +100,32 @@ def _step_entries(step: Step) -> list[TimelineEntry]:
     for event in step.events.all():
         entries.append(_event_entry(step, event))
     if step.deadline_at:
-        expired = step.failover_reason == "expired"
-        wanted = step.condition_status or "delivered"
-        entries.append(
-            TimelineEntry(
-                step.deadline_at,
-                "deadline",
-                f"deadline {step.deadline_at:%Y-%m-%d %H:%M:%S} UTC for {wanted}"
-                + (": passed" if expired else ""),
-                f"expiry_time {step.expiry_time}s" if step.expiry_time else "final-step timeout",
-                "warn" if expired else "",
-            )
-        )
+        entries.append(_deadline_entry(step))
     return entries
+
+
+def _deadline_entry(step: Step) -> TimelineEntry:
+    """The step's deadline, saying what the quiet time before it was: waiting for the wanted
+    status (a failover by expiry otherwise reads as an unexplained gap)."""
+    expired = step.failover_reason == "expired"
+    wanted = step.condition_status or "delivered"
+    window = f"{step.expiry_time} s" if step.expiry_time else "the final-step timeout"
+    if expired:
+        detail = f"waited {window} for {wanted} (expiry_time); it did not come, so it failed over"
+    elif step.state == "waiting":
+        detail = f"waiting up to {window} for {wanted} (expiry_time)"
+    elif step.expiry_time:
+        detail = f"expiry_time {step.expiry_time} s"
+    else:
+        detail = "final-step timeout"
+    return TimelineEntry(
+        step.deadline_at,
+        "deadline",
+        f"deadline {step.deadline_at:%Y-%m-%d %H:%M:%S} UTC for {wanted}"
+        + (": passed" if expired else ""),
+        detail,
+        "warn" if expired else "",
+    )
 
 
 def _event_entry(step: Step, event: Event) -> TimelineEntry:

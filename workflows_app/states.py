@@ -53,6 +53,9 @@ class EventKind(StrEnum):
     RECEIPT_REPLAYED = "receipt.replayed"  # an unmatched receipt, applied once its send was
     RECEIPT_WATERMARK = "receipt.watermark"  # "everything before T": see receipts.py
     RECEIPT_LATE = "receipt.late"  # reached the person after the step had failed over
+    REVOKE_REVOKED = "revoke.revoked"  # the undelivered message was withdrawn before fallback
+    REVOKE_TOO_LATE = "revoke.too_late"  # it had been delivered: nothing to withdraw
+    REVOKE_FAILED = "revoke.failed"  # the provider did not answer in time, or refused
     ADMIN_CANCEL = "admin.cancel"
     ADMIN_EDIT = "admin.edit"
     ADMIN_ROTATE_WEBHOOK_SECRET = "admin.rotate_webhook_secret"
@@ -67,6 +70,22 @@ RECEIPT_KINDS = (
     EventKind.RECEIPT_WATERMARK,
     EventKind.RECEIPT_LATE,
 )
+
+
+class RevokeState(StrEnum):
+    """``Step.revoke_state``: revoke before fallback (an RCS message failed over on expiry)."""
+
+    PENDING = "pending"
+    REVOKED = "revoked"
+    TOO_LATE = "too_late"
+    FAILED = "failed"
+
+
+REVOKE_EVENTS = {
+    RevokeState.REVOKED: EventKind.REVOKE_REVOKED,
+    RevokeState.TOO_LATE: EventKind.REVOKE_TOO_LATE,
+    RevokeState.FAILED: EventKind.REVOKE_FAILED,
+}
 
 
 class AttemptOutcome(StrEnum):

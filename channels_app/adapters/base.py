@@ -8,10 +8,17 @@ ORM, Celery or settings: its connection's config is passed in, and failures are 
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from channels_app.errors import ErrorKind, ProviderError
-from channels_app.statuses import ReceiptEvent
+from channels_app.statuses import Price, ReceiptEvent
+
+
+def address_of(party: Mapping[str, Any]) -> str:
+    """A Vonage-shaped ``from`` or ``to`` object's address, as the caller gave it: its
+    ``number`` (SMS, MMS, WhatsApp, Viber), else its ``id`` (Messenger); "" if it has neither."""
+    return str(party.get("number") or party.get("id") or "")
 
 
 @dataclass(frozen=True)
@@ -34,11 +41,11 @@ class OutboundMessage:
     @property
     def to(self) -> str:
         """The recipient's number or id, as the caller gave it."""
-        return str(self.recipient.get("number") or self.recipient.get("id") or "")
+        return address_of(self.recipient)
 
     @property
     def from_(self) -> str:
-        return str(self.sender.get("number") or self.sender.get("id") or "")
+        return address_of(self.sender)
 
     def channel_options(self) -> dict[str, Any]:
         """The request's per-channel block, e.g. ``message.messenger`` (Vonage v0.1 shape)."""
@@ -49,35 +56,14 @@ class OutboundMessage:
 class SendResult:
     provider_message_ids: list[str]
     response: dict[str, Any] = field(default_factory=dict)
+    price: Price | None = None  # the cost the send's answer reported (None: not reported)
 
 
-@dataclass(frozen=True)
-class ErrorRule:
-    """How one provider error code is handled, and the Vonage code/reason callers see."""
+class RevokeOutcome(StrEnum):
+    """What a revoke request achieved. A revoke that could not be made raises ProviderError."""
 
-    kind: ErrorKind
-    code: int | None
-    reason: str
-
-
-def error_from_table(
-    table: Mapping[Any, ErrorRule],
-    provider_code: Any,
-    *,
-    fallback: ErrorRule,
-    detail: str = "",
-    retry_after: float | None = None,
-) -> ProviderError:
-    """Build the ProviderError for ``provider_code`` from an adapter's table."""
-    rule = table.get(provider_code, fallback)
-    reason = rule.reason if not detail else f"{rule.reason}: {detail}"
-    return ProviderError(
-        rule.kind,
-        reason[:500],
-        code=rule.code,
-        provider_code=str(provider_code),
-        retry_after=retry_after,
-    )
+    REVOKED = "revoked"  # the provider will not deliver the message
+    TOO_LATE = "too_late"  # the provider says the message was already delivered
 
 
 def unsupported_content(provider: str, message: OutboundMessage) -> ProviderError:
@@ -108,6 +94,8 @@ class Adapter:
     required_config: ClassVar[tuple[str, ...]] = ()
     # True when :meth:`poll` can ask the provider for a message's status (a receipt backstop).
     supports_polling: ClassVar[bool] = False
+    # The channels on which :meth:`revoke` can withdraw a sent, undelivered message (RCS).
+    revocable_channels: ClassVar[frozenset[str]] = frozenset()
 
     def missing_config(self, config: Mapping[str, Any]) -> list[str]:
         """The keys of :attr:`required_config` that ``config`` lacks or leaves empty."""
@@ -127,6 +115,16 @@ class Adapter:
         """Ask the provider for a message's current status, as receipts (possibly none).
 
         Raises ProviderError when the provider cannot answer.
+        """
+        raise NotImplementedError
+
+    def revoke(
+        self, provider_message_id: str, recipient: str, config: dict[str, Any]
+    ) -> RevokeOutcome:
+        """Ask the provider not to deliver a sent message (``recipient`` as the step's ``to``).
+
+        Returns REVOKED or TOO_LATE; raises ProviderError when the provider did not answer
+        either way (the caller records that as a failed revoke and moves on).
         """
         raise NotImplementedError
 

@@ -42,13 +42,7 @@ class GraphAdapter(Adapter):
         graph = graph if isinstance(graph, dict) else {}
         retry_after = http.retry_after(response)
         if graph.get("code") is None:  # not the Graph envelope: judge by the HTTP status
-            return ProviderError(
-                http.kind_for_status(response.status_code),
-                f"HTTP {response.status_code}",
-                code=1331,
-                provider_code=str(response.status_code),
-                retry_after=retry_after,
-            )
+            return http.status_error(response)
         return self.graph_error(graph, retry_after)
 
     def graph_error(self, graph: dict[str, Any], retry_after: float | None) -> ProviderError:

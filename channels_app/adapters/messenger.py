@@ -10,36 +10,28 @@ Config: ``page_access_token`` (send), ``app_secret`` (receipt signatures), ``ver
 from typing import Any, ClassVar
 
 from channels_app import http
-from channels_app.adapters.base import (
-    ErrorRule,
-    OutboundMessage,
-    SendResult,
-    error_from_table,
-    unsupported_content,
-)
+from channels_app.adapters.base import OutboundMessage, SendResult, unsupported_content
 from channels_app.adapters.graph import GraphAdapter
-from channels_app.errors import ErrorKind, ProviderError
-
-P, T, C = ErrorKind.PERMANENT, ErrorKind.TRANSIENT, ErrorKind.CONFIGURATION
+from channels_app.errors import ErrorRule, ProviderError, error_from_table
 
 # Graph errors by (code, error_subcode); a (code, None) row covers every subcode of that code.
 ERRORS: dict[tuple[int, int | None], ErrorRule] = {
-    (1200, None): ErrorRule(T, 1331, "Temporary send failure"),
-    (2, None): ErrorRule(T, 1331, "Unexpected error, retry later"),
-    (4, None): ErrorRule(T, 1000, "Throttled"),
-    (4, 2018022): ErrorRule(T, 1241, "Too many send requests"),
-    (613, None): ErrorRule(T, 1000, "Throttled"),
-    (190, None): ErrorRule(C, 1370, "Expired access token"),
-    (10, None): ErrorRule(P, 1340, "Outside allowed window"),
-    (10, 2018278): ErrorRule(P, 1340, "Outside allowed window"),
-    (100, None): ErrorRule(P, 1020, "Invalid params"),
-    (100, 2018001): ErrorRule(P, 1430, "Invalid recipient"),
-    (551, None): ErrorRule(P, 1300, "Not part of provider network"),
-    (200, None): ErrorRule(P, 1300, "Permission denied for this person"),
-    (200, 1545041): ErrorRule(P, 1300, "Person unavailable"),
-    (368, None): ErrorRule(C, 1060, "Page blocked by policy"),
+    (1200, None): ErrorRule.transient(1331, "Temporary send failure"),
+    (2, None): ErrorRule.transient(1331, "Unexpected error, retry later"),
+    (4, None): ErrorRule.transient(1000, "Throttled"),
+    (4, 2018022): ErrorRule.transient(1241, "Too many send requests"),
+    (613, None): ErrorRule.transient(1000, "Throttled"),
+    (190, None): ErrorRule.configuration(1370, "Expired access token"),
+    (10, None): ErrorRule.permanent(1340, "Outside allowed window"),
+    (10, 2018278): ErrorRule.permanent(1340, "Outside allowed window"),
+    (100, None): ErrorRule.permanent(1020, "Invalid params"),
+    (100, 2018001): ErrorRule.permanent(1430, "Invalid recipient"),
+    (551, None): ErrorRule.permanent(1300, "Not part of provider network"),
+    (200, None): ErrorRule.permanent(1300, "Permission denied for this person"),
+    (200, 1545041): ErrorRule.permanent(1300, "Person unavailable"),
+    (368, None): ErrorRule.configuration(1060, "Page blocked by policy"),
 }
-FALLBACK = ErrorRule(P, 1331, "Provider error")
+FALLBACK = ErrorRule.permanent(1331, "Provider error")
 
 MEDIA = {"image", "audio", "video", "file"}
 # Vonage's `message.messenger.category` onto the Send API's `messaging_type`.

@@ -13,22 +13,31 @@ from typing import Any, ClassVar
 
 from celery import current_app
 
-from channels_app.adapters.base import Adapter, OutboundMessage, SendResult
+from channels_app.adapters.base import Adapter, OutboundMessage, RevokeOutcome, SendResult
 from channels_app.errors import ErrorKind, ProviderError
-from channels_app.sandbox.fates import Fate, fate_of, planned_receipts
+from channels_app.sandbox import revocations
+from channels_app.sandbox.fates import REVOCABLE_CHANNELS, Fate, fate_of, planned_receipts
 
 
 class SandboxAdapter(Adapter):
     name: ClassVar[str] = "sandbox"
     channels: ClassVar[frozenset[str]] = frozenset(
-        {"sms", "mms", "messenger", "viber_service_msg", "viber_service", "whatsapp"}
+        {"sms", "mms", "messenger", "viber_service_msg", "viber_service", "whatsapp", "rcs"}
     )
+    revocable_channels: ClassVar[frozenset[str]] = REVOCABLE_CHANNELS
 
     def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
-        recipient = str(message.recipient.get("number") or message.recipient.get("id") or "")
+        recipient = message.to
         fate = fate_of(recipient)
         if fate == Fate.REJECTED:
             _log_call(config, message, recipient, "rejected")
+            if message.channel == "rcs":  # what RCS providers say of a phone without RCS
+                raise ProviderError(
+                    ErrorKind.PERMANENT,
+                    "Recipient is not RCS-capable",
+                    code=1300,
+                    provider_code="1",
+                )
             raise ProviderError(ErrorKind.PERMANENT, "Unroutable", code=1250, provider_code="1")
         if fate == Fate.FLAKY and message.attempt_number == 1:
             _log_call(config, message, recipient, "transient")
@@ -44,6 +53,13 @@ class SandboxAdapter(Adapter):
             provider_message_ids=[provider_message_id],
             response={"message_id": provider_message_id, "fate": fate.value},
         )
+
+    def revoke(
+        self, provider_message_id: str, recipient: str, config: dict[str, Any]
+    ) -> RevokeOutcome:
+        """Withdraw an RCS message unless its delivered receipt went out first."""
+        won = revocations.claim(provider_message_id, revocations.REVOKED)
+        return RevokeOutcome.REVOKED if won == revocations.REVOKED else RevokeOutcome.TOO_LATE
 
     @staticmethod
     def _schedule_receipts(
@@ -64,6 +80,8 @@ class SandboxAdapter(Adapter):
                     receipt.status.value,
                     receipt.error_code,
                     receipt.error_reason,
+                    config.get("connection_id", "sandbox"),  # its receipts change only its messages
+                    message.channel in REVOCABLE_CHANNELS,
                 ),
                 countdown=receipt.after,
             )

@@ -11,38 +11,29 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from channels_app import http
-from channels_app.adapters.base import (
-    Adapter,
-    ErrorRule,
-    OutboundMessage,
-    SendResult,
-    error_from_table,
-    unsupported_content,
-)
-from channels_app.errors import ErrorKind, ProviderError
-from channels_app.statuses import ReceiptEvent, ReceiptStatus
-
-P, T, C = ErrorKind.PERMANENT, ErrorKind.TRANSIENT, ErrorKind.CONFIGURATION
+from channels_app.adapters.base import Adapter, OutboundMessage, SendResult, unsupported_content
+from channels_app.errors import ErrorRule, ProviderError, error_from_table
+from channels_app.statuses import Price, ReceiptEvent, ReceiptStatus
 
 # Send-time errors (`code` in the error body) and delivery errors (`ErrorCode` in callbacks).
 ERRORS: dict[int, ErrorRule] = {
-    20003: ErrorRule(C, 1110, "Authentication failed"),
-    20429: ErrorRule(T, 1000, "Throttled"),
-    21211: ErrorRule(P, 1170, "Invalid To number"),
-    21408: ErrorRule(C, 1140, "Region not enabled"),
-    21610: ErrorRule(P, 1240, "Recipient unsubscribed"),
-    21614: ErrorRule(P, 1170, "Not a mobile number"),
-    21635: ErrorRule(P, 1310, "Landline"),
-    30001: ErrorRule(T, 1000, "Queue overflow"),
-    30002: ErrorRule(C, 1060, "Account suspended"),
-    30003: ErrorRule(T, 1260, "Destination unreachable"),
-    30004: ErrorRule(P, 1280, "Blocked"),
-    30005: ErrorRule(P, 1170, "Unknown handset"),
-    30006: ErrorRule(P, 1310, "Landline or unreachable carrier"),
-    30007: ErrorRule(P, 1210, "Carrier filtering"),
-    30008: ErrorRule(T, 1330, "Unknown error"),
+    20003: ErrorRule.configuration(1110, "Authentication failed"),
+    20429: ErrorRule.transient(1000, "Throttled"),
+    21211: ErrorRule.permanent(1170, "Invalid To number"),
+    21408: ErrorRule.configuration(1140, "Region not enabled"),
+    21610: ErrorRule.permanent(1240, "Recipient unsubscribed"),
+    21614: ErrorRule.permanent(1170, "Not a mobile number"),
+    21635: ErrorRule.permanent(1310, "Landline"),
+    30001: ErrorRule.transient(1000, "Queue overflow"),
+    30002: ErrorRule.configuration(1060, "Account suspended"),
+    30003: ErrorRule.transient(1260, "Destination unreachable"),
+    30004: ErrorRule.permanent(1280, "Blocked"),
+    30005: ErrorRule.permanent(1170, "Unknown handset"),
+    30006: ErrorRule.permanent(1310, "Landline or unreachable carrier"),
+    30007: ErrorRule.permanent(1210, "Carrier filtering"),
+    30008: ErrorRule.transient(1330, "Unknown error"),
 }
-FALLBACK = ErrorRule(P, 1331, "Provider error")
+FALLBACK = ErrorRule.permanent(1331, "Provider error")
 
 # MessageStatus values (twilio-python `MessageInstance.Status`) onto our vocabulary.
 STATUSES: dict[str, ReceiptStatus] = {
@@ -83,7 +74,11 @@ class TwilioAdapter(Adapter):
         if response.ok:
             if body is None or not body.get("sid"):
                 raise http.unreadable_success(response)
-            return SendResult([str(body["sid"])], {"status": body.get("status")})
+            return SendResult(
+                [str(body["sid"])],
+                {"status": body.get("status")},
+                price=Price.reported(body.get("price"), body.get("price_unit")),
+            )
         raise self.error(response, body)
 
     def form(self, message: OutboundMessage, config: dict[str, Any]) -> dict[str, Any]:
@@ -137,17 +132,23 @@ class TwilioAdapter(Adapter):
         body = http.json_body(response)
         if not response.ok or body is None:
             raise self.error(response, body)
+        price = Price.reported(body.get("price"), body.get("price_unit"))
         return [
             receipt_from_twilio(
-                body.get("status"), body.get("error_code"), provider_message_id, body
+                body.get("status"), body.get("error_code"), provider_message_id, body, price
             )
         ]
 
 
 def receipt_from_twilio(
-    status: Any, error_code: Any, provider_message_id: str, raw: dict[str, Any]
+    status: Any,
+    error_code: Any,
+    provider_message_id: str,
+    raw: dict[str, Any],
+    price: Price | None = None,
 ) -> ReceiptEvent:
-    """One Twilio status (callback or polled resource) as a normalised receipt."""
+    """One Twilio status (callback or polled resource) as a normalised receipt. ``price`` is
+    the resource's ``price``/``price_unit`` (negative for a charge; null until Twilio knows)."""
     normalised = STATUSES.get(str(status or "").lower(), ReceiptStatus.SUBMITTED)
     code, reason = None, ""
     if normalised in (ReceiptStatus.REJECTED, ReceiptStatus.UNDELIVERABLE):
@@ -164,4 +165,5 @@ def receipt_from_twilio(
         error_code=code,
         error_reason=reason,
         raw=raw,
+        price=price,
     )

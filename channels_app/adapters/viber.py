@@ -12,37 +12,31 @@ characters), optional ``sender_avatar``.
 from typing import Any, ClassVar
 
 from channels_app import http
-from channels_app.adapters.base import (
-    Adapter,
-    ErrorRule,
-    OutboundMessage,
-    SendResult,
-    error_from_table,
-    unsupported_content,
-)
-from channels_app.errors import ErrorKind, ProviderError
-
-P, T, C = ErrorKind.PERMANENT, ErrorKind.TRANSIENT, ErrorKind.CONFIGURATION
+from channels_app.adapters.base import Adapter, OutboundMessage, SendResult, unsupported_content
+from channels_app.errors import ErrorRule, error_from_table
 
 ERRORS: dict[int, ErrorRule] = {
-    1: ErrorRule(C, 1380, "invalidUrl"),
-    2: ErrorRule(C, 1110, "invalidAuthToken"),
-    3: ErrorRule(P, 1020, "badData"),
-    4: ErrorRule(P, 1010, "missingData"),
-    5: ErrorRule(P, 1300, "receiverNotRegistered"),
-    6: ErrorRule(P, 1300, "receiverNotSubscribed"),
-    7: ErrorRule(C, 1060, "publicAccountBlocked"),
-    8: ErrorRule(C, 1060, "publicAccountNotFound"),
-    9: ErrorRule(C, 1060, "publicAccountSuspended"),
-    10: ErrorRule(C, 1140, "webhookNotSet"),
-    11: ErrorRule(P, 1310, "receiverNoSuitableDevice"),
-    12: ErrorRule(T, 1000, "tooManyRequests"),
-    13: ErrorRule(P, 1440, "apiVersionNotSupported"),
-    14: ErrorRule(P, 1440, "incompatibleWithVersion"),
-    15: ErrorRule(C, 1060, "publicAccountNotAuthorized"),
-    **{status: ErrorRule(P, 1140, "not allowed for this account") for status in range(16, 21)},
+    1: ErrorRule.configuration(1380, "invalidUrl"),
+    2: ErrorRule.configuration(1110, "invalidAuthToken"),
+    3: ErrorRule.permanent(1020, "badData"),
+    4: ErrorRule.permanent(1010, "missingData"),
+    5: ErrorRule.permanent(1300, "receiverNotRegistered"),
+    6: ErrorRule.permanent(1300, "receiverNotSubscribed"),
+    7: ErrorRule.configuration(1060, "publicAccountBlocked"),
+    8: ErrorRule.configuration(1060, "publicAccountNotFound"),
+    9: ErrorRule.configuration(1060, "publicAccountSuspended"),
+    10: ErrorRule.configuration(1140, "webhookNotSet"),
+    11: ErrorRule.permanent(1310, "receiverNoSuitableDevice"),
+    12: ErrorRule.transient(1000, "tooManyRequests"),
+    13: ErrorRule.permanent(1440, "apiVersionNotSupported"),
+    14: ErrorRule.permanent(1440, "incompatibleWithVersion"),
+    15: ErrorRule.configuration(1060, "publicAccountNotAuthorized"),
+    **{
+        status: ErrorRule.permanent(1140, "not allowed for this account")
+        for status in range(16, 21)
+    },
 }
-FALLBACK = ErrorRule(T, 1331, "generalError")
+FALLBACK = ErrorRule.transient(1331, "generalError")
 
 
 class ViberAdapter(Adapter):
@@ -62,13 +56,7 @@ class ViberAdapter(Adapter):
         )
         body = http.json_body(response)
         if not response.ok:
-            raise ProviderError(
-                http.kind_for_status(response.status_code),
-                f"HTTP {response.status_code}",
-                code=1331,
-                provider_code=str(response.status_code),
-                retry_after=http.retry_after(response),
-            )
+            raise http.status_error(response)
         if body is None or "status" not in body:
             raise http.unreadable_success(response)
         if body["status"] != 0:

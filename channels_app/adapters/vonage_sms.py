@@ -5,66 +5,65 @@ Docs: developer.vonage.com/en/api/sms, Nexmo/api-specification `definitions/sms.
 
 Config: ``api_key``, ``api_secret`` (send), ``signature_secret`` and ``signature_method``
 (``md5hash`` default, or ``md5``/``sha1``/``sha256``/``sha512`` HMAC) for signed DLRs.
+
+Prices: the send answer's ``message-price`` (per part) and the DLR's ``price`` carry an amount
+but no currency; Vonage bills in EUR (the only ``usage.currency`` the Messages API names), so
+:data:`CURRENCY` is assumed (docs/providers.md).
 """
 
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from channels_app import http
-from channels_app.adapters.base import (
-    Adapter,
-    ErrorRule,
-    OutboundMessage,
-    SendResult,
-    error_from_table,
-    unsupported_content,
-)
-from channels_app.errors import ErrorKind, ProviderError
+from channels_app.adapters.base import Adapter, OutboundMessage, SendResult, unsupported_content
+from channels_app.errors import ErrorKind, ErrorRule, ProviderError, error_from_table
+from channels_app.statuses import Price
 
-P, T, C = ErrorKind.PERMANENT, ErrorKind.TRANSIENT, ErrorKind.CONFIGURATION
+CURRENCY = "EUR"
 
 # `messages[].status` of the send response. The Vonage codes are the same table's
 # asynchronous twins (reference/vonage-api.md §2.7: 1000 + 10 * status, mostly).
 ERRORS: dict[str, ErrorRule] = {
-    "1": ErrorRule(T, 1000, "Throttled"),
-    "2": ErrorRule(P, 1010, "Missing params"),
-    "3": ErrorRule(P, 1020, "Invalid params"),
-    "4": ErrorRule(C, 1110, "Invalid credentials"),
-    "5": ErrorRule(T, 1030, "Internal error"),
-    "6": ErrorRule(P, 1040, "Invalid message"),
-    "7": ErrorRule(P, 1050, "Number barred"),
-    "8": ErrorRule(C, 1060, "Partner account barred"),
-    "9": ErrorRule(C, 1070, "Partner quota exceeded"),
-    "10": ErrorRule(T, 1331, "Too many existing binds"),
-    "11": ErrorRule(C, 1080, "Account not enabled for REST"),
-    "12": ErrorRule(P, 1090, "Message too long"),
-    "14": ErrorRule(C, 1110, "Invalid signature"),
-    "15": ErrorRule(P, 1120, "Illegal sender address"),
-    "22": ErrorRule(P, 1020, "Invalid network code"),
-    "23": ErrorRule(C, 1020, "Invalid callback URL"),
-    "29": ErrorRule(P, 1160, "Non-whitelisted destination"),
-    "32": ErrorRule(C, 1110, "Signature and api secret disallowed"),
-    "33": ErrorRule(P, 1240, "Number de-activated"),
+    "1": ErrorRule.transient(1000, "Throttled"),
+    "2": ErrorRule.permanent(1010, "Missing params"),
+    "3": ErrorRule.permanent(1020, "Invalid params"),
+    "4": ErrorRule.configuration(1110, "Invalid credentials"),
+    "5": ErrorRule.transient(1030, "Internal error"),
+    "6": ErrorRule.permanent(1040, "Invalid message"),
+    "7": ErrorRule.permanent(1050, "Number barred"),
+    "8": ErrorRule.configuration(1060, "Partner account barred"),
+    "9": ErrorRule.configuration(1070, "Partner quota exceeded"),
+    "10": ErrorRule.transient(1331, "Too many existing binds"),
+    "11": ErrorRule.configuration(1080, "Account not enabled for REST"),
+    "12": ErrorRule.permanent(1090, "Message too long"),
+    "14": ErrorRule.configuration(1110, "Invalid signature"),
+    "15": ErrorRule.permanent(1120, "Illegal sender address"),
+    "22": ErrorRule.permanent(1020, "Invalid network code"),
+    "23": ErrorRule.configuration(1020, "Invalid callback URL"),
+    "29": ErrorRule.permanent(1160, "Non-whitelisted destination"),
+    "32": ErrorRule.configuration(1110, "Signature and api secret disallowed"),
+    "33": ErrorRule.permanent(1240, "Number de-activated"),
 }
-FALLBACK = ErrorRule(T, 1331, "Provider error")
+FALLBACK = ErrorRule.transient(1331, "Provider error")
 
 # DLR `err-code` (failures only), for the receipt parser.
 DLR_ERRORS: dict[str, ErrorRule] = {
-    "1": ErrorRule(P, 1330, "Unknown"),
-    "2": ErrorRule(T, 1180, "Absent subscriber (temporary)"),
-    "3": ErrorRule(P, 1190, "Absent subscriber (permanent)"),
-    "4": ErrorRule(P, 1280, "Call barred by user"),
-    "5": ErrorRule(P, 1200, "Portability error"),
-    "6": ErrorRule(P, 1210, "Anti-spam rejection"),
-    "7": ErrorRule(T, 1220, "Handset busy"),
-    "8": ErrorRule(T, 1230, "Network error"),
-    "9": ErrorRule(P, 1240, "Illegal number"),
-    "10": ErrorRule(P, 1040, "Invalid message"),
-    "11": ErrorRule(P, 1250, "Unroutable"),
-    "12": ErrorRule(P, 1260, "Destination unreachable"),
-    "13": ErrorRule(P, 1270, "Age restriction"),
-    "14": ErrorRule(P, 1280, "Blocked by carrier"),
-    "15": ErrorRule(T, 1290, "Pre-paid insufficient funds"),
-    "99": ErrorRule(T, 1331, "General error"),
+    "1": ErrorRule.permanent(1330, "Unknown"),
+    "2": ErrorRule.transient(1180, "Absent subscriber (temporary)"),
+    "3": ErrorRule.permanent(1190, "Absent subscriber (permanent)"),
+    "4": ErrorRule.permanent(1280, "Call barred by user"),
+    "5": ErrorRule.permanent(1200, "Portability error"),
+    "6": ErrorRule.permanent(1210, "Anti-spam rejection"),
+    "7": ErrorRule.transient(1220, "Handset busy"),
+    "8": ErrorRule.transient(1230, "Network error"),
+    "9": ErrorRule.permanent(1240, "Illegal number"),
+    "10": ErrorRule.permanent(1040, "Invalid message"),
+    "11": ErrorRule.permanent(1250, "Unroutable"),
+    "12": ErrorRule.permanent(1260, "Destination unreachable"),
+    "13": ErrorRule.permanent(1270, "Age restriction"),
+    "14": ErrorRule.permanent(1280, "Blocked by carrier"),
+    "15": ErrorRule.transient(1290, "Pre-paid insufficient funds"),
+    "99": ErrorRule.transient(1331, "General error"),
 }
 
 
@@ -96,13 +95,7 @@ class VonageSmsAdapter(Adapter):
         )
         body = http.json_body(response)
         if not response.ok:
-            raise ProviderError(
-                http.kind_for_status(response.status_code),
-                f"HTTP {response.status_code}",
-                code=1331,
-                provider_code=str(response.status_code),
-                retry_after=http.retry_after(response),
-            )
+            raise http.status_error(response)
         if body is None or not isinstance(body.get("messages"), list) or not body["messages"]:
             raise http.unreadable_success(response)
         return self.result(body["messages"], http.retry_after(response))
@@ -130,4 +123,15 @@ class VonageSmsAdapter(Adapter):
                 code=1331,
                 provider_code="partial",
             )
-        return SendResult(accepted, {"message-count": str(len(parts))})
+        return SendResult(
+            accepted, {"message-count": str(len(parts))}, price=self.total_price(parts)
+        )
+
+    @staticmethod
+    def total_price(parts: list[dict[str, Any]]) -> Price | None:
+        """The sum of every part's ``message-price``, or None unless every part reports one."""
+        prices = [Price.reported(p.get("message-price"), CURRENCY) for p in parts]
+        if not prices or any(price is None for price in prices):
+            return None
+        total = sum((Decimal(price.amount) for price in prices if price), Decimal(0))
+        return Price(str(total), CURRENCY)

@@ -10,49 +10,41 @@ Config: ``access_token``, ``phone_number_id`` (send), ``app_secret`` (receipt si
 from typing import Any, ClassVar
 
 from channels_app import http
-from channels_app.adapters.base import (
-    ErrorRule,
-    OutboundMessage,
-    SendResult,
-    error_from_table,
-    unsupported_content,
-)
+from channels_app.adapters.base import OutboundMessage, SendResult, unsupported_content
 from channels_app.adapters.graph import GraphAdapter
-from channels_app.errors import ErrorKind, ProviderError
-
-P, T, C = ErrorKind.PERMANENT, ErrorKind.TRANSIENT, ErrorKind.CONFIGURATION
+from channels_app.errors import ErrorRule, ProviderError, error_from_table
 
 ERRORS: dict[int, ErrorRule] = {
-    0: ErrorRule(C, 1110, "Authentication failed"),
-    190: ErrorRule(C, 1370, "Access token expired"),
-    3: ErrorRule(C, 1140, "Missing permission"),
-    10: ErrorRule(C, 1140, "Permission denied"),
-    4: ErrorRule(T, 1000, "Throttled"),
-    80007: ErrorRule(T, 1000, "Throttled"),
-    130429: ErrorRule(T, 1000, "Throttled"),
-    131056: ErrorRule(T, 1241, "Too many send requests to this recipient"),
+    0: ErrorRule.configuration(1110, "Authentication failed"),
+    190: ErrorRule.configuration(1370, "Access token expired"),
+    3: ErrorRule.configuration(1140, "Missing permission"),
+    10: ErrorRule.configuration(1140, "Permission denied"),
+    4: ErrorRule.transient(1000, "Throttled"),
+    80007: ErrorRule.transient(1000, "Throttled"),
+    130429: ErrorRule.transient(1000, "Throttled"),
+    131056: ErrorRule.transient(1241, "Too many send requests to this recipient"),
     # Spam rate limits last longer than any failover window (providers.md §5).
-    131048: ErrorRule(P, 1210, "Spam rate limit"),
-    2: ErrorRule(T, 1331, "Service unavailable"),
-    131000: ErrorRule(T, 1331, "Unknown error"),
-    131016: ErrorRule(T, 1331, "Service overloaded"),
-    100: ErrorRule(P, 1020, "Invalid params"),
-    131008: ErrorRule(P, 1010, "Missing params"),
-    131009: ErrorRule(P, 1020, "Invalid params"),
-    131051: ErrorRule(P, 1440, "Unsupported message type"),
-    131026: ErrorRule(P, 1300, "Not part of provider network"),
-    131047: ErrorRule(P, 1340, "Outside allowed window"),
-    131049: ErrorRule(P, 1210, "Not delivered to maintain a healthy ecosystem"),
-    131021: ErrorRule(P, 1430, "Sender equals recipient"),
-    131030: ErrorRule(C, 1160, "Recipient not in allowed list"),
-    131031: ErrorRule(C, 1060, "Account locked"),
-    368: ErrorRule(C, 1060, "Account restricted"),
-    131042: ErrorRule(C, 1070, "Payment issue"),
-    **{code: ErrorRule(P, 1022, "Invalid template") for code in range(132000, 132017)},
+    131048: ErrorRule.permanent(1210, "Spam rate limit"),
+    2: ErrorRule.transient(1331, "Service unavailable"),
+    131000: ErrorRule.transient(1331, "Unknown error"),
+    131016: ErrorRule.transient(1331, "Service overloaded"),
+    100: ErrorRule.permanent(1020, "Invalid params"),
+    131008: ErrorRule.permanent(1010, "Missing params"),
+    131009: ErrorRule.permanent(1020, "Invalid params"),
+    131051: ErrorRule.permanent(1440, "Unsupported message type"),
+    131026: ErrorRule.permanent(1300, "Not part of provider network"),
+    131047: ErrorRule.permanent(1340, "Outside allowed window"),
+    131049: ErrorRule.permanent(1210, "Not delivered to maintain a healthy ecosystem"),
+    131021: ErrorRule.permanent(1430, "Sender equals recipient"),
+    131030: ErrorRule.configuration(1160, "Recipient not in allowed list"),
+    131031: ErrorRule.configuration(1060, "Account locked"),
+    368: ErrorRule.configuration(1060, "Account restricted"),
+    131042: ErrorRule.configuration(1070, "Payment issue"),
+    **{code: ErrorRule.permanent(1022, "Invalid template") for code in range(132000, 132017)},
 }
 # Codes 200-299 are permission errors (providers.md §5).
-PERMISSION = ErrorRule(C, 1140, "Permission denied")
-FALLBACK = ErrorRule(P, 1331, "Provider error")
+PERMISSION = ErrorRule.configuration(1140, "Permission denied")
+FALLBACK = ErrorRule.permanent(1331, "Provider error")
 
 MEDIA = {"image", "audio", "video", "file"}
 

@@ -20,7 +20,7 @@ from channels_app.receipts.base import (
     SignatureMissing,
     same,
 )
-from channels_app.statuses import ReceiptEvent
+from channels_app.statuses import Price, ReceiptEvent
 
 
 def twilio_signature(auth_token: str, url: str, params: dict[str, list[str]]) -> str:
@@ -69,4 +69,6 @@ class TwilioReceiptParser(ReceiptParser):
         if not sid or not status:
             raise MalformedReceipt("MessageSid or MessageStatus missing")
         raw = {name: form.get(name) for name in form}
-        return [receipt_from_twilio(status, form.get("ErrorCode"), sid, raw)]
+        # Callbacks are documented without a price; take one if Twilio ever sends it.
+        price = Price.reported(form.get("Price"), form.get("PriceUnit"))
+        return [receipt_from_twilio(status, form.get("ErrorCode"), sid, raw, price)]

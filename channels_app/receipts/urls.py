@@ -1,4 +1,5 @@
-"""``/webhooks/receipts/<provider>`` and ``/webhooks/receipts/<provider>/<connection id>``.
+"""``/webhooks/receipts/<provider>`` and ``/webhooks/receipts/<provider>/<connection id>``, one
+pair per provider of :data:`channels_app.registry.PROVIDERS` that has a receipt parser.
 
 Register the second form on the provider's side: it names the connection whose secret
 verifies the receipt. The first tries every connection of that provider.
@@ -6,28 +7,11 @@ verifies the receipt. The first tries every connection of that provider.
 
 from django.urls import path
 
-from channels_app.receipts.base import ReceiptParser, ReceiptWebhookView
-from channels_app.receipts.messenger import MessengerReceiptParser
-from channels_app.receipts.twilio import TwilioReceiptParser
-from channels_app.receipts.viber import ViberReceiptParser
-from channels_app.receipts.vonage_messages import VonageMessagesReceiptParser
-from channels_app.receipts.vonage_sms import VonageSmsReceiptParser
-from channels_app.receipts.whatsapp import WhatsAppReceiptParser
-
-PARSERS: dict[str, ReceiptParser] = {
-    parser.provider: parser
-    for parser in (
-        MessengerReceiptParser(),
-        ViberReceiptParser(),
-        VonageSmsReceiptParser(),
-        TwilioReceiptParser(),
-        WhatsAppReceiptParser(),
-        VonageMessagesReceiptParser(),
-    )
-}
+from channels_app.receipts.base import ReceiptWebhookView
+from channels_app.registry import RECEIPT_PARSERS
 
 urlpatterns = []
-for _name, _parser in PARSERS.items():
+for _name, _parser in RECEIPT_PARSERS.items():
     _view = ReceiptWebhookView.as_view(parser=_parser)
     urlpatterns += [
         path(f"{_name}", _view, name=f"receipts-{_name}"),

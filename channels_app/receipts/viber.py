@@ -13,10 +13,11 @@ from channels_app.receipts.base import (
     ReceiptParser,
     SignatureInvalid,
     SignatureMissing,
+    from_ms,
     hmac_hex,
+    json_object,
     same,
 )
-from channels_app.receipts.messenger import from_ms, json_object
 from channels_app.statuses import ReceiptEvent, ReceiptStatus
 
 STATUSES = {

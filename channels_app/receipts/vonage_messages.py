@@ -17,10 +17,10 @@ from channels_app.receipts.base import (
     SignatureInvalid,
     SignatureMissing,
     check_age,
+    json_object,
     same,
 )
-from channels_app.receipts.messenger import json_object
-from channels_app.statuses import ReceiptEvent, ReceiptStatus
+from channels_app.statuses import Price, ReceiptEvent, ReceiptStatus
 
 
 class VonageMessagesReceiptParser(ReceiptParser):
@@ -54,6 +54,8 @@ class VonageMessagesReceiptParser(ReceiptParser):
         except ValueError:
             return []  # e.g. a status this service does not track
         code, reason = self.error(body.get("error"))
+        usage = body.get("usage")
+        usage = usage if isinstance(usage, dict) else {}
         return [
             ReceiptEvent(
                 self.provider,
@@ -64,6 +66,7 @@ class VonageMessagesReceiptParser(ReceiptParser):
                 error_reason=reason,
                 raw=body,
                 recipient=str(body.get("to") or ""),
+                price=Price.reported(usage.get("price"), usage.get("currency")),
             )
         ]
 

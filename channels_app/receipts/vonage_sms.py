@@ -9,14 +9,12 @@ its own DLR.
 
 import hashlib
 import hmac
-import json
 from typing import Any, ClassVar
 
 from django.http import HttpRequest
 
-from channels_app.adapters.base import ErrorRule
-from channels_app.adapters.vonage_sms import DLR_ERRORS
-from channels_app.errors import ErrorKind
+from channels_app.adapters.vonage_sms import CURRENCY, DLR_ERRORS
+from channels_app.errors import ErrorKind, ErrorRule
 from channels_app.receipts.base import (
     Incoming,
     MalformedReceipt,
@@ -24,9 +22,10 @@ from channels_app.receipts.base import (
     SignatureInvalid,
     SignatureMissing,
     check_age,
+    json_object,
     same,
 )
-from channels_app.statuses import ReceiptEvent, ReceiptStatus
+from channels_app.statuses import Price, ReceiptEvent, ReceiptStatus
 
 HMAC_METHODS = {
     "md5": hashlib.md5,
@@ -55,12 +54,7 @@ def dlr_params(incoming: Incoming) -> dict[str, str]:
     if incoming.method == "GET":
         return {k: incoming.query.get(k, "") for k in incoming.query}
     if "json" in incoming.content_type:
-        try:
-            body = json.loads(incoming.raw)
-        except (ValueError, UnicodeDecodeError):
-            raise MalformedReceipt("body is not JSON") from None
-        if not isinstance(body, dict):
-            raise MalformedReceipt("body is not a JSON object")
+        body = json_object(incoming)
         return {k: "" if v is None else str(v) for k, v in body.items()}
     form = incoming.form()
     return {k: form.get(k, "") for k in form}
@@ -103,6 +97,7 @@ class VonageSmsReceiptParser(ReceiptParser):
                 error_reason=reason,
                 raw={k: v for k, v in params.items() if k not in ("sig", "api-key")},
                 recipient=params.get("msisdn", ""),
+                price=Price.reported(params.get("price"), CURRENCY),
             )
         ]
 

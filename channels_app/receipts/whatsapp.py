@@ -8,11 +8,13 @@ Docs: developers.facebook.com/docs/whatsapp/cloud-api/webhooks/components and
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from django.http import HttpRequest, HttpResponse
-
 from channels_app.adapters.whatsapp import rule_for
-from channels_app.receipts.base import Incoming, MalformedReceipt, ReceiptParser
-from channels_app.receipts.messenger import hub_handshake, json_object, verify_hub_signature
+from channels_app.receipts.base import (
+    Incoming,
+    MalformedReceipt,
+    MetaReceiptParser,
+    json_object,
+)
 from channels_app.statuses import ReceiptEvent, ReceiptStatus
 
 STATUSES = {
@@ -24,14 +26,8 @@ STATUSES = {
 }
 
 
-class WhatsAppReceiptParser(ReceiptParser):
+class WhatsAppReceiptParser(MetaReceiptParser):
     provider: ClassVar[str] = "whatsapp"
-
-    def verify(self, incoming: Incoming, config: dict[str, Any]) -> None:
-        verify_hub_signature(incoming, str(config.get("app_secret", "")))
-
-    def get(self, request: HttpRequest, configs: list[dict[str, Any]]) -> HttpResponse:
-        return hub_handshake(request, configs)
 
     def parse(self, incoming: Incoming) -> list[ReceiptEvent]:
         body = json_object(incoming)

@@ -6,7 +6,9 @@ from enum import StrEnum
 from channels_app.statuses import ReceiptStatus
 
 # Channels whose sandbox reports `read` (SMS and MMS have no read receipts).
-READ_CHANNELS = frozenset({"messenger", "viber_service_msg", "viber_service", "whatsapp"})
+READ_CHANNELS = frozenset({"messenger", "viber_service_msg", "viber_service", "whatsapp", "rcs"})
+# Channels whose sent, undelivered messages can be revoked (RCS: Vonage and Google RBM).
+REVOCABLE_CHANNELS = frozenset({"rcs"})
 
 
 class Fate(StrEnum):
@@ -46,6 +48,12 @@ def planned_receipts(
     """The receipts the sandbox will post for an accepted message."""
     if fate == Fate.SILENT:
         return []
+    if fate == Fate.REJECTED:  # only for providers that accept first (Vonage RCS, see simulator)
+        return [
+            PlannedReceipt(
+                ReceiptStatus.REJECTED, deliver_after / 3, 1300, "Not part of the provider network"
+            )
+        ]
     if fate == Fate.UNDELIVERABLE:
         return [
             PlannedReceipt(

@@ -29,6 +29,11 @@ carried). Control endpoints, under ``/_simulator/``:
 - ``GET /_simulator/stats``: TCP connections opened (HTTP/1.1 keep-alive lets a client reuse
   one), sends throttled with 429.
 - Twilio's ``GET .../Messages/<sid>.json`` reports the simulated status (for polling).
+- Revokes (Vonage ``PATCH /v1/messages/<uuid>``, RBM ``DELETE .../agentMessages/<id>``) stop
+  an undelivered message's receipts; ``GET /_simulator/revokes`` lists every revoke request in
+  order (``at`` comparable with the sends' ``at``). A fault registered for the recipient
+  ``revoke:<number>`` (``slow``; any other answers 500) meets the next revokes instead of
+  sends. RBM's token endpoint (``POST /token``) issues the bearer tokens its API requires.
 """
 
 import contextlib
@@ -39,7 +44,7 @@ import socket
 import struct
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -57,41 +62,10 @@ from channels_app.simulator.providers import (
     Twilio,
     Webhook,
 )
+from channels_app.simulator.records import FAULTS, Fault, RevokeRecord, SendRecord
 from channels_app.statuses import ReceiptStatus
 
 logger = logging.getLogger("channels_app.simulator")
-
-FAULTS = {
-    "http_500",
-    "http_429",
-    "http_401",
-    "slow",
-    "reset",
-    "timeout_after_accept",
-    "malformed",
-    "drop_receipts",
-}
-
-
-@dataclass
-class Fault:
-    fault: str
-    times: int = 1  # 0 = every time
-    retry_after: float | None = None
-    delay: float = 0.0
-
-
-@dataclass
-class SendRecord:
-    """One send request as the simulated provider received it."""
-
-    provider: str
-    recipient: str
-    client_ref: str
-    fault: str
-    outcome: str = ""  # accepted | rejected | transient | fault
-    provider_message_ids: list[str] | None = None
-    at: float = 0.0
 
 
 class Simulator:
@@ -114,6 +88,8 @@ class Simulator:
         self.deliver_after, self.read_after = deliver_after, read_after
         self.send_log = send_log
         self.lock = threading.Lock()
+        # Issued RBM access tokens outlive resets, as Google's outlive a test (callers cache them).
+        self.tokens: dict[str, float] = {}
         self.reset()
 
     def reset(self) -> None:
@@ -127,6 +103,8 @@ class Simulator:
             self.messages: dict[str, Sent] = {}
             self.receipts_posted = 0
             self.pacing = Pacing(latency=self.default_latency, rule=self.default_rate_limit)
+            self.revokes: list[RevokeRecord] = []
+            self.token_requests = 0
 
     def webhook_for(self, provider: str, credential: str = "") -> Webhook | None:
         if provider == "viber" and credential in self.viber_webhooks:
@@ -191,8 +169,37 @@ class Simulator:
             timer.daemon = True
             timer.start()
 
+    def revoke(self, provider: str, message_id: str, recipient: str) -> tuple[str, Answer | None]:
+        """Withdraw an undelivered message: ``("revoked" | "too_late" | "unknown", None)``, or
+        ``("fault", answer)`` when a ``revoke:<recipient>`` fault says how to fail instead."""
+        fault = self.take_fault(f"revoke:{recipient}")
+        record = RevokeRecord(
+            provider, message_id, recipient, "fault", fault.fault if fault else ""
+        )
+        if fault and fault.fault == "slow":
+            time.sleep(fault.delay)
+        elif fault:
+            record.at = time.time()
+            with self.lock:
+                self.revokes.append(record)
+            return "fault", Answer(500, {"error": "internal server error"})
+        with self.lock:
+            sent = self.messages.get(message_id)
+            if sent is None:
+                record.outcome = "unknown"
+            elif sent.status in ("delivered", "read"):
+                record.outcome = "too_late"
+            else:
+                sent.status, record.outcome = "revoked", "revoked"
+            record.at = time.time()
+            self.revokes.append(record)
+        return record.outcome, None
+
     def emit(self, provider: SimProvider, sent: Sent, status: ReceiptStatus, post: bool) -> None:
-        sent.status = status.value
+        with self.lock:
+            if sent.status == "revoked":
+                return  # withdrawn before delivery: the person never gets it
+            sent.status = status.value
         if not post:
             return
         for url, headers, body in provider.receipt(sent, status):
@@ -237,10 +244,17 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self.route("POST")
 
+    def do_PATCH(self) -> None:
+        self.route("PATCH")
+
+    def do_DELETE(self) -> None:
+        self.route("DELETE")
+
     def route(self, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        request = Request(method, urlsplit(self.path).path, self.headers, raw)
+        url = urlsplit(self.path)
+        request = Request(method, url.path, self.headers, raw, url.query)
         sim = self.server.simulator
         if request.path.startswith("/_simulator/"):
             return self.control(request, sim)
@@ -254,6 +268,10 @@ class Handler(BaseHTTPRequestHandler):
             if sent is None:
                 return self.answer(Answer(404, {"code": 20404, "message": "not found"}))
             return self.answer(Answer(200, Twilio().resource(sent)))
+        for candidate in PROVIDERS:
+            other = candidate.other(request, sim)
+            if other is not None:
+                return self.answer(other)
         provider = next((p for p in PROVIDERS if method == "POST" and p.matches(request)), None)
         if provider is None:
             return self.answer(Answer(404, {"error": f"no simulated API at {request.path}"}))
@@ -299,7 +317,7 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(fault.delay)
         recipient = record.recipient
         fate = fate_of(recipient)
-        if fate == Fate.REJECTED:
+        if fate == Fate.REJECTED and not provider.rejects_later(request):
             record.outcome = "rejected"
             return self.answer(provider.rejected())
         if fate == Fate.FLAKY and sim.first_time(provider.name, recipient):
@@ -340,6 +358,10 @@ class Handler(BaseHTTPRequestHandler):
         answered = pacing_control(sim.pacing, request.path, body)
         if answered is not None:
             return self.answer(Answer(200, answered | {"sends": len(sim.sends)}))
+        if request.path == "/_simulator/revokes":
+            with sim.lock:
+                revokes = [asdict(revoke) for revoke in sim.revokes]
+            return self.answer(Answer(200, {"revokes": revokes, "tokens": sim.token_requests}))
         if request.path == "/_simulator/sends":
             with sim.lock:
                 sends = [asdict(send) for send in sim.sends]

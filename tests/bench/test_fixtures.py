@@ -1,4 +1,7 @@
-"""The benchmark's bulk SQL must write exactly what the service writes for a waiting run."""
+"""The benchmark's bulk SQL must write exactly what the service writes for a waiting run.
+
+The bulk SQL is PostgreSQL's (``generate_series``, ``SET LOCAL``), as ``make bench`` is.
+"""
 
 from datetime import timedelta
 
@@ -14,6 +17,8 @@ from bench.fixtures import (
 from workflows_app.models import Attempt, Event, ProviderMessage, Step, Workflow
 from workflows_app.services.sending import steps_send_due
 from workflows_app.services.workflows import StepSpec, workflow_create
+
+pytestmark = pytest.mark.needs_services("postgresql")
 
 # Columns that differ between any two runs: ids, generated uuids, recipients and clocks.
 VOLATILE = {

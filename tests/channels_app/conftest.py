@@ -23,6 +23,18 @@ def rsa_private_pem() -> str:
     ).decode()
 
 
+def service_account_key(email: str = "rbm-agent@acme.iam.gserviceaccount.com") -> dict[str, str]:
+    """A service-account key file's fields (the token URL is the simulator's, see connect)."""
+    return {
+        "type": "service_account",
+        "project_id": "acme",
+        "private_key_id": "key-1",
+        "private_key": rsa_private_pem(),
+        "client_email": email,
+        "token_uri": "https://oauth2.googleapis.com/token",
+    }
+
+
 @dataclass(frozen=True)
 class ProviderSpec:
     provider: str
@@ -98,6 +110,18 @@ def specs() -> dict[str, ProviderSpec]:
                 "auth_token",
             ),
             ProviderSpec(
+                "google_rbm",
+                "rcs",
+                {"type": "rcs", "id": "acme-agent"},
+                "number",
+                {
+                    "service_account": service_account_key(),
+                    "agent_id": "acme-agent",
+                    "client_token": "rbm-client-token-0123456789",
+                },
+                "client_token",
+            ),
+            ProviderSpec(
                 "vonage_messages",
                 "sms",
                 {"type": "sms", "number": "447700900003"},
@@ -162,6 +186,9 @@ def connect(spec: ProviderSpec, base_url: str = "", **overrides: Any) -> Provide
         priority=overrides.pop("priority", 100),
         senders=overrides.pop("senders", []),
     )
-    connection.config = {**spec.config, **overrides}
+    config = {**spec.config, **overrides}
+    if spec.provider == "google_rbm" and base_url and "token_url" not in config:
+        config["token_url"] = f"{base_url}/token"  # the simulator serves Google's token endpoint
+    connection.config = config
     connection.save()
     return connection

@@ -1,6 +1,7 @@
 """Signed receipt requests, built the way each provider builds them (independently of the
 parsers under test; Twilio's through the `twilio` package's own RequestValidator)."""
 
+import base64
 import hashlib
 import hmac
 import json
@@ -72,6 +73,16 @@ def receipt_body(provider: str, message_id: str, status: str = "delivered") -> d
             "From": "+447700900002",
             "ApiVersion": "2010-04-01",
         }
+    if provider == "google_rbm":
+        kind = {"delivered": "DELIVERED", "read": "READ"}.get(status, status.upper())
+        return {
+            "senderPhoneNumber": "+447700900000",
+            "eventType": kind,
+            "eventId": f"evt-{message_id}-{kind}",
+            "messageId": message_id,
+            "sendTime": "2025-01-01T10:00:00.123456789Z",
+            "agentId": "acme-agent",
+        }
     if provider == "vonage_messages":
         return {
             "message_uuid": message_id,
@@ -107,6 +118,23 @@ def sign(provider: str, payload: dict | bytes, secret: str, url: str) -> SignedR
         return SignedReceipt(
             body, "application/x-www-form-urlencoded", {"X-Twilio-Signature": signature}
         )
+    if provider == "google_rbm":
+        # RBM signs the decoded `message.data` (base64 HMAC-SHA512 keyed with the client token).
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        digest = hmac.new(secret.encode(), data, hashlib.sha512).digest()
+        envelope = {
+            "message": {
+                "data": base64.b64encode(data).decode(),
+                "messageId": "1234567890",
+                "publishTime": "2025-01-01T10:00:00.200Z",
+            },
+            "subscription": "projects/rbm-acme/subscriptions/rbm-acme",
+        }
+        return SignedReceipt(
+            json.dumps(envelope).encode(),
+            "application/json",
+            {"X-Goog-Signature": base64.b64encode(digest).decode()},
+        )
     if provider == "vonage_messages":
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         token = jwt.encode(
@@ -132,6 +160,12 @@ def strip_signature(provider: str, signed: SignedReceipt) -> SignedReceipt:
 
 def tamper(signed: SignedReceipt, message_id: str) -> SignedReceipt:
     """The same signature over a body naming another message."""
+    if "X-Goog-Signature" in signed.headers:  # the id is inside base64 `message.data`
+        envelope = json.loads(signed.body)
+        data = base64.b64decode(envelope["message"]["data"])
+        data = data.replace(message_id.encode(), message_id[:-1].encode() + b"9")
+        envelope["message"]["data"] = base64.b64encode(data).decode()
+        return SignedReceipt(json.dumps(envelope).encode(), signed.content_type, signed.headers)
     body = signed.body.replace(message_id.encode(), message_id[:-1].encode() + b"9")
     assert body != signed.body
     return SignedReceipt(body, signed.content_type, signed.headers)

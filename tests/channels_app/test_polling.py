@@ -6,7 +6,7 @@ import time
 import pytest
 
 from tests.channels_app.conftest import SPECS, connect
-from tests.channels_app.test_sending_through_connections import start_run
+from tests.fixtures import start_run
 from workflows_app.services.polling import step_provider_poll
 from workflows_app.services.scheduler import scheduler_tick
 from workflows_app.services.sending import steps_send_due

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from channels_app.ratelimit import rate_reset
 from tests.channels_app.conftest import SPECS, connect
-from tests.channels_app.test_sending_through_connections import start_run
+from tests.fixtures import start_run
 from workflows_app.models import Step
 from workflows_app.services import dispatch
 from workflows_app.services.sending import steps_send_due

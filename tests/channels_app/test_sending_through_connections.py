@@ -9,23 +9,10 @@ from channels_app import receipts
 from channels_app.models import ProviderConnection
 from channels_app.statuses import ReceiptEvent, ReceiptStatus
 from tests.channels_app.conftest import PROVIDERS, SPECS, connect
+from tests.fixtures import start_run, wait_for_state
 from tests.services import wait_for
-from workflows_app.models import Step
+from workflows_app.models import Step, Workflow
 from workflows_app.services.sending import steps_send_due
-from workflows_app.services.workflows import StepSpec, workflow_create
-
-
-def start_run(account, *steps: dict, condition: str | None = None, expiry: int = 600) -> Step:
-    specs = [
-        StepSpec(
-            **step,
-            condition_status=condition if i < len(steps) - 1 else None,
-            expiry_time=expiry if i < len(steps) - 1 else None,
-        )
-        for i, step in enumerate(steps)
-    ]
-    workflow = workflow_create(account=account.account, flavour="workflows", steps=specs)
-    return workflow.steps.get(index=0)
 
 
 def send_until_settled(step: Step) -> Step:
@@ -126,15 +113,6 @@ def receipts_to_live_server(live_server, simulator, settings):
     return make
 
 
-def wait_for_state(step: Step, state: str) -> Step:
-    def settled():
-        step.refresh_from_db()
-        return step.state == state
-
-    wait_for(settled, 10, message=f"step to be {state}")
-    return step
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_a_signed_delivery_receipt_from_the_provider_completes_the_run(
@@ -145,11 +123,17 @@ def test_a_signed_delivery_receipt_from_the_provider_completes_the_run(
     steps_send_due(ids=[step.id])
     step = wait_for_state(step, "succeeded")
     assert step.message_status in ("delivered", "read")
-    assert step.workflow.status == "completed"
+    # The run completes in the receipt's transaction; in-memory SQLite shares one connection
+    # between the live server's thread and ours, so wait for that transaction to end.
+    wait_for(
+        lambda: Workflow.objects.get(id=step.workflow_id).status == "completed",
+        10,
+        message="the run to complete",
+    )
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("provider", ["messenger", "viber", "whatsapp"])
+@pytest.mark.parametrize("provider", ["messenger", "viber", "whatsapp", "google_rbm"])
 def test_a_read_receipt_meets_a_read_condition(provider, account, receipts_to_live_server):
     receipts_to_live_server(provider)
     spec = SPECS[provider]
@@ -177,7 +161,7 @@ def test_an_undeliverable_receipt_fails_over(account, receipts_to_live_server):
 
 @pytest.mark.django_db
 def test_a_read_watermark_reads_every_earlier_message_to_that_person(account, simulator):
-    connect(SPECS["messenger"], simulator.base_url)
+    connection = connect(SPECS["messenger"], simulator.base_url)
     spec = SPECS["messenger"]
     first, second = (
         start_run(account, spec.step("psid-77"), spec.step("psid-77"), condition="read")
@@ -193,7 +177,12 @@ def test_a_read_watermark_reads_every_earlier_message_to_that_person(account, si
     receipts.ingest(
         [
             ReceiptEvent(
-                "messenger", "", ReceiptStatus.READ, recipient="psid-77", watermark=watermark
+                "messenger",
+                "",
+                ReceiptStatus.READ,
+                recipient="psid-77",
+                watermark=watermark,
+                connection_ids=(str(connection.id),),
             )
         ]
     )
@@ -203,7 +192,7 @@ def test_a_read_watermark_reads_every_earlier_message_to_that_person(account, si
 
 @pytest.mark.django_db
 def test_a_long_sms_is_delivered_only_when_every_part_is(account, simulator):
-    connect(SPECS["vonage_sms"], simulator.base_url)
+    connection = connect(SPECS["vonage_sms"], simulator.base_url)
     simulator.fault("447700900000", "drop_receipts")
     long_text = {"type": "text", "text": "y" * 400}
     step = start_run(account, SPECS["vonage_sms"].step("447700900000", content=long_text))
@@ -213,7 +202,16 @@ def test_a_long_sms_is_delivered_only_when_every_part_is(account, simulator):
     for part in parts:
         step.refresh_from_db()
         assert step.message_status == "submitted"
-        receipts.ingest([ReceiptEvent("vonage_sms", part, ReceiptStatus.DELIVERED)])
+        receipts.ingest(
+            [
+                ReceiptEvent(
+                    "vonage_sms",
+                    part,
+                    ReceiptStatus.DELIVERED,
+                    connection_ids=(str(connection.id),),
+                )
+            ]
+        )
     step.refresh_from_db()
     assert (step.message_status, step.state) == ("delivered", "succeeded")
 
@@ -224,8 +222,10 @@ def test_a_receipt_that_beats_the_send_record_is_applied_once_the_send_is_record
     from workflows_app.services.sending import _claim, _outcomes_record
 
     step = start_run(account, SPECS["twilio"].step("447700900003"))
-    [(attempt, _route, _outbound)] = _claim(Step.objects.filter(id=step.id), 1)
-    receipts.ingest([ReceiptEvent("sandbox", "early-id", ReceiptStatus.DELIVERED)])
+    [(attempt, _route, _outbound, _revoke)] = _claim(Step.objects.filter(id=step.id), 1)
+    receipts.ingest(
+        [ReceiptEvent("sandbox", "early-id", ReceiptStatus.DELIVERED, connection_ids=("sandbox",))]
+    )
     step.refresh_from_db()
     assert step.message_status is None
     _outcomes_record([(attempt, SendResult(["early-id"]))])

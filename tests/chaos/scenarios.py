@@ -294,6 +294,7 @@ def abuse_receipts(ctx: Context) -> None:
                 error_code=planned.error_code,
                 error_reason=planned.error_reason,
                 raw={"injected": True},
+                connection_ids=("sandbox",),
             )
             receipts.ingest([event])
             sent += 1

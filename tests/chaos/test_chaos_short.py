@@ -14,7 +14,9 @@ import pytest
 from tests.chaos.infra import ChaosInfraUnavailable, ThrowawayRedis, _postgres_bindir
 from tests.services import ROOT, require
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+# A test of the PostgreSQL + Redis mode (the servers it kills are its own): it runs in that
+# pass of CI, not again in the embedded one.
+pytestmark = [pytest.mark.e2e, pytest.mark.needs_services, pytest.mark.timeout(600)]
 
 
 def test_nothing_is_lost_or_sent_twice_when_things_break(tmp_path):

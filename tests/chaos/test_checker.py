@@ -6,21 +6,16 @@ import json
 import pytest
 
 from tests.chaos import checker
+from tests.fixtures import run_of, spec
 from tests.webhook_receiver import Received
-from tests.workflows_app.test_receipts import spec
 from workflows_app.models import Attempt, WebhookDelivery, WebhookEndpoint, Workflow
-from workflows_app.services.workflows import workflow_create
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def run(account):
-    return workflow_create(
-        account=account.account,
-        flavour="workflows",
-        steps=[spec("whatsapp", "44100000010", "read", 600), spec("sms", "44100000020")],
-    )
+    return run_of(account, spec("whatsapp", "44100000010", "read", 600), spec("sms", "44100000020"))
 
 
 def _send(recipient: str, client_ref: str = "", outcome: str = "accepted", ids=()) -> dict:

@@ -1,5 +1,6 @@
 """A real stack for end-to-end tests: gunicorn, a Celery worker and the scheduler, started as
-separate processes on the test database (PostgreSQL) and Redis."""
+separate processes on the test database, in the suite's mode: PostgreSQL and Redis, or the
+embedded defaults (the SQLite test database file, Celery's filesystem transport)."""
 
 import os
 import subprocess
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 import pytest
 import redis
 import requests
+from django.db import connection
 
 from tests.conftest import basic_auth
 from tests.services import (
@@ -18,15 +20,21 @@ from tests.services import (
     Stack,
     free_port,
     require_postgres_and_redis,
+    stack_redis_url,
     test_database_url,
     wait_for,
+    web_answers,
 )
 
 
 @pytest.fixture(scope="session")
 def stack(django_db_setup, django_db_blocker, tmp_path_factory):
     with django_db_blocker.unblock():
-        redis_url = require_postgres_and_redis()
+        # Embedded (SQLite): no Redis; the broker is a folder under the stack's own VAR_DIR.
+        # On Redis, a database of its own (stack_redis_url). Either way its worker never takes
+        # the tasks that in-process tests queue.
+        postgres = connection.vendor == "postgresql"
+        redis_url = stack_redis_url(require_postgres_and_redis()) if postgres else ""
         database_url = test_database_url()
     base_url = f"http://127.0.0.1:{free_port()}"
     env = {
@@ -34,11 +42,11 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
         **STACK_SETTINGS,
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
+        "CELERY_BROKER_URL": redis_url or "filesystem://",
         "CONN_MAX_AGE": "0",
         # Providers given a per-message callback (Twilio, Vonage) call us back here.
         "PUBLIC_BASE_URL": base_url,
     }
-    env.pop("CELERY_BROKER_URL", None)
     # The admin's CSS and JS, served by WhiteNoise from a collected STATIC_ROOT under VAR_DIR.
     env["VAR_DIR"] = str(tmp_path_factory.mktemp("stack-var"))
     subprocess.run(
@@ -47,7 +55,8 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
         env=env,
         check=True,
     )
-    redis.Redis.from_url(redis_url).flushdb()
+    if redis_url:
+        redis.Redis.from_url(redis_url).flushdb()
     stack = Stack(
         base_url=base_url,
         redis_url=redis_url,
@@ -57,19 +66,11 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
     for name in ("web", "worker", "timers", "scheduler"):
         stack.start(name)
     try:
-        wait_for(lambda: _answers(stack.base_url), 30, message="gunicorn to answer")
+        wait_for(lambda: web_answers(stack.base_url), 30, message="gunicorn to answer")
         yield stack
     finally:
         for process in stack.processes.values():
             process.kill()
-
-
-def _answers(base_url: str) -> bool:
-    try:
-        requests.get(base_url + "/beta/workflows/x", timeout=1)
-    except requests.RequestException:
-        return False
-    return True
 
 
 class Client:

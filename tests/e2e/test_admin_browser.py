@@ -3,12 +3,13 @@ scripts/install-browser.sh) driven by Playwright, against the real stack."""
 
 import contextlib
 import os
+import re
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
 
-from tests.e2e.test_failover_runs import messenger, run, sms
+from tests.fixtures import messenger, run, sms
 from tests.services import ROOT, require, wait_for
 from tests.webhook_receiver import Receiver
 from workflows_app.models import Account
@@ -78,13 +79,21 @@ def read_the_timeline(page, base_url: str, workflow_uuid: str) -> None:
     page.wait_for_selector("#user-tools")
 
     page.goto(f"{base_url}/admin/workflows_app/workflow/?q={workflow_uuid}")
+    row = page.locator("#result_list tbody tr").first.inner_text()
+    assert "failed over from messenger → sms" in row, row
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", row), row  # times with seconds
     page.click(f"#result_list tbody a[href*='{workflow_uuid}']")
     page.wait_for_selector("#run-timeline", timeout=10_000)
 
     first, second = page.locator("#step-0"), page.locator("#step-1")
     assert "messenger" in first.inner_text() and "failed_over" in first.inner_text()
     assert "failover reason: rejected" in first.inner_text()
-    assert "receipt" in first.inner_text() or "attempt 1" in first.inner_text()
+    # Rejected at once (a recipient ending in 1): the attempt failed, and no receipt came.
+    assert "attempt 1 via sandbox: error" in first.inner_text()
+    assert "failed over: rejected" in first.inner_text()
+    for step in (first, second):  # rows in time order (a final step's deadline is a day away)
+        times = step.locator("li:not(.tl-kind-deadline) .tl-time").all_inner_texts()
+        assert times and times == sorted(times), step.inner_text()
     assert "sms" in second.inner_text() and "succeeded" in second.inner_text()
     assert "receipt: delivered" in second.inner_text()
     webhooks = page.locator("#webhook-deliveries").inner_text()

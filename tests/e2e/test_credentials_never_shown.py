@@ -26,7 +26,7 @@ from channels_app.models import ProviderConnection
 from channels_app.registry import ADAPTERS, connection_config
 from tests.channels_app import conftest as channels
 from tests.channels_app.conftest import SPECS, connect
-from tests.e2e.test_failover_runs import run, summary
+from tests.fixtures import run, summary
 from workflows_app.models import Attempt, Event, Step, WebhookDelivery, Workflow
 
 pytestmark = pytest.mark.e2e

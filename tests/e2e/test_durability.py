@@ -1,11 +1,12 @@
-"""Timers live in PostgreSQL: losing Redis, a worker, or a message changes nothing that matters."""
+"""Timers live in the database: losing the broker (Redis, or the embedded filesystem transport),
+a worker, or a message changes nothing that matters."""
 
 import time
 from datetime import timedelta
 
 import pytest
 
-from tests.e2e.test_failover_runs import messenger, run, sms, summary
+from tests.fixtures import messenger, run, sms, summary
 from tests.services import wait_for
 from workflows_app.models import Event, Step
 
@@ -31,7 +32,7 @@ def test_a_waiting_run_fails_over_on_time_after_redis_loses_everything(client, s
     step = wait_for_state(workflow_uuid, 0, "waiting")
     # The armed countdown lives in the broker and in the worker's memory: lose both.
     stack.processes["worker"].kill()
-    stack.flush_redis()
+    stack.lose_broker()
     stack.start("worker")
 
     result = client.wait_until_finished(workflow_uuid, timeout=30)
@@ -51,7 +52,7 @@ def test_a_send_lost_with_the_broker_is_dispatched_again(client, stack):
     workflow_uuid = client.create(
         run(messenger("1000000000", condition="read", expiry=30), sms("447700900000"))
     )
-    stack.flush_redis()  # the queued send is gone
+    stack.lose_broker()  # the queued send is gone
     stack.start("worker")
     result = client.wait_until_finished(workflow_uuid, timeout=30)
     assert result["status"] == "completed"

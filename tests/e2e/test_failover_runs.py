@@ -3,52 +3,9 @@ PostgreSQL and Redis, with the sandbox provider deciding each message's fate by 
 
 import pytest
 
+from tests.fixtures import messenger, run, sms, summary, viber
+
 pytestmark = pytest.mark.e2e
-
-
-# channel → (sender, the `to` field it addresses by, a label for the text)
-SENDERS = {
-    "messenger": ({"type": "messenger", "id": "100200300"}, "id", "Messenger"),
-    "viber_service_msg": (
-        {"type": "viber_service_msg", "id": "viber-service-1"},
-        "number",
-        "Viber",
-    ),
-    "sms": ({"type": "sms", "number": "447700900001"}, "number", "SMS"),
-}
-
-
-def item(channel: str, recipient: str, condition: str | None = None, expiry: int | None = None):
-    """One workflow item; ``condition`` (with ``expiry``) adds its failover."""
-    sender, to_field, label = SENDERS[channel]
-    body = {
-        "from": sender,
-        "to": {"type": channel, to_field: recipient},
-        "message": {"content": {"type": "text", "text": f"Your order has shipped ({label})"}},
-    }
-    if condition:
-        body["failover"] = {"condition_status": condition, "expiry_time": expiry}
-    return body
-
-
-def messenger(recipient: str, *, condition: str | None = None, expiry: int | None = None) -> dict:
-    return item("messenger", recipient, condition, expiry)
-
-
-def viber(recipient: str, *, condition: str | None = None, expiry: int | None = None) -> dict:
-    return item("viber_service_msg", recipient, condition, expiry)
-
-
-def sms(recipient: str, *, condition: str | None = None, expiry: int | None = None) -> dict:
-    return item("sms", recipient, condition, expiry)
-
-
-def run(*items: dict) -> dict:
-    return {"template": "failover", "workflow": list(items)}
-
-
-def summary(result: dict) -> list[tuple]:
-    return [(s["channel"], s["state"], s["status"], s["failover_reason"]) for s in result["steps"]]
 
 
 def test_the_canonical_request_fails_over_when_read_is_not_reached_in_time(

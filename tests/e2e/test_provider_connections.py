@@ -5,7 +5,7 @@ import pytest
 
 from tests.channels_app import conftest as channels
 from tests.channels_app.conftest import SPECS, connect
-from tests.e2e.test_failover_runs import run, summary
+from tests.fixtures import run, summary
 
 pytestmark = pytest.mark.e2e
 

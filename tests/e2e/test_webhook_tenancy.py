@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from tests.conftest import make_jwt
-from tests.e2e.test_failover_runs import messenger, run, sms
+from tests.fixtures import messenger, run, sms
 from tests.services import wait_for
 from tests.webhook_receiver import Receiver
 from workflows_app.models import Account, Application, WebhookDelivery

@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from tests.e2e.test_failover_runs import messenger, run, sms
+from tests.fixtures import messenger, run, sms
 from tests.services import free_port, wait_for
 from tests.webhook_receiver import Receiver
 from workflows_app.models import Account, WebhookAttempt, WebhookDelivery

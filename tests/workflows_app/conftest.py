@@ -8,7 +8,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from tests.conftest import basic_auth
-from workflows_app.models import Event, Step, Workflow
+from tests.webhook_receiver import Receiver
+from workflows_app.models import Account, Event, Step, Workflow
 from workflows_app.services.accounts import account_create
 
 ENDPOINTS = {"/beta/workflows": "workflow_uuid", "/v0.1/dispatch": "dispatch_uuid"}
@@ -80,3 +81,12 @@ def problem_of(response, status: int, name: str | None = None) -> dict[str, Any]
 def assert_problem() -> Callable[..., dict[str, Any]]:
     """The :func:`problem_of` check, as a fixture."""
     return problem_of
+
+
+@pytest.fixture
+def receiver(account):
+    found = Account.objects.get(id=account.account.id)
+    item = Receiver(found.signature_secret, found.webhook_secret).start()
+    Account.objects.filter(id=found.id).update(status_url=item.url)
+    yield item
+    item.stop()

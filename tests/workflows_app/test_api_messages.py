@@ -246,7 +246,7 @@ def v1_problem(response, names: list[str]) -> dict:
 @pytest.mark.parametrize(
     ("body", "names"),
     [
-        (sms_v1(channel="rcs"), ["channel"]),
+        (sms_v1(channel="email"), ["channel"]),
         (sms_v1(channel="telegram"), ["channel"]),
         (sms_v1(to="+447700900000"), ["to"]),
         (sms_v1(message_type="image"), ["image"]),

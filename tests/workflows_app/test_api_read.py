@@ -106,11 +106,13 @@ def test_a_dispatch_run_is_read_with_its_dispatch_uuid(api_client, create, canon
 def _start_waiting(workflow_id: str, index: int = 0) -> tuple[Step, uuid.UUID, datetime]:
     """Move a step pending → sending → waiting as a worker would after the provider accepted."""
     step = Step.objects.get(workflow_id=workflow_id, index=index)
-    started = db_now()
-    assert steps_transition([step], StepState.SENDING, send_started_at=started)
+    assert steps_transition([step], StepState.SENDING, send_started_at=db_now())
     message_uuid = uuid.uuid4()
-    assert steps_start_waiting([step], message_uuid=message_uuid, message_status="submitted")
-    return step, message_uuid, started
+    accepted = db_now()
+    assert steps_start_waiting(
+        [step], now=accepted, message_uuid=message_uuid, message_status="submitted"
+    )
+    return step, message_uuid, accepted
 
 
 @pytest.mark.django_db

@@ -17,15 +17,24 @@ from tests.workflows_app.conftest import problem_of
 
 @contextlib.contextmanager
 def database_unreachable(django_db_blocker):
+    """Point the connection where no database can be opened: a port where nothing listens
+    (PostgreSQL), a file in a directory that does not exist (SQLite). The open connection is
+    set aside, not closed: an in-memory SQLite test database would vanish with it."""
     with django_db_blocker.unblock():
-        saved = connection.settings_dict["PORT"]
-        connection.close()
-        connection.settings_dict["PORT"] = str(free_port())
+        connection.ensure_connection()
+        saved_settings = dict(connection.settings_dict)
+        saved_connection, connection.connection = connection.connection, None
+        if connection.vendor == "sqlite":
+            connection.settings_dict["NAME"] = "/nonexistent-directory/orchestrator.sqlite3"
+        else:
+            connection.settings_dict["PORT"] = str(free_port())
         try:
             yield
         finally:
             connection.close()
-            connection.settings_dict["PORT"] = saved
+            connection.settings_dict.clear()
+            connection.settings_dict.update(saved_settings)
+            connection.connection = saved_connection
 
 
 @pytest.fixture

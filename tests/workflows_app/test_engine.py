@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.workflows_app.test_receipts import spec
+from tests.fixtures import run_of, spec
 from workflows_app.models import Event, Step
 from workflows_app.services.clock import db_now
 from workflows_app.services.scheduler import (
@@ -22,10 +22,8 @@ from workflows_app.states import STEP_TRANSITIONS, StepState
 
 @pytest.fixture
 def two_steps(account):
-    return workflow_create(
-        account=account.account,
-        flavour="workflows",
-        steps=[spec("messenger", "1000000003", "read", 600), spec("sms", "447700900000")],
+    return run_of(
+        account, spec("messenger", "1000000003", "read", 600), spec("sms", "447700900000")
     )
 
 
@@ -109,10 +107,8 @@ def test_a_redispatch_backs_off_by_as_long_as_the_step_has_waited(two_steps):
 
 def test_the_scheduler_arms_timers_only_inside_the_horizon(account, settings):
     settings.TIMER_HORIZON = 60
-    workflow = workflow_create(
-        account=account.account,
-        flavour="workflows",
-        steps=[spec("messenger", "1000000003", "read", 3600), spec("sms", "447700900000")],
+    workflow = run_of(
+        account, spec("messenger", "1000000003", "read", 3600), spec("sms", "447700900000")
     )
     step = workflow.steps.get(index=0)
     steps_send_due(ids=[step.id])
@@ -134,7 +130,7 @@ def test_cancelling_during_a_send_stops_the_run_there(two_steps):
     from workflows_app.services import sending
 
     step = two_steps.steps.get(index=0)
-    [(attempt, route, outbound)] = sending._claim(Step.objects.filter(id=step.id), 1)
+    [(attempt, route, outbound, _)] = sending._claim(Step.objects.filter(id=step.id), 1)
     assert workflow_cancel(two_steps) is True
     sending._outcomes_record([(attempt, route.adapter.send(outbound, route.config))])
     step.refresh_from_db()

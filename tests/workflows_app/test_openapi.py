@@ -7,6 +7,7 @@ creates never reach a worker. Bounded: a few examples per operation.
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import schemathesis
@@ -18,6 +19,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 
 from tests.conftest import basic_auth
+from workflows_app.api.messages_v1 import V1_REQUEST
+from workflows_app.api.serializers import MESSAGE_REQUEST, WORKFLOW_REQUEST
 
 EXAMPLES_PER_OPERATION = 25
 
@@ -102,3 +105,46 @@ def test_generated_requests_get_no_server_error_and_answers_that_match_the_schem
             case.call_and_validate(headers=headers, checks=CHECKS)
 
         check()
+
+
+def _document(client) -> dict:
+    return json.loads(client.get("/openapi.json").content)
+
+
+def _readme_curl_body() -> dict:
+    """The body of the curl README.md shows (the one `make run` prints)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("curl -X POST http://127.0.0.1:8000/beta/workflows", 1)[1]
+    return json.loads(block.split("-d '", 1)[1].split("'", 1)[0])
+
+
+@pytest.mark.django_db
+def test_the_docs_open_with_the_canonical_request(client):
+    operation = _document(client)["paths"]["/beta/workflows"]["post"]
+    examples = operation["requestBody"]["content"]["application/json"]["examples"]
+    assert [example["value"] for example in examples.values()] == [_readme_curl_body()]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "shape"),
+    [
+        ("/beta/workflows", WORKFLOW_REQUEST),
+        ("/v0.1/messages", MESSAGE_REQUEST),
+        ("/v1/messages", V1_REQUEST),
+    ],
+)
+def test_every_request_example_is_a_valid_body(client, path, shape):
+    content = _document(client)["paths"][path]["post"]["requestBody"]["content"]
+    examples = content["application/json"]["examples"]
+    assert examples
+    for example in examples.values():
+        shape.validate(example["value"])  # raises if the example is not one we accept
+
+
+@pytest.mark.django_db
+def test_schema_component_names_read_as_words(client):
+    names = list(_document(client)["components"]["schemas"])
+    assert "StartWorkflowRequest" in names and "Run" in names and "Step" in names
+    for name in names:
+        assert re.fullmatch(r"(V1|V01)?([A-Z][a-z]+|SMS)+(V1|V01)?(Request)?", name), name

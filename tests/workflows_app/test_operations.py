@@ -11,12 +11,7 @@ from django.test import override_settings
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.workflows_app.test_webhooks import (  # noqa: F401
-    FAST_RETRIES,
-    expire_first_step,
-    receiver,
-    two_step_run,
-)
+from tests.fixtures import FAST_RETRIES, expire_first_step, two_step_run
 from workflows_app.logcontext import LogContextFilter, bind, log_context
 from workflows_app.models import (
     Event,
@@ -186,11 +181,10 @@ def test_the_scheduler_tick_purges_expired_keys_every_interval_even_without_run_
     assert stored_keys() == {"fresh", "expired-later"}
 
 
+@pytest.mark.needs_services("redis")
 def test_the_redis_cache_reuses_one_client_per_pool(settings):
     from django.core.cache import cache
 
-    if not settings.REDIS_URL:
-        pytest.skip("needs Redis (REDIS_URL)")
     backend = cache._cache  # Django's client object behind the cache
     assert backend.get_client(write=True) is backend.get_client(write=True)
     cache.set("test-cache-client", {"n": 1}, 5)

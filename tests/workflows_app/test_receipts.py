@@ -4,46 +4,22 @@ import pytest
 
 from channels_app import receipts
 from channels_app.statuses import ReceiptEvent, ReceiptStatus
+from tests.fixtures import receipt, run_of, spec
 from workflows_app.models import Event, Step, Workflow
 from workflows_app.services.sending import steps_send_due
-from workflows_app.services.workflows import StepSpec, workflow_create
-
-
-def spec(channel: str, recipient: str, condition: str | None = None, expiry: int | None = None):
-    to_key = "id" if channel == "messenger" else "number"
-    return StepSpec(
-        channel=channel,
-        sender={"type": channel, to_key: "100200300" if to_key == "id" else "447700900001"},
-        recipient={"type": channel, to_key: recipient},
-        message={"content": {"type": "text", "text": "hi"}},
-        condition_status=condition,
-        expiry_time=expiry,
-    )
 
 
 @pytest.fixture
 def waiting_run(account):
     """A two-step run whose first step (a silent sandbox recipient) is waiting for `read`."""
-    workflow = workflow_create(
-        account=account.account,
-        flavour="workflows",
-        steps=[spec("messenger", "1000000003", "read", 600), spec("sms", "447700900000")],
+    workflow = run_of(
+        account, spec("messenger", "1000000003", "read", 600), spec("sms", "447700900000")
     )
     first = workflow.steps.get(index=0)
     steps_send_due(ids=[first.id])
     first.refresh_from_db()
     assert first.state == "waiting"
     return workflow, first
-
-
-def receipt(step: Step, status: ReceiptStatus) -> ReceiptEvent:
-    attempt = step.attempts.get()
-    return ReceiptEvent(
-        provider="sandbox",
-        provider_message_id=attempt.provider_message_ids[0],
-        status=status,
-        raw={"status": status.value},
-    )
 
 
 def test_a_duplicate_receipt_changes_nothing(waiting_run):
@@ -111,10 +87,8 @@ def test_a_receipt_for_an_unknown_message_is_recorded(db):
 def test_a_receipt_that_beats_the_send_record_is_applied_once_the_send_is_recorded(
     account, monkeypatch
 ):
-    workflow = workflow_create(
-        account=account.account,
-        flavour="workflows",
-        steps=[spec("messenger", "1000000003", "delivered", 600), spec("sms", "447700900000")],
+    workflow = run_of(
+        account, spec("messenger", "1000000003", "delivered", 600), spec("sms", "447700900000")
     )
     first = workflow.steps.get(index=0)
     from channels_app.adapters.base import SendResult
@@ -122,7 +96,7 @@ def test_a_receipt_that_beats_the_send_record_is_applied_once_the_send_is_record
 
     original = sending._outcomes_record
 
-    def deliver_first(outcomes):
+    def deliver_first(outcomes, revoked=()):
         [(_attempt, result)] = outcomes
         assert isinstance(result, SendResult)
         receipts.ingest(
@@ -131,10 +105,11 @@ def test_a_receipt_that_beats_the_send_record_is_applied_once_the_send_is_record
                     provider="sandbox",
                     provider_message_id=result.provider_message_ids[0],
                     status=ReceiptStatus.DELIVERED,
+                    connection_ids=("sandbox",),
                 )
             ]
         )
-        original(outcomes)
+        original(outcomes, revoked)
 
     monkeypatch.setattr(sending, "_outcomes_record", deliver_first)
     steps_send_due(ids=[first.id])

@@ -26,7 +26,7 @@ from channels_app import receipts
 from channels_app.errors import ErrorKind, ProviderError
 from channels_app.statuses import ReceiptEvent, ReceiptStatus
 from tests.chaos import checker
-from tests.workflows_app.test_receipts import spec
+from tests.fixtures import spec
 from workflows_app.models import Attempt, Step, Workflow
 from workflows_app.services import sending
 from workflows_app.services.accounts import account_create
@@ -62,7 +62,7 @@ class EngineMachine(RuleBasedStateMachine):
     def setup(self):
         self.account = account_create(name="property").account
         self.workflow_ids: list = []
-        self.in_flight: dict = {}  # attempt id -> (attempt, route, outbound), claimed not answered
+        self.in_flight: dict = {}  # attempt id -> its SendClaim, claimed not answered
 
     # --- inputs -------------------------------------------------------------------------------
 
@@ -104,7 +104,7 @@ class EngineMachine(RuleBasedStateMachine):
     @rule(data=st.data(), outcome=st.sampled_from(["provider", "transient", "ambiguous"]))
     def answer_a_held_call(self, data, outcome):
         attempt_id = data.draw(st.sampled_from(sorted(self.in_flight)))
-        attempt, route, outbound = self.in_flight.pop(attempt_id)
+        attempt, route, outbound, _ = self.in_flight.pop(attempt_id)
         if outcome == "provider":
             try:
                 result = route.adapter.send(outbound, route.config)
@@ -145,6 +145,7 @@ class EngineMachine(RuleBasedStateMachine):
             client_ref=str(attempt.id) if by_client_ref else "",
             error_code=1260 if status in ("rejected", "undeliverable") else None,
             raw={"property": True},
+            connection_ids=(attempt.connection_id,),
         )
         receipts.ingest([event] * copies)
 
@@ -180,7 +181,7 @@ class EngineMachine(RuleBasedStateMachine):
     def teardown(self):
         """Let every held call fail as if its worker died, then let time run out: every run
         must end or wait on a deadline still to come."""
-        for attempt, _, _ in self.in_flight.values():
+        for attempt, *_ in self.in_flight.values():
             Step.objects.filter(id=attempt.step_id).update(
                 send_started_at=F("send_started_at") - DAY
             )

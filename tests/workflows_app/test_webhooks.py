@@ -12,39 +12,14 @@ from django.utils import timezone
 
 from channels_app import receipts
 from channels_app.statuses import ReceiptStatus
+from tests.fixtures import FAST_RETRIES, expire_first_step, receipt, two_step_run
 from tests.webhook_receiver import Receiver
-from tests.workflows_app.test_receipts import receipt, spec
 from workflows_app.models import Account, WebhookDelivery, Workflow
 from workflows_app.services.sending import steps_send_due
-from workflows_app.services.workflows import workflow_cancel, workflow_create
+from workflows_app.services.workflows import workflow_cancel
 from workflows_app.webhooks import outbox
 from workflows_app.webhooks.delivery import webhooks_dispatch_due, workflow_webhooks_deliver
 from workflows_app.webhooks.signing import webhook_secret_rotate
-
-FAST_RETRIES = {"WEBHOOK_RETRY_SCHEDULE": [0.0] * 6, "WEBHOOKS_ALLOW_PRIVATE": True}
-
-
-@pytest.fixture
-def receiver(account):
-    found = Account.objects.get(id=account.account.id)
-    item = Receiver(found.signature_secret, found.webhook_secret).start()
-    Account.objects.filter(id=found.id).update(status_url=item.url)
-    yield item
-    item.stop()
-
-
-def two_step_run(account, flavour="workflows", first="1000000003", **fields) -> Workflow:
-    """Messenger waiting for `read` (a silent sandbox recipient unless told), then SMS."""
-    workflow = workflow_create(
-        account=account.account,
-        flavour=flavour,
-        steps=[spec("messenger", first, "read", 600), spec("sms", "447700900003")],
-        client_ref="order-42",
-    )
-    if fields:
-        Workflow.objects.filter(id=workflow.id).update(**fields)
-    steps_send_due(ids=[workflow.steps.get(index=0).id])
-    return workflow
 
 
 def fail_over_and_deliver(workflow: Workflow) -> None:
@@ -261,15 +236,6 @@ def test_loopback_is_refused_when_private_addresses_are_not_allowed(account, rec
     attempt = WebhookDelivery.objects.get(workflow=workflow).attempts.get()
     assert attempt.status_code is None and "loopback or private" in attempt.error
     assert receiver.received == []
-
-
-def expire_first_step(workflow: Workflow) -> None:
-    """The first step's deadline passes (as the scheduler would decide)."""
-    from workflows_app.services.workflows import steps_fail_over
-    from workflows_app.states import FailoverReason
-
-    with transaction.atomic():
-        steps_fail_over([workflow.steps.get(index=0)], FailoverReason.EXPIRED)
 
 
 @override_settings(**FAST_RETRIES)

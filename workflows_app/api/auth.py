@@ -2,27 +2,22 @@
 
 Reference/vonage-api.md §1.6: "Use one method only; sending both is the
 ``multiple-auth-methods`` error". Every 401 is a problem response with a Vonage error slug.
-Failed Basic logins are counted by :class:`FailureBrake`, which answers 429 to a guesser.
+Failed Basic logins are counted by :class:`~workflows_app.api.brake.FailureBrake`, which answers
+429 to a guesser.
 """
 
 import base64
 import binascii
-import hashlib
-import logging
-import time
 
-from django.conf import settings
-from django.core.cache import cache
 from rest_framework import authentication, exceptions
 
 from workflows_app.api.bearer import JwtRefused, application_for_token
+from workflows_app.api.brake import FailureBrake
 from workflows_app.api.problems import Problem, problem_body
 from workflows_app.models import Account, Application
 
 WWW_AUTHENTICATE = 'Basic realm="api", Bearer realm="api"'
 MAX_TOKEN_LENGTH = 8192
-
-logger = logging.getLogger(__name__)
 
 
 class AccountPrincipal:
@@ -68,7 +63,7 @@ class AccountAuthentication(authentication.BaseAuthentication):
             raise unauthorized(detail="Send one set of credentials.")
         scheme, value = credentials[0]
         if scheme == "basic":
-            return _basic(value, client_ip=request.META.get("REMOTE_ADDR", ""))
+            return _basic(value, remote_addr=request.META.get("REMOTE_ADDR", ""))
         if scheme == "bearer":
             return _bearer(value)
         raise unauthorized(detail="Use Basic or Bearer authentication.")
@@ -88,19 +83,19 @@ def _credentials(header: bytes) -> list[tuple[str, bytes]]:
     return result
 
 
-def _basic(encoded: bytes, *, client_ip: str):
-    brake = FailureBrake(client_ip=client_ip)
-    brake.check()
+def _basic(encoded: bytes, *, remote_addr: str):
     try:
         api_key, api_secret = decode_basic_credentials(encoded)
-    except (Problem, exceptions.AuthenticationFailed):
+    except Problem:
+        brake = FailureBrake(remote_addr=remote_addr, api_key=None)
+        brake.check()  # a braked address gets 429 whatever it sends
         brake.record_failure()
         raise
-    brake = FailureBrake(client_ip=client_ip, api_key=api_key)
+    brake = FailureBrake(remote_addr=remote_addr, api_key=api_key)
     brake.check()
     account = Account.objects.filter(api_key=api_key).first()
     if account is None or not account.check_secret(api_secret):
-        brake.record_failure()
+        brake.record_failure(account_exists=account is not None)
         raise unauthorized(detail="You did not provide correct credentials.")
     return AccountPrincipal(account), account
 
@@ -145,64 +140,3 @@ def request_account(request) -> Account:
 def request_application(request) -> Application | None:
     """The application a request authenticated as (JWT), or None (Basic)."""
     return getattr(request.user, "application", None)
-
-
-class FailureBrake:
-    """Counts failed Basic logins per client IP and per api_key in the shared cache (Redis).
-
-    Fixed windows of ``AUTH_FAILURE_WINDOW`` seconds: a counter key names its window, so it
-    needs no reset and expires on its own; ``incr`` is atomic in Redis, so concurrent guesses
-    from many web processes are all counted (unlike DRF's throttles, which reference/
-    reliability.md §6 warns are neither atomic nor run before authentication). Once a counter
-    reaches its limit, every request for that IP or key is refused with 429 until the window
-    ends, correct credentials included: otherwise the brake would still tell a guesser which
-    guess was right. The per-key limit is higher than the per-IP one because anyone who knows
-    an api_key can spend its budget; REMOTE_ADDR is the client IP (no proxy header is trusted).
-    """
-
-    def __init__(self, *, client_ip: str, api_key: str | None = None) -> None:
-        self.client_ip = client_ip
-        self.api_key = api_key
-        self.window = max(1, settings.AUTH_FAILURE_WINDOW)
-        self.window_index, elapsed = divmod(int(time.time()), self.window)
-        self.retry_after = self.window - elapsed
-
-    def _counters(self) -> list[tuple[str, int]]:
-        counters = [(f"ip:{self.client_ip}", settings.AUTH_FAILURE_LIMIT_PER_IP)]
-        if self.api_key is not None:
-            # Hashed: a key is caller input, and cache keys must stay short and printable.
-            digest = hashlib.sha256(self.api_key.encode()).hexdigest()[:32]
-            counters.append((f"key:{digest}", settings.AUTH_FAILURE_LIMIT_PER_KEY))
-        return [
-            (f"auth-failures:{name}:{self.window_index}", limit)
-            for name, limit in counters
-            if limit > 0
-        ]
-
-    def check(self) -> None:
-        """Raise Throttled if a counter for this IP or key is at its limit in this window.
-
-        Fails open: while the cache (Redis) is unreachable the brake is off, because an API
-        that stops accepting runs whenever Redis restarts would break a bigger promise.
-        """
-        counters = self._counters()
-        if not counters:
-            return
-        try:
-            counts = cache.get_many([key for key, _ in counters])
-        except Exception:  # the cache backend's own errors (redis.ConnectionError, ...)
-            logger.warning("auth failure brake: cache unavailable, not checked", exc_info=True)
-            return
-        if any(counts.get(key, 0) >= limit for key, limit in counters):
-            raise exceptions.Throttled(wait=self.retry_after)
-
-    def record_failure(self) -> None:
-        try:
-            for key, _ in self._counters():
-                cache.add(key, 0, timeout=self.window + 1)
-                try:
-                    cache.incr(key)
-                except ValueError:  # expired between add and incr: the window just ended
-                    cache.add(key, 1, timeout=self.window + 1)
-        except Exception:
-            logger.warning("auth failure brake: cache unavailable, not counted", exc_info=True)

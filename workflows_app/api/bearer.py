@@ -106,9 +106,9 @@ def _check_lifetime(claims: dict[str, Any]) -> None:
 def _remember_jti(application: Application, claims: dict[str, Any]) -> None:
     """Refuse a ``jti`` seen before; remember this one until its token can no longer be used.
 
-    ``cache.add`` is an atomic ``SET NX EX`` on Django's Redis cache, so two web processes cannot
-    both accept one token. On the embedded (local-memory) cache each process remembers only its
-    own tokens: a documented limitation of the no-Redis mode.
+    ``cache.add`` is atomic on the shared cache, so two web processes cannot both accept one
+    token: a ``SET NX EX`` on Redis, an INSERT under the primary key of the database cache of
+    embedded mode (orchestrator/cache.py, which never drops an entry before it expires).
     """
     if not settings.JWT_SINGLE_USE:
         return

@@ -11,7 +11,6 @@ where it is; a body over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` is a 413.
 
 import json
 import math
-import re
 from typing import Any
 
 from django.conf import settings
@@ -19,13 +18,12 @@ from django.core.exceptions import RequestDataTooBig
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
+from orchestrator.storable import first_unstorable
 from workflows_app.api.problems import InvalidParameter, Problem, problem_body
 
 # The deepest valid request is about ten levels (body → workflow → item → message → content →
 # template → parameters → …); a caller's `custom` payload gets room to spare, but no more.
 MAX_DEPTH = 32
-# json.loads turns "\ud800" into a lone surrogate; a valid pair becomes one astral character.
-UNSTORABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
 
 
 class StrictJSONParser(parsers.JSONParser):
@@ -83,29 +81,10 @@ def _finite_float(text: str) -> float:
 
 
 def _check_storable(value: Any) -> None:
-    """Raise ParseError past :data:`MAX_DEPTH`, InvalidParameter for an unstorable string.
-
-    Walks iteratively, so no input can exhaust the stack here.
-    """
-    pending: list[tuple[Any, str, int]] = [(value, "", 1)]
-    while pending:
-        node, path, depth = pending.pop()
-        if isinstance(node, dict | list) and depth > MAX_DEPTH:
-            raise ParseError(f"the body is nested more than {MAX_DEPTH} levels deep")
-        if isinstance(node, dict):
-            for key, child in node.items():
-                _check_string(key, path or "body")
-                pending.append((child, f"{path}.{key}" if path else key, depth + 1))
-        elif isinstance(node, list):
-            pending.extend((child, f"{path}[{i}]", depth + 1) for i, child in enumerate(node))
-        elif isinstance(node, str):
-            _check_string(node, path or "body")
-
-
-def _check_string(text: str, name: str) -> None:
-    found = UNSTORABLE_CHARACTER.search(text)
+    """Raise ParseError past :data:`MAX_DEPTH`, InvalidParameter for an unstorable string."""
+    found = first_unstorable(value, MAX_DEPTH)
     if found is None:
         return
-    if found.group() == "\x00":
-        raise InvalidParameter(name, "Null characters are not allowed.")
-    raise InvalidParameter(name, "Unpaired surrogate characters are not allowed.")
+    if found.too_deep:
+        raise ParseError(f"the body is {found.reason}")
+    raise InvalidParameter(found.where or "body", found.reason)

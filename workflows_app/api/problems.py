@@ -17,6 +17,8 @@ from django.http import JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from workflows_app.api.fields import BodyInvalid
+
 logger = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -147,30 +149,6 @@ def first_invalid_parameter(errors: Any, path: str = "") -> tuple[str, str]:
     return path or "body", str(errors)
 
 
-def all_invalid_parameters(errors: Any, path: str = "") -> list[dict[str, str]]:
-    """Every ``{name, reason}`` in DRF's nested error structure (Messages v1 lists them all)."""
-    if isinstance(errors, dict):
-        found = []
-        for key, value in errors.items():
-            if key in ("non_field_errors", "__all__"):
-                child = path
-            elif isinstance(key, int):
-                child = f"{path}[{key}]"
-            else:
-                child = f"{path}.{key}" if path else str(key)
-            found += all_invalid_parameters(value, child)
-        return found
-    if isinstance(errors, list):
-        if all(isinstance(item, str) for item in errors):
-            return [{"name": path or "body", "reason": str(item)} for item in errors[:1]]
-        found = []
-        for index, item in enumerate(errors):
-            if item:
-                found += all_invalid_parameters(item, f"{path}[{index}]")
-        return found
-    return [{"name": path or "body", "reason": str(errors)}]
-
-
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF exception handler: every error the API raises becomes a problem response."""
     headers: dict[str, str] = {}
@@ -182,7 +160,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         http_status, body = 413, problem_body(413)
     elif isinstance(exc, Problem):
         http_status, body, headers = exc.status_code, exc.body, exc.headers
-    elif isinstance(exc, exceptions.ValidationError):
+    elif isinstance(exc, BodyInvalid):  # a Workflows, Dispatch or v0.1 body: the first is named
+        http_status = 400
+        body = invalid_params_body(**exc.parameters[0])
+    elif isinstance(exc, exceptions.ValidationError):  # query parameters
         http_status = 400
         body = invalid_params_body(*first_invalid_parameter(exc.detail))
     elif isinstance(exc, exceptions.ParseError):

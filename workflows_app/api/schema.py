@@ -1,24 +1,51 @@
 """OpenAPI descriptions of the endpoints (drf-spectacular), kept apart from the views.
 
-Served at ``/openapi.json``, with Swagger UI at ``/docs`` and ReDoc at ``/redoc``. The response
-shapes here are what :mod:`workflows_app.api.views` returns; tests/e2e/test_openapi.py checks the
-live server against them.
+Served at ``/openapi.json``, with Swagger UI at ``/docs`` and ReDoc at ``/redoc``. Nothing here
+restates a shape: request bodies are the validators' own pydantic schemas (:class:`ShapeExtension`)
+and a run is :class:`~workflows_app.api.serializers.RunSerializer`, which the views render with;
+tests/workflows_app/test_openapi.py checks the live app against the document.
 """
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.extensions import (
+    OpenApiAuthenticationExtension,
+    OpenApiSerializerExtension,
+)
+from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 
-from workflows_app.api.messages_v1 import V1RequestSerializer
+from workflows_app.api.messages_v1 import V1_REQUEST
 from workflows_app.api.serializers import (
-    MessageRequestSerializer,
+    MESSAGE_REQUEST,
+    WORKFLOW_REQUEST,
+    RunSerializer,
     WorkflowListFilterSerializer,
-    WorkflowRequestSerializer,
 )
+from workflows_app.management.commands.demo_setup import canonical_request
 
 PROBLEM = "application/problem+json"
 JSON = "application/json"
+
+
+class ShapeExtension(OpenApiSerializerExtension):
+    """A request :class:`~workflows_app.api.fields.Shape` in the schema: pydantic's JSON schema
+    of the very validator the view calls, its nested shapes as components."""
+
+    target_class = "workflows_app.api.fields.Shape"
+
+    def get_name(self, auto_schema, direction):
+        return self.target.name
+
+    def map_serializer(self, auto_schema, direction):
+        schema = self.target.json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in schema.pop("$defs", {}).items():
+            auto_schema.registry.register_on_missing(
+                ResolvedComponent(
+                    name=name, type=ResolvedComponent.SCHEMA, object=name, schema=definition
+                )
+            )
+        return schema
 
 
 class InvalidParameterSerializer(serializers.Serializer):
@@ -46,30 +73,6 @@ class V1ProblemSerializer(serializers.Serializer):
     invalid_parameters = InvalidParameterSerializer(many=True, required=False)
 
 
-class StepSerializer(serializers.Serializer):
-    index = serializers.IntegerField()
-    channel = serializers.CharField()
-    to = serializers.DictField()
-    message_uuid = serializers.UUIDField(allow_null=True)
-    status = serializers.CharField(allow_null=True)
-    state = serializers.CharField()
-    condition_status = serializers.CharField(allow_null=True)
-    expiry_time = serializers.IntegerField(allow_null=True)
-    failover_reason = serializers.CharField(allow_null=True)
-    error = serializers.DictField(allow_null=True)
-    late_receipt = serializers.BooleanField()
-    deadline_at = serializers.DateTimeField(allow_null=True)
-    sent_at = serializers.DateTimeField(allow_null=True)
-    finished_at = serializers.DateTimeField(allow_null=True)
-    created_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField()
-
-    def get_fields(self):
-        fields = super().get_fields()
-        fields["from"] = serializers.DictField()
-        return fields
-
-
 def _run_ids() -> dict:
     """``workflow_uuid`` under /beta/workflows, ``dispatch_uuid`` under /v0.1/dispatch."""
     return {
@@ -78,19 +81,40 @@ def _run_ids() -> dict:
     }
 
 
-class RunSerializer(serializers.Serializer):
-    """A run as GET, list and cancel show it."""
-
-    template = serializers.CharField()
-    status = serializers.ChoiceField(["running", "completed", "error", "cancelled"])
-    client_ref = serializers.CharField(allow_null=True)
-    created_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField()
-    finished_at = serializers.DateTimeField(allow_null=True)
-    steps = StepSerializer(many=True)
-
-    def get_fields(self):
-        return {**_run_ids(), **super().get_fields()}
+# The bodies /docs opens with: README's curl (the sandbox's Messenger → SMS failover), and its
+# Messages v1 counterpart (docs/api.md).
+WORKFLOW_EXAMPLE = OpenApiExample(
+    "Messenger, then SMS", value=canonical_request(), request_only=True
+)
+V01_EXAMPLE = OpenApiExample(
+    "An SMS",
+    value={
+        "from": {"type": "sms", "number": "447700900001"},
+        "to": {"type": "sms", "number": "447700900000"},
+        "message": {"content": {"type": "text", "text": "Your order has shipped"}},
+    },
+    request_only=True,
+)
+V1_EXAMPLE = OpenApiExample(
+    "Messenger, failing over to SMS",
+    value={
+        "to": "1000000001",
+        "from": "100200300",
+        "channel": "messenger",
+        "message_type": "text",
+        "text": "Your order has shipped (Messenger)",
+        "failover": [
+            {
+                "to": "447700900000",
+                "from": "447700900001",
+                "channel": "sms",
+                "message_type": "text",
+                "text": "Your order has shipped (SMS)",
+            }
+        ],
+    },
+    request_only=True,
+)
 
 
 class AccountAuthenticationScheme(OpenApiAuthenticationExtension):
@@ -126,7 +150,8 @@ def workflow_create_schema(view_func):
     """POST /beta/workflows and /v0.1/dispatch (one schema; the id field differs)."""
     return extend_schema(
         summary="Start a failover workflow (Workflows API / Dispatch API)",
-        request=WorkflowRequestSerializer,
+        request=WORKFLOW_REQUEST,
+        examples=[WORKFLOW_EXAMPLE],
         parameters=[IDEMPOTENCY],
         responses={
             (202, JSON): inline_serializer("RunCreated", _run_ids()),
@@ -176,7 +201,8 @@ def workflow_cancel_schema(view_func):
 def messages_v01_schema(view_func):
     return extend_schema(
         summary="Send a message (Messages API v0.1)",
-        request=MessageRequestSerializer,
+        request=MESSAGE_REQUEST,
+        examples=[V01_EXAMPLE],
         parameters=[IDEMPOTENCY],
         responses={
             (202, JSON): inline_serializer(
@@ -191,7 +217,8 @@ def messages_v1_schema(view_func):
     return extend_schema(
         summary="Send a message, with optional failover (Messages API v1)",
         description="`failover_condition` is our extension, not Vonage's.",
-        request=V1RequestSerializer,
+        request=V1_REQUEST,
+        examples=[V1_EXAMPLE],
         parameters=[IDEMPOTENCY],
         responses={
             (202, JSON): inline_serializer(

@@ -1,363 +1,346 @@
-"""Request validation for the Workflows / Dispatch API (reference/vonage-api.md §1.2).
+"""Request shapes of the Workflows / Dispatch API and Messages v0.1 (reference/vonage-api.md §1.2,
+§2.2), the rules across their fields, and the run's output serializer.
 
-Structure is checked field by field; the per-channel rules (which of ``id``/``number``, content
-types, text length, allowed ``condition_status``) come from :mod:`workflows_app.api.channels`.
+Each request shape is one pydantic ``TypedDict`` validator (:class:`~workflows_app.api.fields.
+Shape`), which also gives the OpenAPI schema. Structure is checked field by field; the
+per-channel rules (which of ``id``/``number``, content types, text length, allowed
+``condition_status``) come from :mod:`workflows_app.api.channels`, checked by
+:func:`item_rules` once an item's fields are valid, and by :func:`workflow_rules` once every
+item is.
 """
 
-from typing import Any
+import string
+from typing import Annotated, Any, NotRequired
 
 from django.conf import settings
+from pydantic import AfterValidator
 from rest_framework import serializers
+from typing_extensions import TypedDict
 
-from workflows_app.api.channels import CHANNELS, CONTENT_TYPES
+from workflows_app.api.channels import CHANNELS, CONTENT_TYPES, E164, E164_OR_SENDER_ID, VIBER_ID
 from workflows_app.api.fields import (
-    SharedChildListField,
-    StrictCharField,
-    StrictDictField,
-    StrictIntegerField,
+    Address,
+    Choice,
+    Integer,
+    Invalid,
+    Items,
+    Object,
+    Shape,
+    Text,
+    Url,
+    at_most,
     is_e164_without_plus,
+    is_sender_id,
 )
+from workflows_app.api.rcs import RcsCard, RcsCarousel, RcsOptions
+from workflows_app.models import ApiFlavour, Workflow
 from workflows_app.services.workflows import StepSpec
 
 E164_REASON = "Must be an E.164 number without a leading + or 00, e.g. 447700900000."
+SENDER_REASON = (
+    "Must be an E.164 number without a leading + or 00, e.g. 447700900000, or an alphanumeric "
+    "sender ID of at most 11 letters, digits and spaces."
+)
+VIBER_ID_REASON = "Must be a Viber user id (letters, digits, +, /, =, - and _), e.g. 01234567890A=."
+VIBER_ID_CHARACTERS = frozenset(string.ascii_letters + string.digits + "+/=-_")
 
 
-class EndpointSerializer(serializers.Serializer):
-    type = serializers.ChoiceField(choices=sorted(CHANNELS))
-    id = StrictCharField(min_length=1, max_length=50, required=False, trim_whitespace=False)
-    number = StrictCharField(min_length=1, max_length=50, required=False, trim_whitespace=False)
+def _content_rules(content: dict) -> dict:
+    kind = content["type"]
+    if kind not in content:
+        raise Invalid((kind,), f"Required when type is {kind}.")
+    return content
 
 
-class MediaSerializer(serializers.Serializer):
-    url = serializers.URLField(max_length=2000)
-    caption = StrictCharField(min_length=1, max_length=3000, required=False)
+def _messenger_rules(options: dict) -> dict:
+    if options.get("category") == "message_tag" and not options.get("tag"):
+        raise Invalid(("tag",), "Required when category is message_tag.")
+    return options
 
 
-class TemplateParameterSerializer(serializers.Serializer):
-    default = StrictCharField(max_length=1000, allow_blank=True)
+def _expiry_time(value: int) -> int:
+    low, high = settings.WORKFLOWS_MIN_EXPIRY_TIME, settings.WORKFLOWS_MAX_EXPIRY_TIME
+    if not low <= value <= high:
+        raise Invalid((), f"Must be between {low} and {high} seconds.")
+    return value
 
 
-class TemplateSerializer(serializers.Serializer):
-    name = StrictCharField(min_length=1, max_length=512)
-    parameters = serializers.ListField(
-        child=TemplateParameterSerializer(), required=False, max_length=100
-    )
+class Endpoint(TypedDict):
+    type: Annotated[str, Choice(*sorted(CHANNELS))]
+    id: NotRequired[Address]
+    number: NotRequired[Address]
 
 
-class ContentSerializer(serializers.Serializer):
-    type = serializers.ChoiceField(choices=CONTENT_TYPES)
-    text = StrictCharField(min_length=1, max_length=4096, required=False, trim_whitespace=False)
-    image = MediaSerializer(required=False)
-    audio = MediaSerializer(required=False)
-    video = MediaSerializer(required=False)
-    file = MediaSerializer(required=False)
-    template = TemplateSerializer(required=False)
-    custom = StrictDictField(required=False)
-
-    def validate(self, attrs):
-        kind = attrs["type"]
-        if kind not in attrs:
-            raise serializers.ValidationError({kind: f"Required when type is {kind}."})
-        return attrs
+class Media(TypedDict):
+    url: Url
+    caption: NotRequired[Annotated[str, Text(3000)]]
 
 
-class ViberOptionsSerializer(serializers.Serializer):
-    category = serializers.ChoiceField(choices=["transaction", "promotion"], required=False)
-    ttl = StrictIntegerField(min_value=30, max_value=86400, required=False)
+class TemplateParameter(TypedDict):
+    default: Annotated[str, Text(1000, blank=True)]
 
 
-class MessengerOptionsSerializer(serializers.Serializer):
-    category = serializers.ChoiceField(
-        choices=["response", "update", "message_tag"], required=False
-    )
-    tag = StrictCharField(min_length=1, max_length=64, required=False)
-
-    def validate(self, attrs):
-        if attrs.get("category") == "message_tag" and not attrs.get("tag"):
-            raise serializers.ValidationError({"tag": "Required when category is message_tag."})
-        return attrs
+class Template(TypedDict):
+    name: Annotated[str, Text(512)]
+    parameters: NotRequired[Annotated[list[TemplateParameter], at_most(100)]]
 
 
-class WhatsappOptionsSerializer(serializers.Serializer):
-    policy = serializers.ChoiceField(
-        choices=["deterministic"],
-        required=False,
-        error_messages={
-            "invalid_choice": "Only deterministic is supported; fallback was retired in 2020."
-        },
-    )
-    locale = serializers.RegexField(
-        r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})*$", max_length=35, required=False
-    )
+class Content(TypedDict):
+    type: Annotated[str, Choice(*CONTENT_TYPES)]
+    text: NotRequired[Annotated[str, Text(4096, trim=False)]]
+    image: NotRequired[Media]
+    audio: NotRequired[Media]
+    video: NotRequired[Media]
+    file: NotRequired[Media]
+    template: NotRequired[Template]
+    custom: NotRequired[Object]
+    card: NotRequired[RcsCard]
+    carousel: NotRequired[RcsCarousel]
 
 
-class MessageSerializer(serializers.Serializer):
-    content = ContentSerializer()
-    viber_service_msg = ViberOptionsSerializer(required=False)
-    messenger = MessengerOptionsSerializer(required=False)
-    whatsapp = WhatsappOptionsSerializer(required=False)
+class ViberOptions(TypedDict):
+    category: NotRequired[Annotated[str, Choice("transaction", "promotion")]]
+    ttl: NotRequired[Annotated[int, Integer(ge=30, le=86400)]]
 
 
-class FailoverSerializer(serializers.Serializer):
-    expiry_time = StrictIntegerField()
-    condition_status = serializers.ChoiceField(choices=["delivered", "read"])
-
-    def validate_expiry_time(self, value: int) -> int:
-        low, high = settings.WORKFLOWS_MIN_EXPIRY_TIME, settings.WORKFLOWS_MAX_EXPIRY_TIME
-        if not low <= value <= high:
-            raise serializers.ValidationError(f"Must be between {low} and {high} seconds.")
-        return value
+class MessengerOptions(TypedDict):
+    category: NotRequired[Annotated[str, Choice("response", "update", "message_tag")]]
+    tag: NotRequired[Annotated[str, Text(64)]]
 
 
-class WorkflowItemSerializer(serializers.Serializer):
-    to = EndpointSerializer()
-    message = MessageSerializer()
-    failover = FailoverSerializer(required=False)
-
-    def get_fields(self):
-        fields = super().get_fields()
-        fields["from"] = EndpointSerializer()  # `from` is a Python keyword
-        return fields
-
-    def validate(self, attrs):
-        return item_rules(attrs)
+Messenger = Annotated[MessengerOptions, AfterValidator(_messenger_rules)]
 
 
-class WorkflowRequestSerializer(serializers.Serializer):
-    template = serializers.ChoiceField(choices=["failover"])
-    workflow = SharedChildListField(child=WorkflowItemSerializer(), min_length=1)
-    client_ref = StrictCharField(max_length=100, required=False, allow_blank=True)
+class WhatsappOptions(TypedDict):
+    policy: NotRequired[
+        Annotated[
+            str,
+            Choice(
+                "deterministic",
+                reason="Only deterministic is supported; fallback was retired in 2020.",
+            ),
+        ]
+    ]
+    locale: NotRequired[Annotated[str, Text(35, pattern=r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")]]
 
-    def validate_workflow(self, items):
-        return workflow_rules(items)
 
-    def step_specs(self) -> list[StepSpec]:
-        return [_step_spec(item) for item in self.validated_data["workflow"]]
+class Message(TypedDict):
+    content: Annotated[Content, AfterValidator(_content_rules)]
+    viber_service_msg: NotRequired[ViberOptions]
+    messenger: NotRequired[Messenger]
+    whatsapp: NotRequired[WhatsappOptions]
+    rcs: NotRequired[RcsOptions]
+
+
+class Failover(TypedDict):
+    expiry_time: Annotated[int, Integer(), AfterValidator(_expiry_time)]
+    condition_status: Annotated[str, Choice("delivered", "read")]
+
+
+def _item_rules(item: dict) -> dict:
+    return item_rules(item)  # looked up per call, so that a test can count the calls
+
+
+WorkflowItem = TypedDict(
+    "WorkflowItem",
+    {"to": Endpoint, "message": Message, "failover": NotRequired[Failover], "from": Endpoint},
+)
+
+
+def _workflow_rules(items: list) -> list:
+    return workflow_rules(items)
+
+
+class WorkflowRequest(TypedDict):
+    template: Annotated[str, Choice("failover")]
+    workflow: Annotated[
+        list[Annotated[WorkflowItem, AfterValidator(_item_rules)]],
+        Items(
+            limit=lambda: settings.WORKFLOWS_MAX_STEPS,
+            reason=lambda n: f"At most {n} items are allowed.",
+            min_length=1,
+        ),
+        AfterValidator(_workflow_rules),
+    ]
+    client_ref: NotRequired[Annotated[str, Text(100, blank=True)]]
+
+
+MessageRequest = TypedDict(
+    "MessageRequest",
+    {
+        "to": Endpoint,
+        "message": Message,
+        "client_ref": NotRequired[Annotated[str, Text(40, blank=True)]],
+        "from": Endpoint,
+    },
+)
+
+WORKFLOW_REQUEST = Shape(WorkflowRequest, name="StartWorkflow")
+# ``POST /v0.1/messages`` (and ``/beta/messages``): one item of a workflow without ``failover``,
+# plus ``client_ref`` (up to 40 characters; reference/vonage-api.md §2.2).
+MESSAGE_REQUEST = Shape(
+    Annotated[MessageRequest, AfterValidator(_item_rules)], name="SendMessageV01"
+)
 
 
 def workflow_request(data: Any) -> tuple[list[StepSpec], str]:
-    """The steps and ``client_ref`` of a valid workflow request body; raises ValidationError
-    for any other.
-
-    Most bodies are plain: text messages, nothing optional but ``failover`` and ``client_ref``.
-    :func:`_plain_request` takes those in some tens of microseconds, under the same rules (the
-    functions below, shared with the serializers); everything else, including every body that
-    breaks a rule, goes through :class:`WorkflowRequestSerializer`, which decides and words the
-    error. DRF's field machinery costs ~0.3 ms a request, a tenth of an accept
-    (docs/benchmarks.md, fix 24). tests/workflows_app/test_api_validation.py checks, on
-    generated bodies, that the plain path never takes one the serializer refuses and returns
-    what the serializer returns.
-    """
-    plain = _plain_request(data)
-    if plain is not None:
-        return plain
-    serializer = WorkflowRequestSerializer(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.step_specs(), serializer.validated_data.get("client_ref", "")
+    """The steps and ``client_ref`` of a valid workflow request body; raises BodyInvalid."""
+    body = WORKFLOW_REQUEST.validate(data)
+    return [step_spec(item) for item in body["workflow"]], body.get("client_ref", "")
 
 
-def item_rules(attrs: dict) -> dict:
+def message_request(data: Any, message_uuid) -> tuple[StepSpec, str]:
+    """The one step (with ``message_uuid``) and ``client_ref`` of a valid v0.1 body."""
+    body = MESSAGE_REQUEST.validate(data)
+    return step_spec(body, message_uuid=message_uuid), body.get("client_ref", "")
+
+
+def step_spec(item: dict, **extra: Any) -> StepSpec:
+    failover = item.get("failover", {})
+    return StepSpec(
+        channel=item["to"]["type"],
+        sender=item["from"],
+        recipient=item["to"],
+        message=item["message"],
+        condition_status=failover.get("condition_status"),
+        expiry_time=failover.get("expiry_time"),
+        **extra,
+    )
+
+
+# --- rules across fields -----------------------------------------------------------------------
+
+
+def item_rules(item: dict) -> dict:
     """The rules across one item's fields (its channel's), on structurally valid data."""
-    channel = attrs["to"]["type"]
+    channel = item["to"]["type"]
     rules = CHANNELS[channel]
-    if attrs["from"]["type"] != channel:
-        raise serializers.ValidationError({"from": {"type": "Must match to.type."}})
-    for side, field_name in (("to", rules.to_field), ("from", rules.from_field)):
-        if not attrs[side].get(field_name):
-            raise serializers.ValidationError({side: {field_name: f"Required for {rules.label}."}})
-    number = attrs["to"].get("number")
-    if rules.to_field == "number" and not is_e164_without_plus(number):
-        raise serializers.ValidationError({"to": {"number": E164_REASON}})
-    sender = attrs["from"].get("number")
-    if channel in ("whatsapp", "mms") and not is_e164_without_plus(sender):
-        raise serializers.ValidationError({"from": {"number": E164_REASON}})
-    _validate_content(attrs["message"]["content"], rules)
-    return attrs
+    if item["from"]["type"] != channel:
+        raise Invalid(("from", "type"), "Must match to.type.")
+    recipient = [(name, check) for name, check in rules.to_fields if name in item["to"]]
+    if not recipient:
+        raise Invalid(("to", rules.to_fields[0][0]), f"Required for {rules.label}.")
+    name, check = rules.from_field
+    if name not in item["from"]:
+        raise Invalid(("from", name), f"Required for {rules.label}.")
+    for to_name, to_check in recipient:
+        _check_address("to", to_name, to_check, item["to"][to_name])
+    _check_address("from", name, check, item["from"][name])
+    _content_type_rules(item["message"]["content"], rules)
+    return item
 
 
-def _validate_content(content, rules) -> None:
+def _check_address(side: str, name: str, check: str, value: str) -> None:
+    if check == E164 and not is_e164_without_plus(value):
+        raise Invalid((side, name), E164_REASON)
+    if check == E164_OR_SENDER_ID and not (is_e164_without_plus(value) or is_sender_id(value)):
+        raise Invalid((side, name), SENDER_REASON)
+    if check == VIBER_ID and not set(value) <= VIBER_ID_CHARACTERS:
+        raise Invalid((side, name), VIBER_ID_REASON)
+
+
+def _content_type_rules(content: dict, rules) -> None:
     kind = content["type"]
     if kind not in rules.content_types:
-        raise serializers.ValidationError(
-            {
-                "message": {
-                    "content": {
-                        "type": f"{rules.label} does not support {kind} content; it supports "
-                        f"{', '.join(sorted(rules.content_types))}."
-                    }
-                }
-            }
+        raise Invalid(
+            ("message", "content", "type"),
+            f"{rules.label} does not support {kind} content; it supports "
+            f"{', '.join(sorted(rules.content_types))}.",
         )
     if kind == "text" and len(content["text"]) > rules.max_text:
-        raise serializers.ValidationError(
-            {
-                "message": {
-                    "content": {
-                        "text": f"{rules.label} text is limited to {rules.max_text} characters."
-                    }
-                }
-            }
+        raise Invalid(
+            ("message", "content", "text"),
+            f"{rules.label} text is limited to {rules.max_text} characters.",
         )
 
 
 def workflow_rules(items: list) -> list:
-    """Rules across items: the step limit, then where ``failover`` belongs, then which
-    ``condition_status`` each channel allows (a misplaced failover is reported as such,
-    not as a condition the channel does not support)."""
-    limit = settings.WORKFLOWS_MAX_STEPS
-    if len(items) > limit:
-        raise serializers.ValidationError(f"At most {limit} items are allowed.")
+    """Rules across items: where ``failover`` belongs, then which ``condition_status`` each
+    channel allows (a misplaced failover is reported as such, not as a condition the channel
+    does not support). The step limit is checked before any item (:func:`Items`)."""
     last = len(items) - 1
     for index, item in enumerate(items):
         if index < last and "failover" not in item:
-            raise item_error(index, {"failover": "Required on every item but the last."})
+            raise Invalid((index, "failover"), "Required on every item but the last.")
         if index == last and "failover" in item:
-            raise item_error(index, {"failover": "Not allowed on the last item."})
+            raise Invalid((index, "failover"), "Not allowed on the last item.")
     for index, item in enumerate(items[:last]):
-        _validate_condition(index, item)
+        rules = CHANNELS[item["to"]["type"]]
+        if item["failover"]["condition_status"] not in rules.conditions:
+            allowed = ", ".join(sorted(rules.conditions))
+            raise Invalid(
+                (index, "failover", "condition_status"), f"{rules.label} supports only {allowed}."
+            )
     return items
 
 
-def _step_spec(item: dict) -> StepSpec:
-    return StepSpec(
-        channel=item["to"]["type"],
-        sender=dict(item["from"]),
-        recipient=dict(item["to"]),
-        message=_plain(item["message"]),
-        condition_status=item.get("failover", {}).get("condition_status"),
-        expiry_time=item.get("failover", {}).get("expiry_time"),
-    )
+# --- output ------------------------------------------------------------------------------------
+
+ID_FIELD: dict[str, str] = {
+    ApiFlavour.WORKFLOWS: "workflow_uuid",
+    ApiFlavour.DISPATCH: "dispatch_uuid",
+}
 
 
-# --- The plain path (see workflow_request) -----------------------------------------------------
-# Each check below is one the serializers make, or stricter; a body outside them goes to the
-# serializers. Keys are built in the serializers' field order, as their validated data is.
+class BlankAsNullCharField(serializers.CharField):
+    """Shows an empty string as null (``client_ref`` is stored as "" when not given)."""
+
+    def to_representation(self, value):
+        return value or None
 
 
-def _plain_request(data: Any) -> tuple[list[StepSpec], str] | None:
-    if type(data) is not dict or not data.keys() <= {"template", "workflow", "client_ref"}:
-        return None
-    items, client_ref = data.get("workflow"), data.get("client_ref", "")
-    if data.get("template") != "failover" or type(items) is not list or not items:
-        return None
-    if not _plain_text(client_ref, 0, 100, trimmed=True):
-        return None
-    maybe = [_plain_item(item) for item in items]
-    attrs = [item for item in maybe if item is not None]
-    if len(attrs) != len(maybe):
-        return None
-    try:
-        for item in attrs:
-            item_rules(item)
-        workflow_rules(attrs)
-    except serializers.ValidationError:
-        return None
-    return [_step_spec(item) for item in attrs], client_ref
+class StepSerializer(serializers.Serializer):
+    """One step of a run, as GET, list and cancel show it."""
 
-
-def _plain_item(item: Any) -> dict | None:
-    if type(item) is not dict or not item.keys() <= {"from", "to", "message", "failover"}:
-        return None
-    recipient, sender = _plain_endpoint(item.get("to")), _plain_endpoint(item.get("from"))
-    message = item.get("message")
-    if recipient is None or sender is None or type(message) is not dict:
-        return None
-    content = message.get("content")
-    if message.keys() != {"content"} or type(content) is not dict:
-        return None
-    if content.keys() != {"type", "text"} or content["type"] != "text":
-        return None
-    if not _plain_text(content["text"], 1, 4096):
-        return None
-    attrs: dict[str, Any] = {
-        "to": recipient,
-        "message": {"content": {"type": "text", "text": content["text"]}},
-    }
-    if "failover" in item:
-        failover = item["failover"]
-        if type(failover) is not dict or failover.keys() != {"expiry_time", "condition_status"}:
-            return None
-        expiry, condition = failover["expiry_time"], failover["condition_status"]
-        low, high = settings.WORKFLOWS_MIN_EXPIRY_TIME, settings.WORKFLOWS_MAX_EXPIRY_TIME
-        if type(expiry) is not int or not low <= expiry <= high:  # not a bool, not a float
-            return None
-        if type(condition) is not str or condition not in ("delivered", "read"):
-            return None
-        attrs["failover"] = {"expiry_time": expiry, "condition_status": condition}
-    attrs["from"] = sender
-    return attrs
-
-
-def _plain_endpoint(value: Any) -> dict | None:
-    if type(value) is not dict or not value.keys() <= {"type", "id", "number"}:
-        return None
-    kind = value.get("type")
-    if type(kind) is not str or kind not in CHANNELS:
-        return None
-    if not all(_plain_text(value[key], 1, 50) for key in ("id", "number") if key in value):
-        return None
-    return {key: value[key] for key in ("type", "id", "number") if key in value}
-
-
-def _plain_text(value: Any, shortest: int, longest: int, *, trimmed: bool = False) -> bool:
-    """A string DRF's CharField takes as it is: no NUL, no lone surrogate (its default
-    validators), and, where it trims whitespace, none to trim."""
-    if type(value) is not str or not shortest <= len(value) <= longest or "\x00" in value:
-        return False
-    if trimmed and value != value.strip():
-        return False
-    try:
-        value.encode()  # a lone surrogate does not encode
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def item_error(index: int, detail: dict[str, Any]) -> serializers.ValidationError:
-    """A validation error about item ``index`` of the ``workflow`` list. The int key is
-    deliberate: problems.py names it ``workflow[0]`` (drf-stubs type the keys as str; DRF
-    itself takes any)."""
-    return serializers.ValidationError({index: detail})  # type: ignore[dict-item]
-
-
-def _validate_condition(index: int, item: dict) -> None:
-    """Raise unless the item's channel can report its ``failover.condition_status``."""
-    rules = CHANNELS[item["to"]["type"]]
-    if item["failover"]["condition_status"] not in rules.conditions:
-        allowed = ", ".join(sorted(rules.conditions))
-        reason = f"{rules.label} supports only {allowed}."
-        raise item_error(index, {"failover": {"condition_status": reason}})
-
-
-def _plain(value):
-    """Validated data as plain dicts and lists, ready for a JSON column."""
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return value
-
-
-class MessageRequestSerializer(WorkflowItemSerializer):
-    """``POST /v0.1/messages`` (and ``/beta/messages``): one item of a workflow without
-    ``failover``, plus ``client_ref`` (up to 40 characters; reference/vonage-api.md §2.2)."""
-
-    client_ref = StrictCharField(max_length=40, required=False, allow_blank=True)
+    index = serializers.IntegerField()
+    channel = serializers.CharField()
+    to = serializers.DictField(source="recipient")
+    message_uuid = serializers.UUIDField(allow_null=True)
+    status = serializers.CharField(source="message_status", allow_null=True)
+    state = serializers.CharField()
+    condition_status = serializers.CharField(allow_null=True)
+    expiry_time = serializers.IntegerField(allow_null=True)
+    failover_reason = serializers.CharField(allow_null=True)
+    error = serializers.DictField(allow_null=True)
+    late_receipt = serializers.BooleanField()
+    deadline_at = serializers.DateTimeField(allow_null=True)
+    sent_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
 
     def get_fields(self):
-        fields = super().get_fields()
-        fields.pop("failover")
-        return fields
+        ordered: dict[str, serializers.Field] = {}
+        for name, field in super().get_fields().items():
+            if name == "to":  # `from` is a Python keyword, so it is added here, before `to`
+                ordered["from"] = serializers.DictField(source="sender")
+            ordered[name] = field
+        return ordered
 
-    def step_spec(self, message_uuid) -> StepSpec:
-        item = self.validated_data
-        return StepSpec(
-            channel=item["to"]["type"],
-            sender=dict(item["from"]),
-            recipient=dict(item["to"]),
-            message=_plain(item["message"]),
-            message_uuid=message_uuid,
-        )
+
+class RunSerializer(serializers.Serializer):
+    """A run as GET, list and cancel show it. Its id is ``workflow_uuid``, or ``dispatch_uuid``
+    for the Dispatch API (``context["flavour"]``)."""
+
+    workflow_uuid = serializers.UUIDField(source="id", required=False)
+    dispatch_uuid = serializers.UUIDField(source="id", required=False)
+    template = serializers.CharField()
+    status = serializers.ChoiceField(["running", "completed", "error", "cancelled"])
+    client_ref = BlankAsNullCharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    steps = StepSerializer(many=True)
+
+    def to_representation(self, instance: Workflow) -> dict:
+        shown = super().to_representation(instance)
+        keep = ID_FIELD.get(self.context.get("flavour", ""), "workflow_uuid")
+        shown.pop("dispatch_uuid" if keep == "workflow_uuid" else "workflow_uuid")
+        return shown
+
+
+def run_representation(workflow: Workflow, flavour: str) -> dict:
+    return RunSerializer(workflow, context={"flavour": flavour}).data
 
 
 class WorkflowListFilterSerializer(serializers.Serializer):

@@ -1,9 +1,9 @@
 """Request budgets per account and per application, counted on the shared cache.
 
 A fixed window per budget: ``cache.add`` creates the window's counter and ``cache.incr`` counts,
-both atomic on Django's Redis cache, so every web process shares one exact count (DRF's own
-throttles keep a request history with non-atomic read-modify-write; reliability.md §6.7).
-On the embedded local-memory cache each process counts alone: a documented limitation.
+both atomic on the shared cache (Redis, or the database table of embedded mode:
+orchestrator/cache.py), so every web process shares one exact count (DRF's own throttles keep
+a request history with non-atomic read-modify-write; reliability.md §6.7).
 
 Over budget is a 429 problem with the headers Messages v1 documents (reference/vonage-api.md §3):
 ``X-RateLimit-Limit``, ``X-RateLimit-Remaining``, ``X-RateLimit-Reset`` (Unix seconds) and

@@ -5,8 +5,7 @@ Views stay thin: authenticate (DRF), validate (serializers), call a service, sha
 Every POST honours ``Idempotency-Key`` (:mod:`workflows_app.api.idempotency`).
 """
 
-from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,28 +13,21 @@ from uuid6 import uuid7
 
 from workflows_app.api import schema
 from workflows_app.api.auth import request_account, request_application
+from workflows_app.api.fields import BodyInvalid
 from workflows_app.api.idempotency import idempotent
-from workflows_app.api.messages_v1 import V1RequestSerializer, invalid_params_v1, unwrap_sdk_shape
+from workflows_app.api.messages_v1 import invalid_params_v1, step_specs, v1_request
 from workflows_app.api.pagination import WorkflowCursorPagination
-from workflows_app.api.problems import (
-    InvalidParameter,
-    Problem,
-    all_invalid_parameters,
-    problem_body,
-)
+from workflows_app.api.problems import InvalidParameter, Problem, problem_body
 from workflows_app.api.serializers import (
-    MessageRequestSerializer,
+    ID_FIELD,
     WorkflowListFilterSerializer,
+    message_request,
+    run_representation,
     workflow_request,
 )
 from workflows_app.models import ApiFlavour, Workflow
 from workflows_app.selectors import workflow_get_for_account, workflow_list_for_account
 from workflows_app.services.workflows import workflow_cancel, workflow_create
-
-ID_FIELD: dict[str, str] = {
-    ApiFlavour.WORKFLOWS: "workflow_uuid",
-    ApiFlavour.DISPATCH: "dispatch_uuid",
-}
 
 
 def require_json_body(request: Request) -> None:
@@ -72,7 +64,7 @@ class WorkflowListView(APIView):
         paginator = WorkflowCursorPagination()
         page = paginator.paginate_queryset(runs, request, view=self)
         return paginator.get_paginated_response(
-            [workflow_representation(run, self.flavour) for run in page or []]
+            [run_representation(run, self.flavour) for run in page or []]
         )
 
 
@@ -84,7 +76,7 @@ class WorkflowDetailView(APIView):
     @schema.workflow_detail_schema
     def get(self, request: Request, workflow_id: str) -> Response:
         workflow = owned_workflow(request, workflow_id)
-        return Response(workflow_representation(workflow, self.flavour))
+        return Response(run_representation(workflow, self.flavour))
 
 
 class WorkflowCancelView(APIView):
@@ -106,7 +98,7 @@ class WorkflowCancelView(APIView):
                 ),
             )
         workflow = owned_workflow(request, workflow_id)
-        return Response(workflow_representation(workflow, self.flavour))
+        return Response(run_representation(workflow, self.flavour))
 
 
 class MessagesV01View(APIView):
@@ -121,15 +113,14 @@ class MessagesV01View(APIView):
 
     def create(self, request: Request) -> Response:
         require_json_body(request)
-        serializer = MessageRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
         message_uuid = uuid7()
+        step, client_ref = message_request(request.data, message_uuid)
         workflow_create(
             account=request_account(request),
             application=request_application(request),
             flavour=ApiFlavour.MESSAGES_V01,
-            steps=[serializer.step_spec(message_uuid)],
-            client_ref=serializer.validated_data.get("client_ref", ""),
+            steps=[step],
+            client_ref=client_ref,
         )
         return Response({"message_uuid": str(message_uuid)}, status=status.HTTP_202_ACCEPTED)
 
@@ -149,18 +140,16 @@ class MessagesV1View(APIView):
 
     def create(self, request: Request) -> Response:
         require_json_body(request)
-        serializer = V1RequestSerializer(data=unwrap_sdk_shape(request.data))
         try:
-            serializer.is_valid(raise_exception=True)
-        except ValidationError as exc:
-            raise Problem(422, invalid_params_v1(all_invalid_parameters(exc.detail))) from exc
-        data = serializer.validated_data
+            data = v1_request(request.data)
+        except BodyInvalid as exc:
+            raise Problem(422, invalid_params_v1(exc.parameters)) from exc
         message_uuid = uuid7()
         workflow = workflow_create(
             account=request_account(request),
             application=request_application(request),
             flavour=ApiFlavour.MESSAGES_V1,
-            steps=serializer.step_specs(message_uuid),
+            steps=step_specs(data, message_uuid),
             client_ref=data.get("client_ref", ""),
             webhook_url=data.get("webhook_url"),
             webhook_version=data.get("webhook_version"),
@@ -177,41 +166,3 @@ def owned_workflow(request: Request, workflow_id: str) -> Workflow:
     if workflow is None:
         raise Problem(404, problem_body(404))
     return workflow
-
-
-def workflow_representation(workflow: Workflow, flavour: str) -> dict:
-    return {
-        ID_FIELD.get(flavour, "workflow_uuid"): str(workflow.id),
-        "template": workflow.template,
-        "status": workflow.status,
-        "client_ref": workflow.client_ref or None,
-        "created_at": serializers.DateTimeField().to_representation(workflow.created_at),
-        "updated_at": serializers.DateTimeField().to_representation(workflow.updated_at),
-        "finished_at": _time(workflow.finished_at),
-        "steps": [
-            {
-                "index": step.index,
-                "channel": step.channel,
-                "from": step.sender,
-                "to": step.recipient,
-                "message_uuid": str(step.message_uuid) if step.message_uuid else None,
-                "status": step.message_status,
-                "state": step.state,
-                "condition_status": step.condition_status,
-                "expiry_time": step.expiry_time,
-                "failover_reason": step.failover_reason,
-                "error": step.error,
-                "late_receipt": step.late_receipt,
-                "deadline_at": _time(step.deadline_at),
-                "sent_at": _time(step.sent_at),
-                "finished_at": _time(step.finished_at),
-                "created_at": _time(step.created_at),
-                "updated_at": _time(step.updated_at),
-            }
-            for step in workflow.steps.all()
-        ],
-    }
-
-
-def _time(value):
-    return serializers.DateTimeField().to_representation(value) if value else None

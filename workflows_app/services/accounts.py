@@ -3,7 +3,9 @@
 import secrets
 from dataclasses import dataclass
 
-from workflows_app.models import Account, hash_secret
+from django.core.exceptions import ValidationError
+
+from workflows_app.models import Account, hash_secret, validate_http_url
 
 
 @dataclass(frozen=True)
@@ -15,7 +17,12 @@ class NewAccount:
 def account_create(
     *, name: str, status_url: str = "", api_key: str | None = None, api_secret: str | None = None
 ) -> NewAccount:
-    """Create an account with fresh credentials (or the given ones, for demos)."""
+    """Create an account with fresh credentials (or the given ones, for demos).
+
+    Raises ValidationError (``{"status_url": [...]}``) unless ``status_url`` is empty or an
+    http(s) URL: a webhook target is checked once, when it is stored, not at each delivery.
+    """
+    urls_check(status_url=status_url)
     api_secret = api_secret or secrets.token_urlsafe(16)
     account = Account.objects.create(
         name=name,
@@ -25,3 +32,24 @@ def account_create(
         status_url=status_url,
     )
     return NewAccount(account=account, api_secret=api_secret)
+
+
+def urls_check(**urls: str) -> None:
+    """Raise ValidationError naming each non-empty URL that :func:`validate_http_url` refuses."""
+    errors = {}
+    for name, url in urls.items():
+        try:
+            if url:
+                validate_http_url(url)
+        except ValidationError as error:
+            errors[name] = error.messages
+    if errors:
+        raise ValidationError(errors)
+
+
+def url_errors(error: ValidationError) -> str:
+    """One line for an operator: ``--status-url: Enter an absolute http:// ...``."""
+    return "; ".join(
+        f"--{name.replace('_', '-')}: {' '.join(messages)}"
+        for name, messages in error.message_dict.items()
+    )

@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from workflows_app.models import Account, Application
+from workflows_app.services.accounts import urls_check
 
 RSA_KEY_BITS = 2048
 
@@ -23,7 +24,12 @@ class NewApplication:
 def application_create(
     *, account: Account, name: str, status_url: str = "", inbound_url: str = ""
 ) -> NewApplication:
-    """Create an application for ``account`` with a fresh key pair; only the public key is kept."""
+    """Create an application for ``account`` with a fresh key pair; only the public key is kept.
+
+    Raises ValidationError naming ``status_url`` or ``inbound_url`` unless each is empty or an
+    http(s) URL (:func:`~workflows_app.services.accounts.urls_check`).
+    """
+    urls_check(status_url=status_url, inbound_url=inbound_url)
     key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_BITS)
     private_pem = key.private_bytes(
         serialization.Encoding.PEM,

@@ -1,16 +1,24 @@
-"""Time as the database sees it. Due-ness is never decided with a worker's clock."""
+"""Time as the database sees it. Due-ness is never decided with a worker's clock.
 
-from datetime import datetime
+PostgreSQL has ``clock_timestamp()`` (microseconds, advancing inside a transaction). SQLite
+has no such function: its ``CURRENT_TIMESTAMP`` has whole seconds, so a step made due "now"
+(``ready_at`` with microseconds) was not yet due for the send queued right after it, and a
+deadline counted from a start rounded down fired up to a second early. So every SQLite
+connection is given a ``clock_timestamp()`` of its own (:func:`register_sqlite_clock`, on
+``connection_created``): the same SQL then runs on both databases, with the same precision.
+"""
+
+from datetime import UTC, datetime
 
 from django.db import connection
+from django.db.backends.signals import connection_created
 from django.db.models import DateTimeField, Func
-from django.db.models.functions import Now
 from django.utils import timezone
 
 
 class ClockTimestamp(Func):
-    """The database's wall clock as a query expression: ``clock_timestamp()`` on PostgreSQL
-    (``now()`` would freeze at the transaction's start), ``Now()`` elsewhere.
+    """The database's wall clock as a query expression: ``clock_timestamp()`` (on PostgreSQL
+    the built-in, ``now()`` would freeze at the transaction's start; on SQLite ours).
 
     Annotate a query that runs anyway with it (``.annotate(db_now=ClockTimestamp())``) instead
     of asking :func:`db_now` in a round trip of its own.
@@ -20,8 +28,23 @@ class ClockTimestamp(Func):
     template = "clock_timestamp()"
     output_field = DateTimeField()
 
-    def as_sqlite(self, compiler, connection, **extra_context):
-        return Now().as_sql(compiler, connection)
+
+def sqlite_clock_timestamp() -> str:
+    """Now, in UTC, as Django stores a datetime in SQLite (``str()`` of a naive datetime:
+    ``YYYY-MM-DD HH:MM:SS[.ffffff]``), so that text comparisons with stored values order as
+    the times do. Microseconds, as on PostgreSQL; never rounded."""
+    return str(datetime.now(UTC).replace(tzinfo=None))
+
+
+def register_sqlite_clock(sender, connection, **kwargs) -> None:
+    """``connection_created`` receiver: give a new SQLite connection ``clock_timestamp()``."""
+    if connection.vendor == "sqlite":
+        connection.connection.create_function(
+            "clock_timestamp", 0, sqlite_clock_timestamp, deterministic=False
+        )
+
+
+connection_created.connect(register_sqlite_clock, dispatch_uid="workflows_app.sqlite_clock")
 
 
 def db_now() -> datetime:
@@ -30,5 +53,5 @@ def db_now() -> datetime:
         if connection.vendor == "postgresql":
             cursor.execute("SELECT clock_timestamp()")
             return cursor.fetchone()[0]
-    # SQLite runs in our own process: its clock is ours.
+    # SQLite runs in our own process: its clock is ours (the one clock_timestamp() reads).
     return timezone.now()

@@ -6,9 +6,11 @@ each see a slice. Every number here is a query instead: counters are counts of d
 Counters therefore drop when ``purge_runs`` deletes old rows; Prometheus treats that as a reset.
 """
 
+from collections import defaultdict
 from datetime import timedelta
+from decimal import Decimal
 
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Q
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Q, Sum
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -16,7 +18,16 @@ from prometheus_client.core import (
     HistogramMetricFamily,
 )
 
-from workflows_app.models import Attempt, Event, Step, WebhookAttempt, WebhookDelivery, Workflow
+from workflows_app.models import (
+    Attempt,
+    Event,
+    ProviderMessage,
+    Step,
+    WebhookAttempt,
+    WebhookDelivery,
+    Workflow,
+)
+from workflows_app.selectors import runs_delivered_on_several_channels
 from workflows_app.services.clock import db_now
 from workflows_app.states import EventKind, StepState
 
@@ -32,6 +43,7 @@ class DatabaseCollector:
         yield _timer_lateness()
         yield from _webhook_metrics()
         yield from _queue_metrics()
+        yield from _cost_metrics()
 
 
 def _counter(name: str, doc: str, labels: list[str], rows) -> CounterMetricFamily:
@@ -80,6 +92,60 @@ def _send_metrics():
         ["reason"],
         [{"reason": r["failover_reason"], "n": r["n"]} for r in failovers],
     )
+
+
+def _cost_metrics():
+    """Spend as providers reported it (send answers, else receipts), and the runs whose person
+    got the message on two or more channels with what those runs cost. Read from the rows at
+    each scrape, so a late receipt after the final report is counted as soon as it lands."""
+    labels = ["channel", "provider", "connection", "currency"]
+    spend: dict[tuple[str, ...], Decimal] = defaultdict(Decimal)
+    sent = (
+        Attempt.objects.filter(price_amount__isnull=False)
+        .values_list("step__channel", "provider", "connection_id", "price_currency")
+        .annotate(total=Sum("price_amount"))
+        .order_by()
+    )
+    parts = (
+        ProviderMessage.objects.filter(
+            price_amount__isnull=False, attempt__price_amount__isnull=True
+        )
+        .values_list(
+            "attempt__step__channel", "provider", "attempt__connection_id", "price_currency"
+        )
+        .annotate(total=Sum("price_amount"))
+        .order_by()
+    )
+    for row in [*sent, *parts]:
+        spend[tuple(str(k or "") for k in row[:4])] += row[4] or 0
+    family = CounterMetricFamily(
+        "orchestrator_spend",
+        "Reported message cost, by channel, provider, connection, currency.",
+        labels=labels,
+    )
+    for labelled, total in sorted(spend.items()):
+        family.add_metric(list(labelled), float(total))
+    yield family
+    twice = runs_delivered_on_several_channels()
+    gauge = GaugeMetricFamily(
+        "orchestrator_runs_delivered_twice", "Runs delivered on two or more channels."
+    )
+    gauge.add_metric([], Workflow.objects.filter(id__in=twice).count())
+    yield gauge
+    cost = CounterMetricFamily(
+        "orchestrator_runs_delivered_twice_spend",
+        "What the runs delivered on two or more channels cost (send-answer prices), by currency.",
+        labels=["currency"],
+    )
+    rows = (
+        Attempt.objects.filter(step__workflow_id__in=twice, price_amount__isnull=False)
+        .values_list("price_currency")
+        .annotate(total=Sum("price_amount"))
+        .order_by()
+    )
+    for currency, total in rows:
+        cost.add_metric([currency], float(total or 0))
+    yield cost
 
 
 def _timer_lateness() -> HistogramMetricFamily:

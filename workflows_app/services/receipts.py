@@ -3,6 +3,10 @@
 Every receipt is stored once (a duplicate is a no-op insert on its dedupe key), then moves the
 step's message status forward only, then lets the step decide (succeed, fail over, wait). A
 receipt for a step that already finished is recorded and flagged, and never reopens the run.
+
+A receipt changes only messages whose attempt went through one of the event's
+``connection_ids`` (the connections whose secret verified it): a receipt signed by another
+connection, or by none, is recorded as unmatched and changes nothing.
 """
 
 import logging
@@ -41,19 +45,26 @@ def _attempt_for(event: ReceiptEvent) -> Attempt | None:
         except ValueError:
             attempt_id = None
         if attempt_id is not None:
-            attempt = Attempt.objects.filter(id=attempt_id, provider=event.provider).first()
+            attempt = Attempt.objects.filter(
+                id=attempt_id, provider=event.provider, connection_id__in=event.connection_ids
+            ).first()
             if attempt is not None:
                 return attempt
     mapping = (
         ProviderMessage.objects.select_related("attempt")
-        .filter(provider=event.provider, provider_message_id=event.provider_message_id)
+        .filter(
+            provider=event.provider,
+            provider_message_id=event.provider_message_id,
+            attempt__connection_id__in=event.connection_ids,
+        )
         .first()
     )
     return mapping.attempt if mapping else None
 
 
 def receipt_apply(event: ReceiptEvent, *, replayed: bool = False) -> bool:
-    """Record one receipt and apply it. Returns False for a duplicate."""
+    """Record one receipt and apply it. Returns False for a duplicate, and for a replayed
+    receipt that still matches no message of its connections."""
     if event.is_watermark:
         return watermark_apply(event)
     with transaction.atomic():
@@ -62,7 +73,7 @@ def receipt_apply(event: ReceiptEvent, *, replayed: bool = False) -> bool:
         if not replayed and not _receipt_store(event, step):
             return False
         if step is None or attempt is None:  # both or neither: the step is the attempt's
-            return True
+            return not replayed
         status = _part_apply(attempt, event)
         if status is not None:
             with log_context(workflow_uuid=step.workflow_id, message_uuid=step.message_uuid):
@@ -94,6 +105,7 @@ def watermark_apply(event: ReceiptEvent) -> bool:
         covered = list(
             ProviderMessage.objects.filter(
                 provider=event.provider,
+                attempt__connection_id__in=event.connection_ids,
                 recipient=event.recipient.lstrip("+"),
                 sent_at__lte=watermark,
                 sent_at__gte=watermark - WATERMARK_LOOKBACK,
@@ -124,6 +136,10 @@ def _part_apply(attempt: Attempt, event: ReceiptEvent) -> MessageStatus | None:
     if this is not None and this.status in statuses_replaceable_by(new):
         ProviderMessage.objects.filter(id=this.id).update(status=new)
         this.status = new
+    if this is not None and event.price is not None:  # the cost, whenever a receipt says it
+        ProviderMessage.objects.filter(id=this.id).update(
+            price_amount=event.price.amount, price_currency=event.price.currency
+        )
     if len(parts) <= 1 or new in FAILURE_STATUSES:
         return new
     statuses = [MessageStatus(p.status) for p in parts if p.status]
@@ -147,6 +163,7 @@ def _receipt_store(event: ReceiptEvent, step: Step | None, kind: str = "") -> bo
                     "error_code": event.error_code,
                     "error_reason": event.error_reason,
                     "client_ref": event.client_ref,
+                    "connection_ids": list(event.connection_ids),
                     "raw": event.raw,
                 },
                 dedupe_key=event.dedupe_key[:300],
@@ -188,6 +205,7 @@ def replay_unmatched_receipts(provider: str, provider_message_ids: list[str]) ->
             raw=stored.data.get("raw", {}),
             error_code=stored.data.get("error_code"),
             error_reason=stored.data.get("error_reason", ""),
+            connection_ids=tuple(stored.data.get("connection_ids") or ()),
         )
         if receipt_apply(event, replayed=True):
             Event.objects.filter(id=stored.id).update(kind=EventKind.RECEIPT_REPLAYED)

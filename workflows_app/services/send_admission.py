@@ -15,7 +15,7 @@ from channels_app.ratelimit import rate_admit, rate_limit_of
 from channels_app.registry import Route
 from workflows_app.models import Step
 from workflows_app.services.dispatch import SEND_DUE, enqueue_on_commit
-from workflows_app.services.statements import update_rows
+from workflows_app.services.sql import rows_update
 
 # Connections that are not a provider's: no quota to keep.
 UNLIMITED = {"", "sandbox"}
@@ -46,7 +46,7 @@ def steps_admit(
             held.append(step)
         if count < len(group):
             first_due = wait if first_due is None else min(first_due, wait)
-    update_rows(held, ["ready_at"])
+    rows_update(held, ["ready_at"])
     if first_due is not None:
         enqueue_on_commit(SEND_DUE, countdown=first_due)
     return admitted, held

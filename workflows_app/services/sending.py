@@ -14,8 +14,10 @@ import logging
 import random
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import NamedTuple
 
 from django.conf import settings
@@ -24,7 +26,7 @@ from django.db.models import Min, QuerySet
 from uuid6 import uuid7
 
 from channels_app import http
-from channels_app.adapters.base import OutboundMessage, SendResult
+from channels_app.adapters.base import OutboundMessage, SendResult, address_of
 from channels_app.errors import ErrorKind, ProviderError
 from channels_app.ratelimit import rate_slow_down
 from channels_app.registry import Route, connection_report_error, routes_for
@@ -33,8 +35,15 @@ from workflows_app.models import Attempt, ProviderMessage, Step
 from workflows_app.services.clock import ClockTimestamp
 from workflows_app.services.dispatch import SEND_DUE, enqueue_on_commit, send_due_now
 from workflows_app.services.receipts import replay_unmatched_receipts
+from workflows_app.services.revoke import (
+    RevokeResult,
+    RevokeTask,
+    revoke_run,
+    revokes_for,
+    revokes_record,
+)
 from workflows_app.services.send_admission import UNLIMITED, steps_admit
-from workflows_app.services.statements import update_rows
+from workflows_app.services.sql import rows_update
 from workflows_app.services.transitions import steps_transition
 from workflows_app.services.workflows import (
     steps_evaluate,
@@ -61,19 +70,30 @@ OUTCOME_FIELDS = [
     "error_kind",
     "error_code",
     "error_detail",
+    "price_amount",
+    "price_currency",
     "finished_at",
 ]
 
 
 class SendClaim(NamedTuple):
-    """A step moved to ``sending``: its new Attempt, the route it goes out on, the message."""
+    """A step moved to ``sending``: its new Attempt, the route it goes out on, the message, and
+    the revoke to make first, if any."""
 
     attempt: Attempt
     route: Route
     outbound: OutboundMessage
+    revoke: RevokeTask | None = None
 
 
 Outcome = SendResult | ProviderError
+
+
+class Called(NamedTuple):
+    """What a provider call came back with: the send's outcome, and the revoke's before it."""
+
+    outcome: Outcome
+    revoked: RevokeResult | None = None
 
 
 def steps_send_due(
@@ -97,7 +117,7 @@ def steps_send_due(
     limit = limit or settings.SEND_BATCH_SIZE
     candidates = Step.objects.all() if ids is None else Step.objects.filter(id__in=ids)
     stop_at = time.monotonic() + budget
-    inflight: dict[Future[Outcome], SendClaim] = {}
+    inflight: dict[Future[Called], SendClaim] = {}
     claimed = rounds = 0
     claims: list[SendClaim] = []
     recorded_at = time.monotonic()
@@ -128,11 +148,15 @@ def steps_send_due(
         elif len(done) < limit and now - recorded_at < RECORD_WINDOW:
             continue  # still claiming: let a claim's worth finish, or RECORD_WINDOW pass
         if done:
-            _outcomes_record([(inflight.pop(f).attempt, f.result()) for f in done])
+            called = [(inflight.pop(f).attempt, f.result()) for f in done]
+            _outcomes_record(
+                [(attempt, result.outcome) for attempt, result in called],
+                [result.revoked for _, result in called if result.revoked is not None],
+            )
             recorded_at = time.monotonic()
 
 
-def _gather(inflight: dict[Future[Outcome], SendClaim], done: set, limit: int) -> set:
+def _gather(inflight: dict[Future[Called], SendClaim], done: set, limit: int) -> set:
     """Wait up to ``RECORD_WINDOW`` for more calls to finish, until ``limit`` have, so that
     one transaction records several: with slow providers calls finish spread out, and a
     transaction per call would cost more than the calls."""
@@ -175,17 +199,20 @@ def _pool() -> ThreadPoolExecutor:
     return _threads
 
 
-def _call_provider(claim: SendClaim) -> Outcome:
-    attempt, route, outbound = claim
+def _call_provider(claim: SendClaim) -> Called:
+    """On a provider-call thread, outside any transaction: the revoke due first (bounded by
+    ``REVOKE_TIMEOUT``, so a slow one delays the fallback by at most that), then the send."""
+    attempt, route, outbound, revoke = claim
     logcontext.bind(workflow_uuid=attempt.step.workflow_id, message_uuid=attempt.step.message_uuid)
+    revoked = (revoke, *revoke_run(revoke)) if revoke is not None else None
     try:
         with http.for_connection(route.connection_id):  # its keep-alive session
-            return route.adapter.send(outbound, route.config)
+            return Called(route.adapter.send(outbound, route.config), revoked)
     except ProviderError as error:
-        return error
+        return Called(error, revoked)
     except Exception as error:  # an adapter bug: the message may or may not have left
         logger.exception("adapter %s raised unexpectedly", route.adapter.name)
-        return ProviderError(ErrorKind.AMBIGUOUS, repr(error)[:500])
+        return Called(ProviderError(ErrorKind.AMBIGUOUS, repr(error)[:500]), revoked)
 
 
 def _claim(candidates: QuerySet[Step], limit: int) -> list[SendClaim]:
@@ -225,30 +252,8 @@ def _claim(candidates: QuerySet[Step], limit: int) -> list[SendClaim]:
         first_sends = [step for step in sending if step.message_uuid is None]
         for step in first_sends:
             step.message_uuid = uuid7()
-        update_rows(first_sends, ["message_uuid"])
-        claims = []
-        for step in sending:
-            route = route_of[step.id]
-            attempt = Attempt(
-                step=step,
-                number=step.attempt_count,
-                provider=route.adapter.name,
-                connection_id=route.connection_id,
-                request_summary={
-                    "channel": step.channel,
-                    "to": step.recipient,
-                    "content_type": step.message.get("content", {}).get("type"),
-                },
-            )
-            outbound = OutboundMessage(
-                channel=step.channel,
-                sender=step.sender,
-                recipient=step.recipient,
-                message=step.message,
-                client_ref=str(attempt.id),
-                attempt_number=step.attempt_count,
-            )
-            claims.append(SendClaim(attempt, route, outbound))
+        rows_update(first_sends, ["message_uuid"])
+        claims = _claims_for(sending, route_of)
         Attempt.objects.bulk_create([claim.attempt for claim in claims])
     return claims
 
@@ -257,24 +262,58 @@ def _route(step: Step, routes: dict[tuple[str, str], list[Route]]) -> Route:
     """The route of the step's next attempt: its channel's connections for its sender, best
     first, each tried ``SEND_MAX_ATTEMPTS`` times. ``routes`` caches them per sender and
     channel, so that a claim makes one query per sender, not per step."""
-    key = (step.channel, str(step.sender.get("number") or step.sender.get("id") or ""))
+    key = (step.channel, address_of(step.sender))
     if key not in routes:
         routes[key] = routes_for(step.channel, step.sender)
     choices = routes[key]
     return choices[min(step.attempt_count // settings.SEND_MAX_ATTEMPTS, len(choices) - 1)]
 
 
-def _outcomes_record(outcomes: list[tuple[Attempt, Outcome]]) -> None:
+def _claims_for(sending: list[Step], route_of: dict[int, Route]) -> list[SendClaim]:
+    """Each claimed step's new Attempt, the message to send, and the revoke due before it
+    (revoke before fallback: the undelivered RCS message this step replaces)."""
+    revokes = revokes_for(sending)
+    claims = []
+    for step in sending:
+        route = route_of[step.id]
+        attempt = Attempt(
+            step=step,
+            number=step.attempt_count,
+            provider=route.adapter.name,
+            connection_id=route.connection_id,
+            request_summary={
+                "channel": step.channel,
+                "to": step.recipient,
+                "content_type": step.message.get("content", {}).get("type"),
+            },
+        )
+        outbound = OutboundMessage(
+            channel=step.channel,
+            sender=step.sender,
+            recipient=step.recipient,
+            message=step.message,
+            client_ref=str(attempt.id),
+            attempt_number=step.attempt_count,
+        )
+        claims.append(SendClaim(attempt, route, outbound, revokes.get(step.id)))
+    return claims
+
+
+def _outcomes_record(
+    outcomes: list[tuple[Attempt, Outcome]], revoked: Sequence[RevokeResult] = ()
+) -> None:
     """Record a batch's outcomes in one transaction. Should that fail, record each in its own,
     so that one step's trouble cannot undo the others' records (a step left ``sending`` is
     settled by the scheduler after ``SENDING_LEASE``)."""
     if len(outcomes) == 1:
-        _outcomes_record_in_one_transaction(outcomes)
+        _outcomes_record_in_one_transaction(outcomes, revoked)
         return
     try:
-        _outcomes_record_in_one_transaction(outcomes)
+        _outcomes_record_in_one_transaction(outcomes, revoked)
     except Exception:
         logger.exception("recording %d sends together failed; recording each alone", len(outcomes))
+        with transaction.atomic():
+            revokes_record(revoked)  # each a compare-and-set: none is written twice
         for item in outcomes:
             try:
                 _outcomes_record_in_one_transaction([item])
@@ -282,8 +321,11 @@ def _outcomes_record(outcomes: list[tuple[Attempt, Outcome]]) -> None:
                 logger.exception("recording the send of step %s failed", item[0].step_id)
 
 
-def _outcomes_record_in_one_transaction(outcomes: list[tuple[Attempt, Outcome]]) -> None:
+def _outcomes_record_in_one_transaction(
+    outcomes: list[tuple[Attempt, Outcome]], revoked: Sequence[RevokeResult] = ()
+) -> None:
     with transaction.atomic():
+        revokes_record(revoked)
         ids = sorted(attempt.step_id for attempt, _ in outcomes)  # one lock order for all
         steps = {
             step.id: step
@@ -308,9 +350,12 @@ def _outcomes_record_in_one_transaction(outcomes: list[tuple[Attempt, Outcome]])
                 attempt.outcome = AttemptOutcome.ACCEPTED
                 attempt.provider_message_ids = outcome.provider_message_ids
                 attempt.response = outcome.response
+                if outcome.price is not None:
+                    attempt.price_amount = Decimal(outcome.price.amount)
+                    attempt.price_currency = outcome.price.currency
                 messages += _provider_messages(step, attempt, outcome)
                 accepted[attempt.provider] += outcome.provider_message_ids
-        update_rows([attempt for attempt, _ in outcomes], OUTCOME_FIELDS)
+        rows_update([attempt for attempt, _ in outcomes], OUTCOME_FIELDS)
         ProviderMessage.objects.bulk_create(messages, ignore_conflicts=True)
         accepted_steps = [
             (attempt, steps[attempt.step_id])
@@ -332,7 +377,7 @@ def _outcomes_record_in_one_transaction(outcomes: list[tuple[Attempt, Outcome]])
 
 
 def _provider_messages(step: Step, attempt: Attempt, result: SendResult) -> list[ProviderMessage]:
-    recipient = str(step.recipient.get("number") or step.recipient.get("id") or "")
+    recipient = address_of(step.recipient)
     return [
         ProviderMessage(
             provider=attempt.provider,

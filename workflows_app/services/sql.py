@@ -1,27 +1,100 @@
-"""The engine's hand-written SQL: plain parameterised statements, each a compare-and-set.
+"""The engine's hand-written SQL, all of it: plain parameterised statements.
 
 Every statement here is written out in full: table and column names come from the models'
 public ``_meta`` (``db_table``, ``Field.column``), values are prepared by each field
-(``Field.get_db_prep_save``) and cast to its column type (``Field.db_type``). Nothing is
-compiled from the ORM's query internals, so a Django upgrade cannot change them.
+(``Field.pre_save``, ``Field.get_db_prep_save``) and cast to its column type
+(``Field.db_type``). Nothing is compiled from the ORM's query internals, so a Django upgrade
+cannot change them. Tests: tests/workflows_app/test_sql.py.
 
-They exist because a state change and its Event are one statement on PostgreSQL (a
-data-modifying CTE: ``WITH changed AS (UPDATE … RETURNING) INSERT … SELECT FROM changed``),
-atomic by itself and one round trip, and because ``UPDATE … RETURNING`` tells which rows of a
-batch a compare-and-set changed. Other databases (the embedded SQLite) run the same writes row
-by row with the ORM, inside a transaction.
+They exist for the engine's hot paths, on PostgreSQL:
+
+- :func:`run_insert`: a new run (its Workflow, Steps and first Event) is one statement of
+  data-modifying CTEs, atomic by itself: one round trip instead of three, plus BEGIN/COMMIT;
+- :func:`steps_set_where_state`, :func:`workflow_set_where_status`: a state change and its
+  Event are one statement (``WITH changed AS (UPDATE … RETURNING) INSERT … SELECT FROM
+  changed``), so neither can be seen without the other;
+- :func:`steps_set_where_status_in`: ``UPDATE … RETURNING`` tells which rows of a batch a
+  compare-and-set changed;
+- :func:`rows_update`: many rows, each its own values, as one ``UPDATE … FROM (VALUES …)``
+  (Django's ``bulk_update`` builds a ``CASE`` per row and field, which costs more CPU than
+  the batch's other statements together).
+
+Other databases (the embedded SQLite) run the same writes with the ORM, in a transaction.
 """
 
+import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection, transaction
-from django.db.models import Model, Q
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import AutoField, Field, Model, Q
 from django.utils import timezone
 
 from workflows_app.models import Event, Step, Workflow
+from workflows_app.services.clock import ClockTimestamp
+
+
+def run_insert(workflow: Workflow, steps: Sequence[Step], created: Event) -> None:
+    """Insert a new run: its Workflow, its Steps (they refer to it by its UUID) and its first
+    Event, as one statement. Sets the steps' new ids, in order."""
+    if connection.vendor != "postgresql":
+        with transaction.atomic(savepoint=False):
+            Workflow.objects.bulk_create([workflow])
+            Step.objects.bulk_create(steps)
+            Event.objects.bulk_create([created])
+        return
+    parts, params = [], []
+    batches: tuple[tuple[str, Sequence[Model]], ...] = (
+        ("w", [workflow]),
+        ("s", steps),
+        ("e", [created]),
+    )
+    for name, batch in batches:
+        sql, values = _insert(batch)
+        returning = ' RETURNING "id"' if name == "s" else ""
+        parts.append(f"{name} AS ({sql}{returning})")
+        params += values
+    # Ids come from one sequence in VALUES order, so ordering by them keeps the steps' order.
+    ids = _fetch(f"WITH {', '.join(parts)} SELECT id FROM s ORDER BY id", params)
+    for step, (id_,) in zip(steps, ids, strict=True):
+        step.id = id_
+
+
+def _insert(objs: Sequence[Model]) -> tuple[str, list[Any]]:
+    """``INSERT INTO table (every column) VALUES (…), …`` for instances of one model; the
+    database numbers auto-increment ids. ``ClockTimestamp()`` is the database's clock."""
+    model = type(objs[0])
+    fields, casts, head = _insert_columns(model)
+    database = _database()
+    rows, params = [], []
+    for obj in objs:
+        placeholders = []
+        for column, cast in zip(fields, casts, strict=True):
+            value = column.pre_save(obj, add=True)  # defaults, auto_now_add
+            if isinstance(value, ClockTimestamp):
+                placeholders.append("clock_timestamp()")
+                continue
+            placeholders.append(cast)
+            params.append(column.get_db_prep_save(value, database))
+        rows.append(f"({', '.join(placeholders)})")
+    return f"{head} VALUES {', '.join(rows)}", params
+
+
+@functools.cache
+def _insert_columns(model: type[Model]) -> tuple[list[Field], list[str], str]:
+    """A model's inserted columns, their placeholders (``%s::type``) and the INSERT's head:
+    they never change, so they are worked out once (PostgreSQL only)."""
+    fields = [
+        column
+        for column in model._meta.concrete_fields
+        if not column.generated and not isinstance(column, AutoField)
+    ]
+    casts = [f"%s::{column.db_type(connection)}" for column in fields]
+    names = ", ".join(f'"{column.column}"' for column in fields)
+    return fields, casts, f'INSERT INTO "{model._meta.db_table}" ({names})'
 
 
 @dataclass(frozen=True)
@@ -34,13 +107,19 @@ class EventRow:
     detail: str
     data: dict[str, Any] = field(default_factory=dict)
 
+    def row(self, workflow_id: Any, step_id: int | None) -> Event:
+        """The Event itself, for the ORM (the embedded SQLite)."""
+        names = ("kind", "from_state", "to_state", "data")
+        fields = {name: getattr(self, name) for name in names}
+        return Event(workflow_id=workflow_id, step_id=step_id, detail=self.detail[:255], **fields)
+
 
 def steps_set_where_state(
-    ids: Sequence[int], state: str, values: dict[str, Any], event: EventRow
+    runs: Mapping[int, Any], state: str, values: dict[str, Any], event: EventRow
 ) -> set[int]:
-    """``UPDATE step SET values WHERE id IN ids AND state = state``, and an Event for each row
-    it changed. Returns the ids of the rows changed."""
-    return _update_logged(Step, ids, "state", Q(state=state), [state], values, event)
+    """``UPDATE step SET values WHERE id IN runs AND state = state``, and an Event for each row
+    it changed (``runs``: step id → its workflow id). Returns the ids of the rows changed."""
+    return _update_logged(Step, runs, "state", Q(state=state), [state], values, event)
 
 
 def workflow_set_where_status(
@@ -49,7 +128,8 @@ def workflow_set_where_status(
     """``UPDATE workflow SET values WHERE id = workflow_id AND status = status``, and its Event
     if it changed. Returns whether it did."""
     where = Q(status=status)
-    return bool(_update_logged(Workflow, [workflow_id], "status", where, [status], values, event))
+    runs = {workflow_id: workflow_id}
+    return bool(_update_logged(Workflow, runs, "status", where, [status], values, event))
 
 
 def steps_set_where_status_in(
@@ -79,20 +159,20 @@ def steps_set_where_status_in(
 
 def _update_logged(
     model: type[Model],
-    ids: Sequence[Any],
+    runs: Mapping[Any, Any],
     column: str,
     where: Q,
     where_params: list[Any],
     values: dict[str, Any],
     event: EventRow,
 ) -> set[Any]:
-    """The compare-and-set of the two functions above: ``column = %s`` on each of ``ids``."""
-    if not ids:
+    """The compare-and-set of the two functions above: ``column = %s`` on each row of ``runs``
+    (its id → its workflow's id)."""
+    if not runs:
         return set()
-    now = timezone.now()
     step_rows = model is Step
     if connection.vendor != "postgresql":
-        return _update_logged_row_by_row(model, ids, where, values, event, now)
+        return _update_logged_row_by_row(model, runs, where, values, event)
     assignments, params = _assignments(model, values)
     workflow, step = ('"workflow_id"', '"id"') if step_rows else ('"id"', "NULL::bigint")
     sql = (
@@ -104,49 +184,79 @@ def _update_logged(
         "SELECT w, s, %s, %s, %s, %s, %s::jsonb, NULL, %s FROM changed "
         f"RETURNING {'step_id' if step_rows else 'workflow_id'}"
     )
-    event_params = [event.kind, event.from_state, event.to_state, event.detail[:255]]
-    rows = _fetch(sql, [*params, list(ids), *where_params, *event_params, _json(event), now])
+    logged = [event.kind, event.from_state, event.to_state, event.detail[:255], _json(event)]
+    rows = _fetch(sql, [*params, list(runs), *where_params, *logged, timezone.now()])
     return {row[0] for row in rows}
 
 
 def _update_logged_row_by_row(
-    model: type[Model], ids: Sequence[Any], where: Q, values: dict[str, Any], event: EventRow, now
+    model: type[Model], runs: Mapping[Any, Any], where: Q, values: dict[str, Any], event: EventRow
 ) -> set[Any]:
     changed: set[Any] = set()
     events: list[Event] = []
     with transaction.atomic(savepoint=False):
-        for id_ in ids:
+        for id_, workflow_id in runs.items():
             if not model._default_manager.filter(where, pk=id_).update(**values):
                 continue
             changed.add(id_)
-            step_id = id_ if model is Step else None
-            workflow_id = (
-                Step.objects.values_list("workflow_id", flat=True).get(id=id_) if step_id else id_
-            )
-            events.append(
-                Event(
-                    workflow_id=workflow_id,
-                    step_id=step_id,
-                    kind=event.kind,
-                    from_state=event.from_state,
-                    to_state=event.to_state,
-                    detail=event.detail[:255],
-                    data=event.data,
-                    created_at=now,
-                )
-            )
+            events.append(event.row(workflow_id, id_ if model is Step else None))
         Event.objects.bulk_create(events)
     return changed
+
+
+def rows_update(objs: Sequence[Model], fields: Sequence[str]) -> None:
+    """``bulk_update(objs, fields)`` as one ``UPDATE … FROM (VALUES …)``: each row its own
+    values, prepared by each field as ``save()`` does and cast to the column's type
+    (PostgreSQL would type bare VALUES literals as text)."""
+    if not objs:
+        return
+    model = type(objs[0])
+    if connection.vendor != "postgresql":
+        model._default_manager.bulk_update(objs, fields)
+        return
+    meta = model._meta
+    columns = [meta.pk, *(meta.get_field(name) for name in fields)]
+    assert all(isinstance(column, Field) for column in columns)
+    names = [f'"{column.column}"' for column in columns]  # type: ignore[union-attr]
+    row = "(" + ", ".join(f"%s::{column.db_type(connection)}" for column in columns) + ")"  # type: ignore[union-attr]
+    params = [
+        column.get_db_prep_save(getattr(obj, column.attname), connection)  # type: ignore[union-attr]
+        for obj in objs
+        for column in columns
+    ]
+    table, pk = f'"{meta.db_table}"', names[0]
+    sql = (
+        f"UPDATE {table} SET {', '.join(f'{name} = v.{name}' for name in names[1:])} "
+        f"FROM (VALUES {', '.join([row] * len(objs))}) AS v({', '.join(names)}) "
+        f"WHERE {table}.{pk} = v.{pk}"
+    )
+    with transaction.mark_for_rollback_on_error(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def _assignments(model: type[Model], values: dict[str, Any]) -> tuple[str, list[Any]]:
     """``"col" = %s::type, …`` and its parameters, each value prepared as ``save()`` would."""
     parts, params = [], []
+    database = _database()
     for name, value in values.items():
-        column = model._meta.get_field(name)
-        parts.append(f'"{column.column}" = %s::{column.db_type(connection)}')  # type: ignore[union-attr]
-        params.append(column.get_db_prep_save(value, connection))  # type: ignore[union-attr]
+        column, assignment = _assignment(model, name)
+        parts.append(assignment)
+        params.append(column.get_db_prep_save(value, database))
     return ", ".join(parts), params
+
+
+@functools.cache
+def _assignment(model: type[Model], name: str) -> tuple[Field, str]:
+    """A field and its ``"col" = %s::type``, worked out once (PostgreSQL only)."""
+    column = model._meta.get_field(name)
+    assert isinstance(column, Field)
+    return column, f'"{column.column}" = %s::{column.db_type(connection)}'
+
+
+def _database() -> BaseDatabaseWrapper:
+    """The connection object itself: ``django.db.connection`` is a proxy that looks it up
+    (thread- and task-local) on every attribute access, dozens of times per row prepared."""
+    return connections[DEFAULT_DB_ALIAS]
 
 
 def _json(event: EventRow) -> str:

@@ -59,8 +59,8 @@ def steps_transition(
                 detail=detail or STEP_TRANSITIONS[(source, to)],
                 data=data or {},
             )
-            ids = [step.id for step in group]
-            changed |= sql.steps_set_where_state(ids, source, values, event)
+            runs = {step.id: step.workflow_id for step in group}
+            changed |= sql.steps_set_where_state(runs, source, values, event)
     moved = [step for step in steps if step.id in changed]
     for step in moved:
         step.state = to

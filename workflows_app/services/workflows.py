@@ -20,7 +20,7 @@ from workflows_app.models import Account, Application, Event, Step, Workflow
 from workflows_app.services import sql
 from workflows_app.services.clock import ClockTimestamp, db_now
 from workflows_app.services.dispatch import EXPIRE_STEP, enqueue_on_commit, send_due_on_commit
-from workflows_app.services.statements import insert_together
+from workflows_app.services.revoke import steps_mark_for_revoke
 from workflows_app.services.transitions import steps_transition, workflow_transition
 from workflows_app.states import (
     ACTIVE_STEP_STATES,
@@ -97,7 +97,7 @@ def workflow_create(
         data={"steps": len(steps), "flavour": flavour},
     )
     # One statement (atomic by itself): the run, its steps and its first Event.
-    insert_together([workflow], steps_rows, [created], returning=1)
+    sql.run_insert(workflow, steps_rows, created)
     send_due_on_commit()
     return workflow
 
@@ -156,7 +156,10 @@ def steps_fail_over(
     for step in steps_transition(last, StepState.FAILED, detail=detail, **fields):
         workflow_transition(step.workflow_id, WorkflowStatus.RUNNING, WorkflowStatus.ERROR)
     middle = [step for step in steps if not step.is_last]
-    _start_next_steps(steps_transition(middle, StepState.FAILED_OVER, detail=detail, **fields), now)
+    failed_over = steps_transition(middle, StepState.FAILED_OVER, detail=detail, **fields)
+    if reason == FailoverReason.EXPIRED:
+        steps_mark_for_revoke(failed_over)
+    _start_next_steps(failed_over, now)
 
 
 def _start_next_steps(failed_over: list[Step], now: Any) -> None:
@@ -208,7 +211,8 @@ def steps_message_status_advance(
 def steps_settle_as_submitted(steps: Sequence[Step], *, detail: str) -> list[Step]:
     """``sending`` → ``waiting`` when the provider may or may not have the message.
 
-    Never resent blindly: it counts as submitted and the step's timer decides.
+    Never resent blindly: it counts as submitted and the step's timer decides, counted from
+    now (if the provider has the message, it had it by now: the timer never fires early).
     """
     steps_message_status_advance(steps, MessageStatus.SUBMITTED)
     return steps_start_waiting(steps, detail=detail[:255])
@@ -217,17 +221,18 @@ def steps_settle_as_submitted(steps: Sequence[Step], *, detail: str) -> list[Ste
 def steps_start_waiting(
     steps: Sequence[Step], *, now: Any = None, detail: str = "", **fields: Any
 ) -> list[Step]:
-    """``sending`` → ``waiting``, ``sent_at`` now, each deadline counted from the step's
-    ``send_started_at``; arms the timers near enough. Returns the steps it moved.
+    """``sending`` → ``waiting``: the providers have the messages as of ``now`` (their
+    ``sent_at``), so each deadline is ``now + expiry_time``; arms the timers near enough.
+    Returns the steps it moved.
 
-    One UPDATE and one INSERT of Events per distinct deadline (a batch's steps share their
-    start, so usually one). ``now`` is the database's clock if the caller already read it in
+    One UPDATE and one INSERT of Events per distinct deadline (a batch's steps are recorded
+    together, so usually one). ``now`` is the database's clock if the caller already read it in
     this transaction.
     """
     now = now or db_now()
     groups: dict[tuple[Any, bool], list[Step]] = defaultdict(list)
     for step in steps:
-        groups[_deadline(step, step.send_started_at, now)].append(step)
+        groups[_deadline(step, now)].append(step)
     moved: list[Step] = []
     for (deadline, armed), group in groups.items():
         waiting = steps_transition(
@@ -245,14 +250,19 @@ def steps_start_waiting(
     return moved
 
 
-def _deadline(step: Step, started_at: Any, now: Any) -> tuple[Any, bool]:
-    """When a step that started sending at ``started_at`` fails over, and whether that is near
-    enough (``TIMER_HORIZON``) to arm a countdown for it now."""
+def _deadline(step: Step, sent_at: Any) -> tuple[Any, bool]:
+    """When a step whose message the provider had by ``sent_at`` fails over, and whether that
+    is near enough (``TIMER_HORIZON``) to arm a countdown for it now.
+
+    Counted from the acceptance, not from the start of the provider call: a failover before
+    ``sent_at + expiry_time`` would cut the person's time short by the call's duration. Both
+    are the database clock to the microsecond (services/clock.py), never rounded down.
+    """
     seconds = (
         step.expiry_time if step.expiry_time is not None else settings.WORKFLOWS_FINAL_STEP_TIMEOUT
     )
-    deadline = started_at + timedelta(seconds=seconds)
-    return deadline, deadline - now <= timedelta(seconds=settings.TIMER_HORIZON)
+    deadline = sent_at + timedelta(seconds=seconds)
+    return deadline, deadline - sent_at <= timedelta(seconds=settings.TIMER_HORIZON)
 
 
 def workflow_cancel(workflow: Workflow) -> bool:

@@ -9,13 +9,13 @@
 Builders are pure: they read the rows they are given and return a dict.
 """
 
-import contextlib
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
+from channels_app.adapters.base import address_of
 from workflows_app.models import ApiFlavour, Step, Workflow
-from workflows_app.states import FAILURE_STATUSES, MessageStatus
+from workflows_app.states import FAILURE_STATUSES, AttemptOutcome, MessageStatus
 
 ID_FIELD = {ApiFlavour.DISPATCH: "dispatch_uuid"}
 HREF_PREFIX = {ApiFlavour.DISPATCH: "/v0.1/dispatch/"}
@@ -38,13 +38,55 @@ def iso_timestamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+def attempt_price(attempt: Any) -> tuple[Decimal, str] | None:
+    """What one sent message cost, as its provider reported: the send answer's price, else the
+    sum of its parts' receipt prices. None when the provider reported nothing."""
+    if attempt.price_amount is not None:
+        return Decimal(attempt.price_amount), attempt.price_currency
+    parts = [p for p in attempt.provider_messages.all() if p.price_amount is not None]
+    if not parts:
+        return None
+    return sum((Decimal(p.price_amount) for p in parts), Decimal(0)), parts[0].price_currency
+
+
 def step_usage(step: Step) -> dict[str, str] | None:
-    """The price a provider reported for the step's accepted attempt, if any did."""
-    for attempt in step.attempts.all():
-        usage = (attempt.response or {}).get("usage")
-        if isinstance(usage, dict) and "price" in usage:
-            return {"currency": str(usage.get("currency", "EUR")), "price": str(usage["price"])}
-    return None
+    """The step's message cost ``{currency, price}`` (every accepted attempt's, normally one),
+    or None when no provider reported a price: unknown, never a made-up zero."""
+    prices = [
+        price
+        for attempt in step.attempts.all()
+        if attempt.outcome == AttemptOutcome.ACCEPTED
+        for price in [attempt_price(attempt)]
+        if price is not None
+    ]
+    if not prices:
+        return None
+    return {"currency": prices[0][1], "price": amount(sum((p for p, _ in prices), Decimal(0)))}
+
+
+def amount(value: Decimal) -> str:
+    """A price as Vonage writes it (``"0.0333"``): no exponent, no trailing zeros."""
+    text = format(value.normalize(), "f")
+    return text if text != "-0" else "0"
+
+
+def usage_total(usages: list[dict[str, str] | None]) -> dict[str, Any] | None:
+    """The run's total: ``{currency, price}`` when every priced message shares a currency;
+    with several currencies ``{currency: null, price: null, by_currency: [{currency, price}]}``
+    (docs/webhooks.md); None when nothing was priced."""
+    totals: dict[str, Decimal] = {}
+    for usage in usages:
+        if usage:
+            totals[usage["currency"]] = totals.get(usage["currency"], Decimal(0)) + Decimal(
+                usage["price"]
+            )
+    if not totals:
+        return None
+    if len(totals) == 1:
+        [(currency, price)] = totals.items()
+        return {"currency": currency, "price": amount(price)}
+    by_currency = [{"currency": c, "price": amount(p)} for c, p in sorted(totals.items())]
+    return {"currency": None, "price": None, "by_currency": by_currency}
 
 
 def workflow_link(workflow: Workflow) -> dict[str, str]:
@@ -79,16 +121,12 @@ def message_status_body(step: Step, status: str, moment: datetime) -> dict[str, 
     return body
 
 
-def _address(endpoint: dict[str, Any]) -> str:
-    return str(endpoint.get("number") or endpoint.get("id") or "")
-
-
 def _v1_status_body(step: Step, status: str, moment: datetime) -> dict[str, Any]:
     workflow = step.workflow
     body: dict[str, Any] = {
         "message_uuid": str(step.message_uuid),
-        "to": _address(step.recipient),
-        "from": _address(step.sender),
+        "to": address_of(step.recipient),
+        "from": address_of(step.sender),
         "channel": V1_CHANNEL.get(step.channel, step.channel),
         "timestamp": iso_timestamp(moment),
         "status": status,
@@ -124,25 +162,21 @@ def workflow_report_body(workflow: Workflow, moment: datetime) -> dict[str, Any]
     failed over: the person got the message twice. Those messages carry ``late_receipt: true``.
     """
     v1 = webhook_version(workflow) == "v1"
-    sent = [s for s in workflow.steps.prefetch_related("attempts") if s.message_uuid]
-    total = Decimal("0")
-    currency = "EUR"
-    messages = []
+    sent = [
+        s for s in workflow.steps.prefetch_related("attempts__provider_messages") if s.message_uuid
+    ]
+    messages: list[dict[str, Any]] = []
     for step in sent:
-        usage = step_usage(step)
-        if usage:
-            currency = usage["currency"]
-            with contextlib.suppress(InvalidOperation):
-                total += Decimal(usage["price"])
-        messages.append(
-            {
-                "message_uuid": str(step.message_uuid),
-                "channel": V1_CHANNEL.get(step.channel, step.channel) if v1 else step.channel,
-                "status": step.message_status,
-                "usage": usage,
-                "late_receipt": step.late_receipt,
-            }
-        )
+        message: dict[str, Any] = {
+            "message_uuid": str(step.message_uuid),
+            "channel": V1_CHANNEL.get(step.channel, step.channel) if v1 else step.channel,
+            "status": step.message_status,
+            "usage": step_usage(step),
+            "late_receipt": step.late_receipt,
+        }
+        if step.revoke_state:  # revoke before fallback: revoked, too_late, failed (or pending)
+            message["revoke"] = step.revoke_state
+        messages.append(message)
     body: dict[str, Any] = workflow_link(workflow) if not v1 else {}
     body.pop("href", None)
     if v1:
@@ -152,7 +186,7 @@ def workflow_report_body(workflow: Workflow, moment: datetime) -> dict[str, Any]
             "template": workflow.template,
             "status": workflow.status,
             "timestamp": iso_timestamp(moment),
-            "usage": {"currency": currency, "price": str(total)},
+            "usage": usage_total([m["usage"] for m in messages]),
             "delivered_on_channels": [
                 m["channel"] for m in messages if m["status"] in DELIVERED_STATUSES
             ],

@@ -13,6 +13,7 @@ from channels_app.simulator.providers.base import (
     Webhook,
     now_ms,
 )
+from channels_app.simulator.providers.google_rbm import GoogleRbm
 from channels_app.simulator.providers.meta import Messenger, WhatsApp, hub_signature
 from channels_app.simulator.providers.twilio import TWILIO_STATUS, Twilio, twilio_signature
 from channels_app.simulator.providers.viber import Viber
@@ -25,12 +26,14 @@ PROVIDERS: list[SimProvider] = [
     VonageSms(),
     Twilio(),
     VonageMessages(),
+    GoogleRbm(),
 ]
 
 __all__ = [
     "PROVIDERS",
     "TWILIO_STATUS",
     "Answer",
+    "GoogleRbm",
     "Messenger",
     "Request",
     "Sent",

@@ -46,6 +46,10 @@ class Request:
     path: str
     headers: Any
     raw: bytes
+    query: str = ""
+
+    def params(self) -> dict[str, str]:
+        return {k: v[-1] for k, v in parse_qs(self.query, keep_blank_values=True).items()}
 
     def json(self) -> dict[str, Any]:
         try:
@@ -132,6 +136,15 @@ class SimProvider:
     def receipt(self, sent: Sent, status: ReceiptStatus) -> list[tuple[str, dict, bytes]]:
         """The signed callbacks (url, headers, body) that report ``status`` for ``sent``."""
         raise NotImplementedError
+
+    def rejects_later(self, request: Request) -> bool:
+        """Whether a rejected recipient is accepted, then reported ``rejected`` in a receipt."""
+        return False
+
+    def other(self, request: Request, sim: Any) -> Answer | None:
+        """Answer a request to one of this provider's non-send endpoints (a token, a
+        capability check, a revoke), or None when the request is not for one."""
+        return None
 
 
 def now_ms() -> int:

@@ -74,7 +74,9 @@ class Twilio(SimProvider):
             "status": status,
             "error_code": 30003 if status == "undelivered" else None,
             "num_segments": "1",
-            "price": None,
+            # Twilio prices a message once it has one (negative: a charge); null before.
+            "price": "-0.00750" if status in ("delivered", "read", "undelivered") else None,
+            "price_unit": "USD",
         }
 
     def rejected(self) -> Answer:

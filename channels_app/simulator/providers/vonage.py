@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 import json
+import re
 import time
 import uuid
 from typing import Any
@@ -126,11 +127,37 @@ class VonageSms(SimProvider):
         return callbacks
 
 
+# What the simulated Messages API charges per message, reported in status webhooks' `usage`.
+MESSAGES_PRICES = {"rcs": "0.0150", "sms": "0.0333"}
+DEFAULT_PRICE = "0.0100"
+
+
 class VonageMessages(SimProvider):
     name = "vonage_messages"
+    revoke_path = re.compile(r"^/v1/messages/([0-9a-fA-F-]{36})$")
 
     def matches(self, request: Request) -> bool:
-        return request.path == "/v1/messages"
+        return request.method == "POST" and request.path == "/v1/messages"
+
+    def rejects_later(self, request: Request) -> bool:
+        """A phone without RCS: Vonage's documented flow is "RCS submitted → RCS rejected"."""
+        return request.json().get("channel") == "rcs"
+
+    def other(self, request: Request, sim: Any) -> Answer | None:
+        """``PATCH /v1/messages/{uuid}`` ``{"status": "revoked"}``: Vonage "does not guarantee
+        that a message will be revoked", so it answers 200 whether or not it was in time."""
+        match = self.revoke_path.match(request.path)
+        if request.method != "PATCH" or not match:
+            return None
+        if request.json().get("status") != "revoked":
+            return Answer(422, {"title": "Invalid params", "detail": "status must be revoked"})
+        sent = sim.messages.get(match.group(1))
+        outcome, fault = sim.revoke(self.name, match.group(1), sent.to if sent else "")
+        if fault is not None:
+            return fault
+        if outcome == "unknown":
+            return Answer(404, {"title": "Not Found", "detail": "message not found"})
+        return Answer(200, {})
 
     def recipient(self, request: Request) -> str:
         return str(request.json().get("to", ""))
@@ -202,6 +229,15 @@ class VonageMessages(SimProvider):
                 "title": "1260",
                 "detail": "Destination unreachable",
             }
+        if status == ReceiptStatus.REJECTED:
+            payload["error"] = {
+                "type": "https://developer.vonage.com/api-errors/messages#1300",
+                "title": "1300",
+                "detail": "Not part of the provider network",
+            }
+        if status in (ReceiptStatus.DELIVERED, ReceiptStatus.UNDELIVERABLE):
+            price = MESSAGES_PRICES.get(sent.channel, DEFAULT_PRICE)
+            payload["usage"] = {"currency": "EUR", "price": price}
         body = json.dumps(payload).encode()
         token = jwt.encode(
             {

@@ -1,8 +1,9 @@
 import json
 
-from django.core.management.base import BaseCommand
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
 
-from workflows_app.services.accounts import account_create
+from workflows_app.services.accounts import account_create, url_errors
 
 
 class Command(BaseCommand):
@@ -16,7 +17,10 @@ class Command(BaseCommand):
         parser.add_argument("--status-url", default="")
 
     def handle(self, *args, name: str, status_url: str, **options):
-        created = account_create(name=name, status_url=status_url)
+        try:
+            created = account_create(name=name, status_url=status_url)
+        except ValidationError as exc:
+            raise CommandError(url_errors(exc)) from exc
         self.stdout.write(
             json.dumps(
                 {

@@ -2,9 +2,9 @@ import json
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
-from django.core.validators import URLValidator
 
 from workflows_app.models import Account
+from workflows_app.services.accounts import url_errors
 from workflows_app.services.applications import application_create
 
 
@@ -24,15 +24,12 @@ class Command(BaseCommand):
         account = Account.objects.filter(api_key=api_key).first()
         if account is None:
             raise CommandError(f"No account has the API key {api_key!r}.")
-        for label, url in (("--status-url", status_url), ("--inbound-url", inbound_url)):
-            if url:
-                try:
-                    URLValidator(schemes=["http", "https"])(url)
-                except ValidationError as exc:
-                    raise CommandError(f"{label} is not an http(s) URL: {url!r}") from exc
-        created = application_create(
-            account=account, name=name, status_url=status_url, inbound_url=inbound_url
-        )
+        try:
+            created = application_create(
+                account=account, name=name, status_url=status_url, inbound_url=inbound_url
+            )
+        except ValidationError as exc:
+            raise CommandError(url_errors(exc)) from exc
         self.stdout.write(
             json.dumps(
                 {

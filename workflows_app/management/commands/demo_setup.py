@@ -6,7 +6,10 @@
 3. makes sure a demo account exists. Its key and secret are kept in ``VAR_DIR/demo-account.json``
    so every run prints the same credentials; if the database lost the account (a new database,
    another ``DATABASE_URL``), it is created again with the same key and secret;
-4. prints the URL, the credentials, and a ready-to-paste curl of the canonical request.
+4. prints the URL, the credentials, a ready-to-paste curl of the canonical request (600 s
+   expiry) and of the same request with the shortest expiry (15 s: a failover to watch), how
+   to follow a run, and the enabled provider connections (warning about any whose base URL does
+   not answer: a simulator connection left in ``var/`` takes its channel off the sandbox).
 """
 
 import json
@@ -20,13 +23,14 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from channels_app.connection_report import all_connections, base_url_answers
 from workflows_app.models import Account, hash_secret
 from workflows_app.services.accounts import account_create
 
 DEMO_ACCOUNT_NAME = "demo"
 CREDENTIALS_FILE = "demo-account.json"
 
-# Sandbox recipients (design.md, "Sandbox recipients"): the last digit decides the fate.
+# Sandbox recipients (README.md, "Sandbox recipients"): the last digit decides the fate.
 MESSENGER_SENDER = "100200300"
 MESSENGER_RECIPIENT = "1000000004"  # 4: delivered, never read -> fails over when expiry passes
 SMS_FROM = "447700900001"
@@ -55,16 +59,16 @@ def canonical_request(expiry_time: int = 600) -> dict:
     }
 
 
-def _request_body_text() -> str:
-    """The body laid out as in design.md: one line per from/to/message/failover."""
-    workflow = canonical_request()["workflow"]
+def _request_body_text(expiry_time: int = 600) -> str:
+    """The body laid out as in README.md: one line per from/to/message/failover."""
+    workflow = canonical_request(expiry_time)["workflow"]
     lines = []
     for number, step in enumerate(workflow):
         keys = [key for key in ("from", "to", "message", "failover") if key in step]
         parts = []
         for key in keys:
             label = f'"{key}":'
-            if key == "to":  # lined up under "from", as in design.md
+            if key == "to":  # lined up under "from", as in README.md
                 label = label.ljust(len('"from":'))
             parts.append(f"{label} {json.dumps(step[key])}")
         closer = "}" + ("," if number < len(workflow) - 1 else "")
@@ -78,16 +82,16 @@ def base_url(host: str, port: int | str) -> str:
 
 
 def _user(api_key: str, api_secret: str) -> str:
-    """``-u``'s argument, single-quoted as in design.md (shlex-quoted if it holds a quote)."""
+    """``-u``'s argument, single-quoted as in README.md (shlex-quoted if it holds a quote)."""
     user = f"{api_key}:{api_secret}"
     return shlex.quote(user) if "'" in user else f"'{user}'"
 
 
-def curl_create(url: str, api_key: str, api_secret: str) -> str:
+def curl_create(url: str, api_key: str, api_secret: str, expiry_time: int = 600) -> str:
     return (
         f"curl -X POST {url}/beta/workflows -u {_user(api_key, api_secret)} \\\n"
         "  -H 'Content-Type: application/json' -H 'Accept: application/json' -d '"
-        + _request_body_text()
+        + _request_body_text(expiry_time)
         + "'"
     )
 
@@ -113,6 +117,12 @@ class Command(BaseCommand):
             dest="as_json",
             help="print only the credentials, as JSON",
         )
+        parser.add_argument(
+            "--simulator",
+            default="",
+            metavar="URL",
+            help="the provider simulator's URL when this run starts it (not probed)",
+        )
 
     def handle(
         self,
@@ -122,6 +132,7 @@ class Command(BaseCommand):
         skip_migrate: bool,
         skip_collectstatic: bool,
         as_json: bool,
+        simulator: str,
         **options,
     ):
         var_dir = Path(settings.VAR_DIR)
@@ -139,7 +150,12 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(credentials))
             return
         self.stdout.write(
-            banner(base_url(host, port), credentials["api_key"], credentials["api_secret"])
+            banner(
+                base_url(host, port),
+                credentials["api_key"],
+                credentials["api_secret"],
+                connections_text(simulator),
+            )
         )
 
 
@@ -191,8 +207,11 @@ def _read_credentials(path: Path) -> dict | None:
     return data
 
 
-def banner(url: str, api_key: str, api_secret: str) -> str:
+def banner(url: str, api_key: str, api_secret: str, connections: str = "") -> str:
+    """What ``make run`` prints before it starts the processes; ``connections`` is
+    :func:`connections_text`'s report (empty: not shown)."""
     rule = "-" * 78
+    quick = quick_expiry_time()
     return "\n".join(
         [
             rule,
@@ -200,20 +219,70 @@ def banner(url: str, api_key: str, api_secret: str) -> str:
             "",
             f"Demo account   API key: {api_key}   API secret: {api_secret}",
             "",
-            "Send the canonical workflow (Messenger first, waiting up to 600 s for `read`, "
-            "then SMS):",
+            "1. The canonical workflow: Messenger first, waiting up to 600 s for `read`, then SMS:",
             "",
             curl_create(url, api_key, api_secret),
             "",
-            f"Sandbox: the recipient's last digit decides. {MESSENGER_RECIPIENT} ends in 4: "
-            "delivered, never read, so it fails over",
-            "to SMS when expiry_time (600 s) passes. Ending in 1: rejected at once, immediate "
-            "failover. Ending in 0:",
-            "read in about 2 s, completed. README.md lists every digit.",
+            f"   Expect 202 and a workflow_uuid. {MESSENGER_RECIPIENT} ends in 4: delivered "
+            "after about 1 s, never",
+            "   read, so the run fails over when expiry_time (600 s, ten minutes) passes and "
+            "sends the SMS,",
+            "   delivered about 1 s later: the run is completed.",
             "",
-            "Follow the run (use the workflow_uuid the POST returned):",
+            f"2. The same with a {quick} s expiry, to watch a failover now:",
+            "",
+            curl_create(url, api_key, api_secret, expiry_time=quick),
+            "",
+            "   Expect: step 1 `waiting` with status `delivered` after about 1 s; at "
+            f"{quick} s it becomes",
+            "   `failed_over` (failover_reason `expired`), step 2 is sent, and about 1 s later "
+            "the run is",
+            "   `completed`.",
+            "",
+            "Other recipients: ending in 1: rejected at once, immediate failover. Ending in 0: "
+            "read in",
+            "about 2 s, completed on Messenger. README.md lists every digit.",
+            "",
+            "Follow a run (use the workflow_uuid the POST returned; repeat to see it move):",
             "",
             curl_get(url, api_key, api_secret),
+            "",
+            f"or its timeline in the admin, {url}/admin/ (make a login with",
+            "`.venv/bin/python manage.py createsuperuser`).",
+            *([""] + connections.splitlines() if connections else []),
             rule,
         ]
     )
+
+
+def quick_expiry_time() -> int:
+    """The shortest expiry the API accepts, 15 s unless configured otherwise."""
+    return max(15, int(settings.WORKFLOWS_MIN_EXPIRY_TIME))
+
+
+def connections_text(simulator_url: str = "") -> str:
+    """The enabled provider connections, for the banner: each takes its channel off the
+    sandbox, so a forgotten one (a simulator connection left in ``var/``) must be visible.
+    Warns about each whose base URL does not answer, except the simulator this run starts
+    (``simulator_url``). Never shows a credential."""
+    enabled = all_connections(enabled_only=True)
+    if not enabled:
+        return "Provider connections: none, the sandbox serves every channel."
+    manage = ".venv/bin/python manage.py connections"
+    lines = ["Provider connections (their channels are sent through them, not the sandbox):"]
+    for summary in enabled:
+        where = summary.base_url or "the provider's public API"
+        lines.append(f"  {summary.provider} on {summary.channel} via {where}  ({summary.id})")
+        if summary.problem:
+            lines.append(f"    WARNING: sends skip it: {summary.problem}")
+        if simulator_url and summary.base_url.rstrip("/") == simulator_url.rstrip("/"):
+            continue  # the simulator starts with this run, after the banner
+        if not base_url_answers(summary.base_url):
+            lines.append(
+                f"    WARNING: nothing answers at {summary.base_url}: every send through it "
+                "fails over."
+            )
+            lines.append(f"    Disable it: {manage} disable {summary.id}")
+            lines.append("    (or, if it is the simulator, start it: SIMULATOR=1 make run)")
+    lines.append(f"Manage them: {manage} list | disable ID | enable ID | remove ID")
+    return "\n".join(lines)

@@ -1,95 +1,32 @@
-"""The operator console: find runs, read each as a timeline, cancel a run, redeliver a webhook.
-
-Everything is read-only except those actions (and an account's or application's status URL);
-every action is logged as an Event with the operator's name. Staff only (Django admin's rule);
-actions also need the model's change permission.
-"""
+"""Runs in the operator console: the list (with which channel delivered, the failover path,
+what the run cost and whether the person got it on several channels), filters and search, the
+timeline page (with each message's price), cancel and redeliver."""
 
 import uuid
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q
-from django.http import HttpRequest, HttpResponseRedirect
+from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils import timezone
 
-from workflows_app.models import (
-    Account,
-    Application,
-    Attempt,
-    Event,
-    Step,
-    WebhookAttempt,
-    WebhookDelivery,
-    WebhookEndpoint,
-    Workflow,
+from workflows_app.admin.base import (
+    AttemptInline,
+    ReadOnlyAdmin,
+    actor,
+    require_change_permission,
 )
-from workflows_app.selectors import workflow_timeline, workflow_webhook_deliveries
-from workflows_app.services.operators import (
-    operator_cancel,
-    operator_log,
-    operator_rotate_webhook_secret,
+from workflows_app.models import Attempt, Event, Step, WebhookDelivery, Workflow
+from workflows_app.selectors import (
+    runs_delivered_on_several_channels,
+    workflow_timeline,
+    workflow_webhook_deliveries,
 )
-from workflows_app.webhooks.delivery import delivery_redeliver, endpoint_enable
-
-
-def actor(request: HttpRequest) -> str:
-    return request.user.get_username()
-
-
-def require_change_permission(request: HttpRequest, model) -> None:
-    opts = model._meta
-    if not request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}"):
-        raise PermissionDenied
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-class AttemptInline(ReadOnlyInline):
-    model = Attempt
-    fields = (
-        "number",
-        "provider",
-        "connection_id",
-        "outcome",
-        "error_kind",
-        "error_code",
-        "error_detail",
-        "provider_message_ids",
-        "started_at",
-        "finished_at",
-    )
-    readonly_fields = fields
-
-
-class WebhookAttemptInline(ReadOnlyInline):
-    model = WebhookAttempt
-    fields = ("number", "url", "status_code", "outcome", "error", "duration_ms", "started_at")
-    readonly_fields = fields
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
+from workflows_app.services.operators import operator_cancel
+from workflows_app.webhooks.delivery import delivery_redeliver
+from workflows_app.webhooks.payloads import DELIVERED_STATUSES, step_usage, usage_total
 
 # --- Run filters ---------------------------------------------------------------------------
 
@@ -157,7 +94,56 @@ class LateReceiptFilter(YesNoFilter):
         return Q(Exists(Step.objects.filter(workflow=OuterRef("pk"), late_receipt=True)))
 
 
+class DeliveredTwiceFilter(YesNoFilter):
+    title = "delivered on several channels"
+    parameter_name = "delivered_twice"
+
+    def condition(self) -> Q:
+        return Q(id__in=runs_delivered_on_several_channels())
+
+
 # --- Runs ----------------------------------------------------------------------------------
+
+
+def run_cost(steps) -> dict | None:
+    """The run's cost as its final report's ``usage`` says it (the same functions), from
+    prefetched steps, attempts and provider messages; None when no provider reported a price."""
+    return usage_total([step_usage(step) for step in steps])
+
+
+def cost_text(usage: dict | None) -> str:
+    """``0.0333 EUR``; with several currencies ``0.01 EUR + 0.0075 USD``; "" when unknown."""
+    if usage is None:
+        return ""
+    return " + ".join(f"{u['price']} {u['currency']}" for u in usage.get("by_currency") or [usage])
+
+
+def run_outcome(workflow: Workflow) -> str:
+    """Which channel delivered, at a glance: ``messenger``, or ``failed over from messenger →
+    sms`` when earlier steps failed over; while running, the step in progress. Reads the
+    prefetched steps."""
+    steps = sorted(workflow.steps.all(), key=lambda step: step.index)
+    failed_over = [step.channel for step in steps if step.state == "failed_over"]
+    winner = next((step for step in steps if step.state == "succeeded"), None)
+    if winner is not None:
+        if not failed_over:
+            return winner.channel
+        return "failed over from " + " → ".join([*failed_over, winner.channel])
+    current = next(
+        (step for step in steps if step.state in ("pending", "sending", "waiting")), None
+    )
+    if current is not None and workflow.status == "running":
+        where = f"{current.state} on {current.channel}"
+        return f"{where} (after {' → '.join(failed_over)})" if failed_over else where
+    tried = " → ".join(failed_over + [s.channel for s in steps if s.state == "failed"])
+    return f"none ({workflow.status}" + (f"; tried {tried})" if tried else ")")
+
+
+def with_seconds(value) -> str:
+    """A time as the console shows it: local time with seconds ("" for none)."""
+    if value is None:
+        return ""
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S")
 
 
 @admin.register(Workflow)
@@ -166,13 +152,16 @@ class WorkflowAdmin(ReadOnlyAdmin):
     list_display = (
         "id",
         "status",
+        "delivered_by",
+        "delivered_twice",
         "channels",
+        "cost",
         "account",
         "application",
         "api_flavour",
         "client_ref",
-        "created_at",
-        "finished_at",
+        "created",
+        "finished",
     )
     list_filter = (
         "status",
@@ -183,6 +172,7 @@ class WorkflowAdmin(ReadOnlyAdmin):
         "created_at",
         HasErrorFilter,
         LateReceiptFilter,
+        DeliveredTwiceFilter,
         "api_flavour",
     )
     search_fields = ("client_ref",)  # plus UUIDs and recipients: see get_search_results
@@ -209,8 +199,35 @@ class WorkflowAdmin(ReadOnlyAdmin):
     def channels(self, workflow: Workflow) -> str:
         return " → ".join(step.channel for step in workflow.steps.all())
 
+    @admin.display(description="delivered by")
+    def delivered_by(self, workflow: Workflow) -> str:
+        return run_outcome(workflow)
+
+    @admin.display(description="delivered twice", empty_value="")
+    def delivered_twice(self, workflow: Workflow) -> str:
+        """The person got it on N >= 2 channels (a late receipt after a failover)."""
+        delivered = [s for s in workflow.steps.all() if s.message_status in DELIVERED_STATUSES]
+        return f"delivered on {len(delivered)} channels" if len(delivered) > 1 else ""
+
+    @admin.display(description="cost", empty_value="")
+    def cost(self, workflow: Workflow) -> str:
+        return cost_text(run_cost(workflow.steps.all()))
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, workflow: Workflow) -> str:
+        return with_seconds(workflow.created_at)
+
+    @admin.display(description="finished", ordering="finished_at")
+    def finished(self, workflow: Workflow) -> str:
+        return with_seconds(workflow.finished_at)
+
     def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("steps")
+        # The cost column reads every step's attempts and their parts: three queries a page.
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related("steps", "steps__attempts__provider_messages")
+        )
 
     def get_search_results(self, request, queryset, search_term):
         filtered = queryset  # the list filters already applied: the extra matches keep them
@@ -248,9 +265,11 @@ class WorkflowAdmin(ReadOnlyAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         workflow = get_object_or_404(Workflow, pk=object_id)
+        timeline = workflow_timeline(workflow)
         extra_context = {
             **(extra_context or {}),
-            "timeline": workflow_timeline(workflow),
+            "timeline": timeline,
+            "cost": cost_text(run_cost([item.step for item in timeline])),
             "deliveries": workflow_webhook_deliveries(workflow),
             "run_events": workflow.events.filter(step__isnull=True).order_by("id"),
             "can_act": request.user.has_perm("workflows_app.change_workflow"),
@@ -302,113 +321,23 @@ class StepAdmin(ReadOnlyAdmin):
         "message_status",
         "failover_reason",
         "late_receipt",
-        "deadline_at",
+        "deadline",
     )
     list_filter = ("state", "channel", "message_status", "failover_reason", "late_receipt")
     search_fields = ("=workflow__id", "=message_uuid")
     inlines = [AttemptInline]
 
+    @admin.display(description="deadline", ordering="deadline_at")
+    def deadline(self, step: Step) -> str:
+        return with_seconds(step.deadline_at)
+
 
 @admin.register(Event)
 class EventAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "kind", "workflow", "step", "from_state", "to_state", "detail")
+    list_display = ("created", "kind", "workflow", "step", "from_state", "to_state", "detail")
     list_filter = ("kind",)
     search_fields = ("=workflow__id", "detail")
 
-
-# --- Webhooks ------------------------------------------------------------------------------
-
-
-@admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ReadOnlyAdmin):
-    list_display = (
-        "id",
-        "workflow",
-        "kind",
-        "status",
-        "state",
-        "attempt_count",
-        "last_status_code",
-        "next_attempt_at",
-        "endpoint",
-        "created_at",
-    )
-    list_filter = ("state", "kind", "status", "created_at")
-    search_fields = ("=workflow__id", "=webhook_id", "endpoint__url")
-    list_select_related = ("workflow", "endpoint")
-    exclude = ("body",)
-    readonly_fields = ("pretty_body",)
-    inlines = [WebhookAttemptInline]
-    actions = ["redeliver"]
-
-    @admin.display(description="body (exact bytes sent)")
-    def pretty_body(self, delivery: WebhookDelivery) -> str:
-        return format_html("<pre style='white-space:pre-wrap'>{}</pre>", delivery.body)
-
-    @admin.action(description="Redeliver selected webhooks", permissions=["operate"])
-    def redeliver(self, request, queryset):
-        done = sum(delivery_redeliver(d, actor=actor(request)) for d in queryset)
-        self.message_user(request, f"Queued {done} webhook(s) for redelivery.")
-
-    def has_operate_permission(self, request):
-        return request.user.has_perm("workflows_app.change_workflow")
-
-
-@admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(ReadOnlyAdmin):
-    list_display = ("url", "account", "disabled_at", "disabled_reason", "created_at")
-    list_filter = ("disabled_at",)
-    search_fields = ("url",)
-    actions = ["enable"]
-
-    @admin.action(description="Re-enable selected endpoints", permissions=["operate"])
-    def enable(self, request, queryset):
-        for endpoint in queryset:
-            endpoint_enable(endpoint, actor=actor(request))
-        self.message_user(request, f"Re-enabled {queryset.count()} endpoint(s).")
-
-    def has_operate_permission(self, request):
-        return request.user.has_perm("workflows_app.change_webhookendpoint")
-
-
-# --- Accounts and applications -------------------------------------------------------------
-
-
-class WebhookSecretOwnerAdmin(admin.ModelAdmin):
-    """Admin for what owns a webhook secret (accounts, applications): an action that rotates
-    the Standard Webhooks secret and shows the new one once; edits (the status URL) are logged
-    as Events."""
-
-    actions = ["rotate_webhook_secret"]
-
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        changed = ", ".join(form.changed_data) or "nothing"
-        operator_log("edit", actor(request), f"edited {obj} ({changed})", fields=form.changed_data)
-
-    @admin.action(description="Rotate webhook secret (the old one signs too for a while)")
-    def rotate_webhook_secret(self, request, queryset):
-        for owner in queryset:
-            secret = operator_rotate_webhook_secret(owner, actor=actor(request))
-            self.message_user(
-                request, f"New webhook secret for {owner} (shown once): {secret}", messages.WARNING
-            )
-
-
-@admin.register(Account)
-class AccountAdmin(WebhookSecretOwnerAdmin):
-    list_display = ("name", "api_key", "status_url", "created_at")
-    search_fields = ("name", "api_key")
-    fields = ("name", "api_key", "status_url", "created_at")
-    readonly_fields = ("api_key", "created_at")
-
-    def has_add_permission(self, request):
-        return False  # accounts are created with `manage.py create_account` (it shows the secret)
-
-
-@admin.register(Application)
-class ApplicationAdmin(WebhookSecretOwnerAdmin):
-    list_display = ("name", "id", "account", "status_url", "created_at")
-    search_fields = ("name", "=id")
-    fields = ("id", "account", "name", "status_url", "inbound_url", "public_key", "created_at")
-    readonly_fields = ("id", "account", "public_key", "created_at")
+    @admin.display(description="created", ordering="created_at")
+    def created(self, event: Event) -> str:
+        return with_seconds(event.created_at)

@@ -2,7 +2,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("channels_app", "0001_provider_connections")]
+    dependencies = [("channels_app", "0002_sandbox_revocations")]
 
     operations = [
         migrations.CreateModel(

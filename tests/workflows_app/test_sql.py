@@ -1,15 +1,19 @@
-"""The one-statement writes: the rows they leave are the ORM's, and an update's Event exists
-exactly when the update happened."""
+"""The hand-written statements (workflows_app/services/sql.py): the rows they leave are the
+ORM's, a compare-and-set changes only the rows it names, and its Event exists exactly when
+the update happened."""
+
+import uuid
 
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
-from tests.workflows_app.test_receipts import spec
+from tests.fixtures import run_of, spec
 from workflows_app.models import Attempt, Event, Step, Workflow
-from workflows_app.services.statements import insert_together, update_rows, update_then_insert
+from workflows_app.services import sql
 from workflows_app.services.workflows import workflow_create
+from workflows_app.states import EventKind
 
 # Columns that differ between any two rows by nature: keys, and times taken at each write.
 VOLATILE = {"id", "workflow", "created_at", "updated_at", "ready_at", "dispatched_at"}
@@ -22,7 +26,9 @@ def _comparable(obj) -> dict:
 
 def test_a_new_run_is_written_as_the_orm_writes_it(account, django_assert_num_queries):
     steps = [spec("messenger", "1000000003", "read", 600), spec("sms", "447700900000")]
-    with django_assert_num_queries(1 if connection.vendor == "postgresql" else 5):
+    # One statement on PostgreSQL; elsewhere one INSERT per table (in the test's transaction,
+    # so without a savepoint of their own).
+    with django_assert_num_queries(1 if connection.vendor == "postgresql" else 3):
         run = workflow_create(account=account.account, flavour="workflows", steps=steps)
     # The same rows through plain ORM calls, for comparison.
     twin = Workflow.objects.create(account=account.account, api_flavour="workflows")
@@ -40,64 +46,74 @@ def test_a_new_run_is_written_as_the_orm_writes_it(account, django_assert_num_qu
     assert ours[1].ready_at is None
     created = Event.objects.get(workflow=run, kind="workflow.created")
     assert created.data == {"steps": 2, "flavour": "workflows"} and created.to_state == "running"
-    assert run._state.adding is False  # a saved instance, usable like one the ORM returned
     assert run.steps.count() == 2
 
 
-def test_insert_together_returns_the_ids_of_one_batch_in_order(account):
+def test_run_insert_sets_the_ids_of_the_steps_in_order(account):
     workflow = Workflow(account=account.account, api_flavour="workflows")
     steps = [
         Step(workflow=workflow, index=i, channel="sms", sender={}, recipient={}, message={})
         for i in range(3)
     ]
-    ids = insert_together([workflow], steps, returning=1)
-    assert ids == [step.id for step in steps]
-    assert list(Step.objects.filter(id__in=ids).order_by("id").values_list("index", flat=True)) == [
-        0,
-        1,
-        2,
+    created = Event(workflow=workflow, kind=EventKind.WORKFLOW_CREATED)
+    sql.run_insert(workflow, steps, created)
+    ids = [step.id for step in steps]
+    assert None not in ids
+    stored = Step.objects.filter(id__in=ids).order_by("id").values_list("index", flat=True)
+    assert list(stored) == [0, 1, 2]
+    assert Event.objects.filter(workflow=workflow, kind=EventKind.WORKFLOW_CREATED).count() == 1
+
+
+def _event(detail: str = "x") -> sql.EventRow:
+    return sql.EventRow(kind="test", from_state="pending", to_state="sending", detail=detail)
+
+
+def test_a_state_compare_and_set_changes_and_logs_only_the_rows_in_that_state(account):
+    runs = [
+        workflow_create(account=account.account, flavour="workflows", steps=[spec("sms", "1")])
+        for _ in range(2)
     ]
-
-
-def test_update_then_insert_inserts_only_when_the_update_changed_a_row(account):
-    run = workflow_create(account=account.account, flavour="workflows", steps=[spec("sms", "1")])
-    step = run.steps.get()
+    first, second = (run.steps.get() for run in runs)
+    Step.objects.filter(id=second.id).update(state="sending")
     before = Event.objects.count()
-
-    def event():
-        return Event(workflow_id=run.id, step_id=step.id, kind="test", detail="x", data={"a": 1})
-
-    missed = update_then_insert(
-        Step.objects.filter(id=step.id, state="waiting"), {"state": "sending"}, event()
-    )
-    assert missed == 0 and Event.objects.count() == before
-    hit = update_then_insert(
-        Step.objects.filter(id=step.id, state="pending"), {"attempt_count": 7}, event()
-    )
-    assert hit == 1
-    assert Step.objects.get(id=step.id).attempt_count == 7
+    both = {first.id: runs[0].id, second.id: runs[1].id}
+    changed = sql.steps_set_where_state(both, "pending", {"attempt_count": 7}, _event())
+    assert changed == {first.id}
+    assert Step.objects.get(id=first.id).attempt_count == 7
+    assert Step.objects.get(id=second.id).attempt_count == 0
+    assert Event.objects.count() == before + 1
     recorded = Event.objects.get(kind="test")
-    assert (recorded.step_id, recorded.data, recorded.from_state) == (step.id, {"a": 1}, "")
+    assert (recorded.workflow_id, recorded.step_id, recorded.detail) == (runs[0].id, first.id, "x")
+    only_first = {first.id: first.workflow_id}
+    assert sql.steps_set_where_state(only_first, "waiting", {"attempt_count": 8}, _event()) == set()
+    assert Event.objects.count() == before + 1
 
 
-def test_update_then_insert_types_a_null_column_as_the_table_does(account):
+def test_a_workflow_compare_and_set_logs_an_event_without_a_step(account):
     """An Event without a step (NULL in a bigint column) must insert, not fail as text."""
     run = workflow_create(account=account.account, flavour="workflows", steps=[spec("sms", "1")])
-    changed = update_then_insert(
-        Workflow.objects.filter(id=run.id, status="running"),
-        {"client_ref": "x"},
-        Event(workflow_id=run.id, kind="test"),
-    )
-    assert changed == 1
+    assert sql.workflow_set_where_status(run.id, "running", {"client_ref": "x"}, _event())
     assert Event.objects.get(kind="test").step_id is None
+    assert Workflow.objects.get(id=run.id).client_ref == "x"
+    assert not sql.workflow_set_where_status(run.id, "error", {"client_ref": "y"}, _event("y"))
+    assert Workflow.objects.get(id=run.id).client_ref == "x"
 
 
-def test_insert_together_refuses_an_empty_batch(account):
-    """``returning`` counts batches: silently dropping an empty one would shift it."""
-    workflow = Workflow(account=account.account, api_flavour="workflows")
-    with pytest.raises(ValueError):
-        insert_together([workflow], [], returning=1)
-    assert not Workflow.objects.filter(id=workflow.id).exists()
+def test_a_status_compare_and_set_moves_only_the_statuses_listed(account):
+    runs = [
+        workflow_create(account=account.account, flavour="workflows", steps=[spec("sms", "1")])
+        for _ in range(3)
+    ]
+    never, submitted, read = (run.steps.get() for run in runs)
+    Step.objects.filter(id=submitted.id).update(message_status="submitted")
+    Step.objects.filter(id=read.id).update(message_status="read")
+    ids = [never.id, submitted.id, read.id]
+    changed = sql.steps_set_where_status_in(
+        ids, (None, "submitted"), {"message_status": "delivered"}
+    )
+    assert changed == {never.id, submitted.id}
+    assert Step.objects.get(id=read.id).message_status == "read"
+    assert sql.steps_set_where_status_in(ids, ("submitted",), {"message_status": "read"}) == set()
 
 
 def test_keys_written_on_every_accept_and_send_are_time_ordered(account):
@@ -113,24 +129,21 @@ def test_keys_written_on_every_accept_and_send_are_time_ordered(account):
 def test_a_failed_statement_marks_the_callers_transaction_for_rollback(account):
     """As a failed QuerySet call does: the caller's atomic block cannot carry on unaware."""
     run = workflow_create(account=account.account, flavour="workflows", steps=[spec("sms", "1")])
-    Event.objects.create(workflow_id=run.id, kind="test", dedupe_key="taken")
+    other = workflow_create(account=account.account, flavour="workflows", steps=[spec("sms", "1")])
+    taken = uuid.uuid4()
+    Step.objects.filter(workflow=other).update(message_uuid=taken)
+    step = run.steps.get()
     with transaction.atomic():
-        with pytest.raises(IntegrityError):
-            update_then_insert(
-                Workflow.objects.filter(id=run.id),
-                {"client_ref": "x"},
-                Event(workflow_id=run.id, kind="test", dedupe_key="taken"),
+        with pytest.raises(IntegrityError):  # message_uuid is unique
+            sql.steps_set_where_state(
+                {step.id: run.id}, "pending", {"message_uuid": taken}, _event()
             )
         assert transaction.get_rollback() is True  # so leaving the block rolls it back
-    assert Workflow.objects.get(id=run.id).client_ref == ""  # and the connection works on
+    assert Step.objects.get(id=step.id).message_uuid is None  # and the connection works on
 
 
-def test_update_rows_writes_what_bulk_update_writes(account):
-    run = workflow_create(
-        account=account.account,
-        flavour="workflows",
-        steps=[spec("messenger", "1000000003", "read", 600), spec("sms", "447700900000")],
-    )
+def test_rows_update_writes_what_bulk_update_writes(account):
+    run = run_of(account, spec("messenger", "1000000003", "read", 600), spec("sms", "447700900000"))
     first, second = run.steps.order_by("index")
     ours = [
         Attempt.objects.create(step=first, number=1, provider="sandbox"),
@@ -149,7 +162,7 @@ def test_update_rows_writes_what_bulk_update_writes(account):
         for row, changes in zip(rows, values, strict=True):
             for name, value in changes.items():
                 setattr(row, name, value)
-    update_rows(ours, fields)
+    sql.rows_update(ours, fields)
     Attempt.objects.bulk_update(twins, fields)
     assert [_attempt(row) for row in ours] == [_attempt(row) for row in twins]
     assert Attempt.objects.get(id=ours[0].id).response == {"k": [1, None]}

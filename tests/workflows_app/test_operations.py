@@ -14,9 +14,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.fixtures import FAST_RETRIES, expire_first_step, two_step_run
 from workflows_app.logcontext import LogContextFilter, bind, log_context
 from workflows_app.models import (
+    Attempt,
     Event,
     Heartbeat,
     IdempotencyKey,
+    ProviderMessage,
     Step,
     WebhookDelivery,
     Workflow,
@@ -24,6 +26,7 @@ from workflows_app.models import (
 from workflows_app.services import health, retention
 from workflows_app.services.health import heartbeat_record
 from workflows_app.services.scheduler import scheduler_tick
+from workflows_app.services.sending import steps_send_due
 from workflows_app.services.workflows import workflow_cancel
 from workflows_app.webhooks.delivery import workflow_webhooks_deliver
 
@@ -191,3 +194,21 @@ def test_the_redis_cache_reuses_one_client_per_pool(settings):
     assert cache.add("test-cache-client", 2, 5) is False
     assert cache.get("test-cache-client") == {"n": 1}
     cache.delete("test-cache-client")
+
+
+@override_settings(METRICS_TOKEN="t0ken")
+def test_the_delivered_twice_spend_counts_prices_that_came_only_with_receipts(client, account):
+    workflow = two_step_run(account)
+    expire_first_step(workflow)
+    steps_send_due(ids=[workflow.steps.get(index=1).id])
+    first, second = workflow.steps.order_by("index")
+    Attempt.objects.filter(step=first).update(price_amount="0.0100", price_currency="EUR")
+    # The second message's price arrived only on its receipt (as Vonage Messages reports it).
+    ProviderMessage.objects.filter(attempt__step=second).update(
+        price_amount="0.0333", price_currency="EUR"
+    )
+    Step.objects.filter(workflow=workflow).update(message_status="delivered")
+    samples = scrape(client)
+    assert samples[("orchestrator_runs_delivered_twice", ())] == 1
+    twice = ("orchestrator_runs_delivered_twice_spend_total", (("currency", "EUR"),))
+    assert samples[twice] == pytest.approx(0.0433)

@@ -94,36 +94,38 @@ def _send_metrics():
     )
 
 
-def _cost_metrics():
-    """Spend as providers reported it (send answers, else receipts), and the runs whose person
-    got the message on two or more channels with what those runs cost. Read from the rows at
-    each scrape, so a late receipt after the final report is counted as soon as it lands."""
-    labels = ["channel", "provider", "connection", "currency"]
+def _reported_spend(workflow_ids=None) -> dict[tuple[str, ...], Decimal]:
+    """What providers reported, by (channel, provider, connection, currency): each message's
+    send-answer price, else the prices its receipts carried (payloads.attempt_price's rule),
+    for every run or for those of ``workflow_ids``."""
+    attempts = Attempt.objects.filter(price_amount__isnull=False)
+    parts = ProviderMessage.objects.filter(
+        price_amount__isnull=False, attempt__price_amount__isnull=True
+    )
+    if workflow_ids is not None:
+        attempts = attempts.filter(step__workflow_id__in=workflow_ids)
+        parts = parts.filter(attempt__step__workflow_id__in=workflow_ids)
+    sent = attempts.values_list("step__channel", "provider", "connection_id", "price_currency")
+    received = parts.values_list(
+        "attempt__step__channel", "provider", "attempt__connection_id", "price_currency"
+    )
     spend: dict[tuple[str, ...], Decimal] = defaultdict(Decimal)
-    sent = (
-        Attempt.objects.filter(price_amount__isnull=False)
-        .values_list("step__channel", "provider", "connection_id", "price_currency")
-        .annotate(total=Sum("price_amount"))
-        .order_by()
-    )
-    parts = (
-        ProviderMessage.objects.filter(
-            price_amount__isnull=False, attempt__price_amount__isnull=True
-        )
-        .values_list(
-            "attempt__step__channel", "provider", "attempt__connection_id", "price_currency"
-        )
-        .annotate(total=Sum("price_amount"))
-        .order_by()
-    )
-    for row in [*sent, *parts]:
-        spend[tuple(str(k or "") for k in row[:4])] += row[4] or 0
+    for query in (sent, received):
+        for row in query.annotate(total=Sum("price_amount")).order_by():
+            spend[tuple(str(k or "") for k in row[:4])] += row[4] or 0
+    return spend
+
+
+def _cost_metrics():
+    """Spend as providers reported it, and the runs whose person got the message on two or
+    more channels with what those runs cost. Read from the rows at each scrape, so a late
+    receipt after the final report is counted as soon as it lands."""
     family = CounterMetricFamily(
         "orchestrator_spend",
         "Reported message cost, by channel, provider, connection, currency.",
-        labels=labels,
+        labels=["channel", "provider", "connection", "currency"],
     )
-    for labelled, total in sorted(spend.items()):
+    for labelled, total in sorted(_reported_spend().items()):
         family.add_metric(list(labelled), float(total))
     yield family
     twice = runs_delivered_on_several_channels()
@@ -134,17 +136,14 @@ def _cost_metrics():
     yield gauge
     cost = CounterMetricFamily(
         "orchestrator_runs_delivered_twice_spend",
-        "What the runs delivered on two or more channels cost (send-answer prices), by currency.",
+        "What the runs delivered on two or more channels cost (as reported), by currency.",
         labels=["currency"],
     )
-    rows = (
-        Attempt.objects.filter(step__workflow_id__in=twice, price_amount__isnull=False)
-        .values_list("price_currency")
-        .annotate(total=Sum("price_amount"))
-        .order_by()
-    )
-    for currency, total in rows:
-        cost.add_metric([currency], float(total or 0))
+    by_currency: dict[str, Decimal] = defaultdict(Decimal)
+    for (_, _, _, currency), total in _reported_spend(twice).items():
+        by_currency[currency] += total
+    for currency, total in sorted(by_currency.items()):
+        cost.add_metric([currency], float(total))
     yield cost
 
 

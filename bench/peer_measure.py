@@ -14,7 +14,7 @@ from celery import Celery
 
 from bench import stack as stack_mod
 from bench.measure import WrkResult, two_step_request, wrk_post
-from tests.services import BIN, ROOT, Process, free_port, wait_for
+from tests.services import BIN, ROOT, Process, celery_worker, free_port, wait_for
 
 PEER_DB = "orch_bench_peer"
 PEER_SID = "ACPEER00000"
@@ -74,20 +74,7 @@ class PeerStack:
                 "--reuse-port",
                 "--no-control-socket",
             ],
-            "worker": [
-                str(BIN / "celery"),
-                "-A",
-                "bench.peer",
-                "worker",
-                "-Q",
-                "peer",
-                "--concurrency",
-                "2",
-                "-l",
-                "warning",
-                "-n",
-                self.name,
-            ],
+            "worker": celery_worker("peer", 2, self.name, app="bench.peer", level="warning"),
         }[name]
         self.processes[name] = Process(f"peer-{name}", argv, self.env, self.log_dir).start()
         if name == "web":

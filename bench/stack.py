@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import redis
 
-from tests.services import BIN, ROOT, Process, free_port, wait_for
+from tests.services import BIN, ROOT, Process, celery_worker, free_port, wait_for
 
 PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS_BASE = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379")
@@ -187,39 +187,15 @@ class BenchStack:
                 "--no-control-socket",  # gunicorn 27 would share one socket path with others
             ],
             # bench.tasks adds the no-op task the send path is compared with.
-            "worker": [
-                str(BIN / "celery"),
-                "-A",
-                "orchestrator",
-                "worker",
-                "-Q",
+            "worker": celery_worker(
                 "celery",
-                "--concurrency",
-                str(WORKER_CONCURRENCY),
-                "--pool",
-                WORKER_POOL,
-                "-l",
-                "warning",
-                "-I",
-                "bench.tasks",
-                "-n",
+                WORKER_CONCURRENCY,
                 f"bench{self.port}@%h",
-            ],
+                *("--pool", WORKER_POOL, "-I", "bench.tasks"),
+                level="warning",
+            ),
             # Timers and receipts on their own queue; started, stopped and killed with "worker".
-            "timers": [
-                str(BIN / "celery"),
-                "-A",
-                "orchestrator",
-                "worker",
-                "-Q",
-                "timers",
-                "--concurrency",
-                "1",
-                "-l",
-                "warning",
-                "-n",
-                f"benchtimers{self.port}@%h",
-            ],
+            "timers": celery_worker("timers", 1, f"benchtimers{self.port}@%h", level="warning"),
             "scheduler": [str(BIN / "python"), "manage.py", "run_scheduler"],
             # The provider simulator (bench/latency.py), answering as a real provider would.
             "simulator": [

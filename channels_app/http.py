@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import requests
+from django.conf import settings
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
@@ -57,8 +58,6 @@ def session() -> requests.Session:
     with _sessions_lock:
         found = _sessions.get(key)
         if found is None:
-            from django.conf import settings
-
             found = requests.Session()
             adapter = HTTPAdapter(max_retries=0, pool_maxsize=settings.PROVIDER_POOL_SIZE)
             found.mount("http://", adapter)

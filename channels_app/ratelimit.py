@@ -34,6 +34,8 @@ from pyrate_limiter.abstracts.algorithm import GCRA, Decision, StateAlgorithm
 from pyrate_limiter.abstracts.store import StateStore
 from pyrate_limiter.buckets.redis_state import RedisStateStore
 
+from channels_app.models import ConnectionRate
+
 _GCRA = GCRA()
 _redis: redis.Redis | None = None
 
@@ -149,8 +151,6 @@ class DatabaseStateStore(StateStore):
     def check(
         self, algorithm: StateAlgorithm, rates: list[Rate], now: int, weight: int
     ) -> Decision:
-        from channels_app.models import ConnectionRate
-
         while True:
             row = _row(self.key)
             state = algorithm.decode(row.state.split(",")) if row.state else None
@@ -169,8 +169,6 @@ class DatabaseStateStore(StateStore):
         return algorithm.decode(row.state.split(",")) if row.state else algorithm.initial(rates)
 
     def reset(self) -> None:
-        from channels_app.models import ConnectionRate
-
         ConnectionRate.objects.filter(key=self.key).delete()
 
 
@@ -183,8 +181,6 @@ class _DatabaseRates:
         return row.paused_until_us, row.slowed_until_us
 
     def set_penalty(self, key: str, paused_until_us: int, slowed_until_us: int) -> None:
-        from channels_app.models import ConnectionRate
-
         _row(key)
         ConnectionRate.objects.filter(key=key).update(
             paused_until_us=paused_until_us,
@@ -196,9 +192,7 @@ class _DatabaseRates:
         DatabaseStateStore(key).reset()
 
 
-def _row(key: str):
-    from channels_app.models import ConnectionRate
-
+def _row(key: str) -> ConnectionRate:
     with transaction.atomic():  # a savepoint: a lost insert race must not end the caller's
         row, _ = ConnectionRate.objects.get_or_create(key=key)
     return row

@@ -120,6 +120,16 @@ def sms(recipient: str, *, condition: str | None = None, expiry: int | None = No
     return item("sms", recipient, condition, expiry)
 
 
+# A Messages v1 request (POST /v1/messages): one SMS, no failover.
+SMS_V1 = {
+    "to": "447700900000",
+    "from": "447700900001",
+    "channel": "sms",
+    "message_type": "text",
+    "text": "Hi",
+}
+
+
 def run(*items: dict) -> dict:
     return {"template": "failover", "workflow": list(items)}
 

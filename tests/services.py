@@ -79,6 +79,28 @@ def web_answers(base_url: str) -> bool:
     return True
 
 
+def celery_worker(
+    queue: str, concurrency: int, node: str, *options: str, app: str = "orchestrator", level: str
+) -> list[str]:
+    """The command line of a Celery worker of ``app`` that consumes ``queue`` with
+    ``concurrency`` processes, named ``node``, logging at ``level``; ``options`` go last."""
+    return [
+        str(BIN / "celery"),
+        "-A",
+        app,
+        "worker",
+        "-Q",
+        queue,
+        "--concurrency",
+        str(concurrency),
+        "-l",
+        level,
+        "-n",
+        node,
+        *options,
+    ]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -180,35 +202,9 @@ class Stack:
                 "--timeout",
                 "30",
             ],
-            "worker": [
-                str(BIN / "celery"),
-                "-A",
-                "orchestrator",
-                "worker",
-                "-Q",
-                "celery",
-                "--concurrency",
-                str(self.worker_concurrency),
-                "-l",
-                "info",
-                "-n",
-                f"{name}@%h",
-            ],
+            "worker": celery_worker("celery", self.worker_concurrency, f"{name}@%h", level="info"),
             # Timers and receipts on their own queue (orchestrator/settings.py, TIMERS_QUEUE).
-            "timers": [
-                str(BIN / "celery"),
-                "-A",
-                "orchestrator",
-                "worker",
-                "-Q",
-                "timers",
-                "--concurrency",
-                "1",
-                "-l",
-                "info",
-                "-n",
-                f"{name}@%h",
-            ],
+            "timers": celery_worker("timers", 1, f"{name}@%h", level="info"),
             "scheduler": [str(BIN / "python"), "manage.py", "run_scheduler"],
             "simulator": [str(BIN / "python"), "manage.py", "simulate_providers"],
         }[name.rstrip("0123456789")]

@@ -10,7 +10,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from channels_app.models import ProviderConnection
-from channels_app.simulator.server import Simulator, start_in_thread
+from channels_app.simulator.server import start_in_thread
+from channels_app.simulator.state import Simulator
 
 
 @cache

@@ -219,7 +219,8 @@ def test_a_long_sms_is_delivered_only_when_every_part_is(account, simulator):
 @pytest.mark.django_db
 def test_a_receipt_that_beats_the_send_record_is_applied_once_the_send_is_recorded(account):
     from channels_app.adapters.base import SendResult
-    from workflows_app.services.sending import _claim, _outcomes_record
+    from workflows_app.services.send_record import outcomes_record
+    from workflows_app.services.sending import _claim
 
     step = start_run(account, SPECS["twilio"].step("447700900003"))
     [(attempt, _route, _outbound, _revoke)] = _claim(Step.objects.filter(id=step.id), 1)
@@ -228,6 +229,6 @@ def test_a_receipt_that_beats_the_send_record_is_applied_once_the_send_is_record
     )
     step.refresh_from_db()
     assert step.message_status is None
-    _outcomes_record([(attempt, SendResult(["early-id"]))])
+    outcomes_record([(attempt, SendResult(["early-id"]))])
     step.refresh_from_db()
     assert (step.message_status, step.state) == ("delivered", "succeeded")

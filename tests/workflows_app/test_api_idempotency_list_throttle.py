@@ -9,17 +9,10 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from tests.conftest import basic_auth, make_jwt
+from tests.fixtures import SMS_V1
 from workflows_app.models import IdempotencyKey, Workflow
 
 from .conftest import problem_of
-
-SMS_V1 = {
-    "to": "447700900000",
-    "from": "447700900001",
-    "channel": "sms",
-    "message_type": "text",
-    "text": "Hi",
-}
 
 
 def client_for(created) -> APIClient:

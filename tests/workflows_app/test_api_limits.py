@@ -13,6 +13,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from tests.conftest import CANONICAL_REQUEST
+from tests.fixtures import SMS_V1
 from workflows_app.api import messages_v1, serializers
 from workflows_app.api.fields import BodyInvalid
 from workflows_app.api.messages_v1 import V1_REQUEST
@@ -21,13 +22,6 @@ from workflows_app.models import Workflow
 
 from .conftest import problem_of
 
-SMS_V1 = {
-    "to": "447700900000",
-    "from": "447700900001",
-    "channel": "sms",
-    "message_type": "text",
-    "text": "Hi",
-}
 MESSENGER_V1 = {**SMS_V1, "to": "1000000000", "from": "100200300", "channel": "messenger"}
 SMS_V01 = {
     "to": {"type": "sms", "number": "447700900000"},

@@ -13,7 +13,7 @@ from django.db.models.functions import Now
 
 from tests.fixtures import run_of, spec
 from workflows_app.models import Event, Step, Workflow
-from workflows_app.services import dispatch, sending
+from workflows_app.services import dispatch, send_record
 from workflows_app.services.sending import steps_send_due
 
 
@@ -110,14 +110,14 @@ def test_requests_coalesce_until_the_queued_task_starts():
 def test_one_step_that_cannot_be_recorded_does_not_undo_the_others(account, monkeypatch):
     runs = _runs(account, "447700900003", "447700900003", "447700900003")
     poisoned = _first(runs[1]).id
-    original = sending.steps_message_status_advance
+    original = send_record.steps_message_status_advance
 
     def advance(steps, status, **kwargs):
         if any(step.id == poisoned for step in steps):
             raise RuntimeError("injected: this step cannot be recorded")
         return original(steps, status, **kwargs)
 
-    monkeypatch.setattr(sending, "steps_message_status_advance", advance)
+    monkeypatch.setattr(send_record, "steps_message_status_advance", advance)
     assert steps_send_due(3) == 3
     states = [_first(run).state for run in runs]
     # The batch's transaction failed; each step was then recorded alone, and only the

@@ -7,12 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from tests.fixtures import spec
+from tests.fixtures import run_of, spec
 from workflows_app.models import Account, Step
 from workflows_app.services.clock import ClockTimestamp, db_now
 from workflows_app.services.scheduler import steps_expire_due
 from workflows_app.services.sending import steps_send_due
-from workflows_app.services.workflows import workflow_create
 
 pytestmark = pytest.mark.django_db
 
@@ -32,10 +31,8 @@ def test_the_database_clock_has_sub_second_precision_and_moves(account):
 
 
 def test_the_next_step_after_a_rejection_is_due_for_the_very_next_claim(account):
-    workflow = workflow_create(
-        account=account.account,
-        flavour="workflows",
-        steps=[spec("sms", "447700900001", "delivered", 600), spec("sms", "447700900000")],
+    workflow = run_of(
+        account, spec("sms", "447700900001", "delivered", 600), spec("sms", "447700900000")
     )
     assert steps_send_due(10) == 1  # the first step: rejected at once by the sandbox
     first, second = workflow.steps.order_by("index")
@@ -46,13 +43,7 @@ def test_the_next_step_after_a_rejection_is_due_for_the_very_next_claim(account)
 
 
 def test_a_deadline_is_the_acceptance_plus_the_expiry_time_never_rounded_down(account):
-    workflow = workflow_create(
-        account=account.account,
-        flavour="workflows",
-        steps=[spec("sms", "447700900003", "delivered", 600), spec("sms", "447700900000")],
-    )
-    steps_send_due(10)
-    step = workflow.steps.get(index=0)
+    step = _sent_first_step(account)
     attempt = step.attempts.get()
     assert step.state == "waiting"
     assert step.deadline_at == step.sent_at + timedelta(seconds=600)
@@ -62,13 +53,7 @@ def test_a_deadline_is_the_acceptance_plus_the_expiry_time_never_rounded_down(ac
 
 
 def test_a_timer_never_fires_before_its_deadline(account):
-    workflow = workflow_create(
-        account=account.account,
-        flavour="workflows",
-        steps=[spec("sms", "447700900003", "delivered", 600), spec("sms", "447700900000")],
-    )
-    steps_send_due(10)
-    step = workflow.steps.get(index=0)
+    step = _sent_first_step(account)
     deadline = db_now() + timedelta(seconds=0.4)
     Step.objects.filter(id=step.id).update(deadline_at=deadline)
     while db_now() < deadline - timedelta(seconds=0.05):
@@ -79,3 +64,13 @@ def test_a_timer_never_fires_before_its_deadline(account):
     assert steps_expire_due([step.id]) == 1
     step.refresh_from_db()
     assert step.state == "failed_over" and step.finished_at >= deadline
+
+
+def _sent_first_step(account) -> Step:
+    """The first step of a two-step run (SMS, then SMS), sent: the sandbox accepts it and then
+    stays silent, so it waits out its 600 s expiry."""
+    workflow = run_of(
+        account, spec("sms", "447700900003", "delivered", 600), spec("sms", "447700900000")
+    )
+    steps_send_due(10)
+    return workflow.steps.get(index=0)

@@ -127,12 +127,12 @@ def test_cancelling_cancels_what_has_not_finished(two_steps):
 
 
 def test_cancelling_during_a_send_stops_the_run_there(two_steps):
-    from workflows_app.services import sending
+    from workflows_app.services import send_record, sending
 
     step = two_steps.steps.get(index=0)
     [(attempt, route, outbound, _)] = sending._claim(Step.objects.filter(id=step.id), 1)
     assert workflow_cancel(two_steps) is True
-    sending._outcomes_record([(attempt, route.adapter.send(outbound, route.config))])
+    send_record.outcomes_record([(attempt, route.adapter.send(outbound, route.config))])
     step.refresh_from_db()
     assert step.state == "cancelled"
     assert step.attempts.get().outcome == "accepted"  # recorded, but the run stays cancelled

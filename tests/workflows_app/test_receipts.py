@@ -94,7 +94,7 @@ def test_a_receipt_that_beats_the_send_record_is_applied_once_the_send_is_record
     from channels_app.adapters.base import SendResult
     from workflows_app.services import sending
 
-    original = sending._outcomes_record
+    original = sending.outcomes_record
 
     def deliver_first(outcomes, revoked=()):
         [(_attempt, result)] = outcomes
@@ -111,7 +111,7 @@ def test_a_receipt_that_beats_the_send_record_is_applied_once_the_send_is_record
         )
         original(outcomes, revoked)
 
-    monkeypatch.setattr(sending, "_outcomes_record", deliver_first)
+    monkeypatch.setattr(sending, "outcomes_record", deliver_first)
     steps_send_due(ids=[first.id])
     first.refresh_from_db()
     assert (first.state, first.message_status) == ("succeeded", "delivered")

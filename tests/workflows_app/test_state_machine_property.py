@@ -28,7 +28,7 @@ from channels_app.statuses import ReceiptEvent, ReceiptStatus
 from tests.chaos import checker
 from tests.fixtures import spec
 from workflows_app.models import Attempt, Step, Workflow
-from workflows_app.services import sending
+from workflows_app.services import send_record, sending
 from workflows_app.services.accounts import account_create
 from workflows_app.services.scheduler import scheduler_tick, steps_expire_due
 from workflows_app.services.workflows import workflow_cancel, workflow_create
@@ -109,12 +109,12 @@ class EngineMachine(RuleBasedStateMachine):
             try:
                 result = route.adapter.send(outbound, route.config)
             except ProviderError as error:
-                sending._outcomes_record([(attempt, error)])
+                send_record.outcomes_record([(attempt, error)])
             else:
-                sending._outcomes_record([(attempt, result)])
+                send_record.outcomes_record([(attempt, result)])
         else:
             error = ProviderError(ErrorKind(outcome), f"injected {outcome}", retry_after=0.1)
-            sending._outcomes_record([(attempt, error)])
+            send_record.outcomes_record([(attempt, error)])
 
     @precondition(lambda self: self.in_flight)
     @rule(data=st.data())

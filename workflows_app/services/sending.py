@@ -7,73 +7,39 @@ Postgres is the queue. Whatever makes a step due asks, on commit, for a ``send_d
 ``SEND_BATCH_SIZE`` due steps with ``FOR UPDATE SKIP LOCKED``, oldest first. Celery's cost per
 task, and the two transactions' commits, are then paid once per batch instead of once per step.
 A retry makes its step due later and queues the same task with that countdown.
+
+This module holds the send loop and the claim; the record of the outcomes is
+:mod:`workflows_app.services.send_record`.
 """
 
 import contextvars
 import logging
-import random
 import time
 from collections import defaultdict
-from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import NamedTuple
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Min, QuerySet
+from django.db.models import QuerySet
 from uuid6 import uuid7
 
 from channels_app import http
-from channels_app.adapters.base import OutboundMessage, SendResult, address_of
+from channels_app.adapters.base import OutboundMessage, address_of
 from channels_app.errors import ErrorKind, ProviderError
-from channels_app.ratelimit import rate_slow_down
-from channels_app.registry import Route, connection_report_error, routes_for
+from channels_app.registry import Route, routes_for
 from workflows_app import logcontext
-from workflows_app.models import Attempt, ProviderMessage, Step
+from workflows_app.models import Attempt, Step
 from workflows_app.services.clock import ClockTimestamp
-from workflows_app.services.dispatch import SEND_DUE, enqueue_on_commit, send_due_now
-from workflows_app.services.receipts import replay_unmatched_receipts
-from workflows_app.services.revoke import (
-    RevokeResult,
-    RevokeTask,
-    revoke_run,
-    revokes_for,
-    revokes_record,
-)
-from workflows_app.services.send_admission import UNLIMITED, steps_admit
+from workflows_app.services.dispatch import send_due_now
+from workflows_app.services.revoke import RevokeResult, RevokeTask, revoke_run, revokes_for
+from workflows_app.services.send_admission import steps_admit
+from workflows_app.services.send_record import Outcome, outcomes_record
 from workflows_app.services.sql import rows_update
 from workflows_app.services.transitions import steps_transition
-from workflows_app.services.workflows import (
-    steps_evaluate,
-    steps_fail_over,
-    steps_message_status_advance,
-    steps_settle_as_submitted,
-    steps_start_waiting,
-)
-from workflows_app.states import (
-    AttemptOutcome,
-    FailoverReason,
-    MessageStatus,
-    StepState,
-    WorkflowStatus,
-)
+from workflows_app.states import StepState, WorkflowStatus
 
 logger = logging.getLogger(__name__)
-
-# The Attempt columns an outcome fills in (one UPDATE for a whole batch).
-OUTCOME_FIELDS = [
-    "outcome",
-    "provider_message_ids",
-    "response",
-    "error_kind",
-    "error_code",
-    "error_detail",
-    "price_amount",
-    "price_currency",
-    "finished_at",
-]
 
 
 class SendClaim(NamedTuple):
@@ -84,9 +50,6 @@ class SendClaim(NamedTuple):
     route: Route
     outbound: OutboundMessage
     revoke: RevokeTask | None = None
-
-
-Outcome = SendResult | ProviderError
 
 
 class Called(NamedTuple):
@@ -149,7 +112,7 @@ def steps_send_due(
             continue  # still claiming: let a claim's worth finish, or RECORD_WINDOW pass
         if done:
             called = [(inflight.pop(f).attempt, f.result()) for f in done]
-            _outcomes_record(
+            outcomes_record(
                 [(attempt, result.outcome) for attempt, result in called],
                 [result.revoked for _, result in called if result.revoked is not None],
             )
@@ -297,149 +260,3 @@ def _claims_for(sending: list[Step], route_of: dict[int, Route]) -> list[SendCla
         )
         claims.append(SendClaim(attempt, route, outbound, revokes.get(step.id)))
     return claims
-
-
-def _outcomes_record(
-    outcomes: list[tuple[Attempt, Outcome]], revoked: Sequence[RevokeResult] = ()
-) -> None:
-    """Record a batch's outcomes in one transaction. Should that fail, record each in its own,
-    so that one step's trouble cannot undo the others' records (a step left ``sending`` is
-    settled by the scheduler after ``SENDING_LEASE``)."""
-    if len(outcomes) == 1:
-        _outcomes_record_in_one_transaction(outcomes, revoked)
-        return
-    try:
-        _outcomes_record_in_one_transaction(outcomes, revoked)
-    except Exception:
-        logger.exception("recording %d sends together failed; recording each alone", len(outcomes))
-        with transaction.atomic():
-            revokes_record(revoked)  # each a compare-and-set: none is written twice
-        for item in outcomes:
-            try:
-                _outcomes_record_in_one_transaction([item])
-            except Exception:
-                logger.exception("recording the send of step %s failed", item[0].step_id)
-
-
-def _outcomes_record_in_one_transaction(
-    outcomes: list[tuple[Attempt, Outcome]], revoked: Sequence[RevokeResult] = ()
-) -> None:
-    with transaction.atomic():
-        revokes_record(revoked)
-        ids = sorted(attempt.step_id for attempt, _ in outcomes)  # one lock order for all
-        steps = {
-            step.id: step
-            for step in Step.objects.select_for_update(of=("self",))
-            .select_related("workflow__account", "workflow__application")
-            .annotate(db_now=ClockTimestamp())
-            .filter(id__in=ids)
-            .order_by("id")
-        }
-        now = next(iter(steps.values())).db_now
-        messages: list[ProviderMessage] = []
-        accepted: defaultdict[str, list[str]] = defaultdict(list)
-        for attempt, outcome in outcomes:
-            step = steps[attempt.step_id]
-            attempt.finished_at = now
-            if isinstance(outcome, ProviderError):
-                attempt.outcome = AttemptOutcome.ERROR
-                attempt.error_kind = outcome.kind
-                attempt.error_code = outcome.provider_code
-                attempt.error_detail = outcome.reason[:1000]
-            else:
-                attempt.outcome = AttemptOutcome.ACCEPTED
-                attempt.provider_message_ids = outcome.provider_message_ids
-                attempt.response = outcome.response
-                if outcome.price is not None:
-                    attempt.price_amount = Decimal(outcome.price.amount)
-                    attempt.price_currency = outcome.price.currency
-                messages += _provider_messages(step, attempt, outcome)
-                accepted[attempt.provider] += outcome.provider_message_ids
-        rows_update([attempt for attempt, _ in outcomes], OUTCOME_FIELDS)
-        ProviderMessage.objects.bulk_create(messages, ignore_conflicts=True)
-        accepted_steps = [
-            (attempt, steps[attempt.step_id])
-            for attempt, outcome in outcomes
-            if not isinstance(outcome, ProviderError)
-        ]
-        steps_message_status_advance([step for _, step in accepted_steps], MessageStatus.SUBMITTED)
-        current = [
-            step
-            for attempt, step in accepted_steps
-            if step.state == StepState.SENDING and step.attempt_count == attempt.number
-        ]
-        steps_evaluate(steps_start_waiting(current, now=now))  # a receipt may have beaten us
-        for attempt, outcome in outcomes:
-            if isinstance(outcome, ProviderError):
-                _attempt_failed_locked(steps[attempt.step_id], now, attempt, outcome)
-        for provider, provider_message_ids in accepted.items():
-            replay_unmatched_receipts(provider, provider_message_ids)  # receipts that beat us
-
-
-def _provider_messages(step: Step, attempt: Attempt, result: SendResult) -> list[ProviderMessage]:
-    recipient = address_of(step.recipient)
-    return [
-        ProviderMessage(
-            provider=attempt.provider,
-            provider_message_id=pmid,
-            attempt_id=attempt.id,
-            recipient=recipient.lstrip("+"),
-            sent_at=attempt.started_at,  # before the call: watermarks compare to it
-            status=MessageStatus.SUBMITTED,
-        )
-        for pmid in result.provider_message_ids
-    ]
-
-
-def _attempt_failed_locked(step: Step, now: datetime, attempt: Attempt, error: ProviderError):
-    if step.state != StepState.SENDING or step.attempt_count != attempt.number:
-        return
-    if error.kind == ErrorKind.AMBIGUOUS:
-        steps_settle_as_submitted([step], detail=f"ambiguous outcome: {error.reason}")
-        return
-    throttled = error.kind == ErrorKind.TRANSIENT and error.retry_after
-    if throttled and attempt.connection_id not in UNLIMITED:  # it said when to come back
-        rate_slow_down(attempt.connection_id, error.retry_after or 0.0)
-    if error.kind == ErrorKind.TRANSIENT and _retry_later(step, error, now):
-        return
-    if error.kind == ErrorKind.CONFIGURATION:
-        logger.error(
-            "provider configuration error on %s (connection %s): %s",
-            attempt.provider,
-            attempt.connection_id,
-            error.reason,
-        )
-        connection_report_error(attempt.connection_id, error.kind, error.reason)
-    steps_message_status_advance(
-        [step], MessageStatus.REJECTED, error={"code": error.code, "reason": error.reason}
-    )
-    detail = f"{error.kind}: {error.reason}"[:255]
-    steps_fail_over([step], FailoverReason.REJECTED, detail=detail, now=now)
-
-
-def _retry_later(step: Step, error: ProviderError, now) -> bool:
-    """Schedule another attempt with backoff and jitter, if one fits before the step's deadline.
-
-    The retry window is the step's expiry time (or the final-step timeout) counted from its
-    first attempt; a retry never starts past it.
-    """
-    routes = len(routes_for(step.channel, step.sender))
-    if step.attempt_count >= settings.SEND_MAX_ATTEMPTS * routes:
-        return False
-    backoff = settings.SEND_RETRY_BASE_DELAY * 2 ** (step.attempt_count - 1)
-    delay = max(error.retry_after or 0.0, random.uniform(backoff / 2, backoff))
-    window = step.expiry_time or settings.WORKFLOWS_FINAL_STEP_TIMEOUT
-    first = step.attempts.aggregate(first=Min("started_at"))["first"] or now
-    if now + timedelta(seconds=delay) >= first + timedelta(seconds=window):
-        return False
-    ready_at = now + timedelta(seconds=delay)
-    if not steps_transition(
-        [step],
-        StepState.PENDING,
-        ready_at=ready_at,
-        dispatched_at=now,
-        detail=f"transient: {error.reason}; retry in {delay:.1f}s"[:255],
-    ):
-        return False
-    enqueue_on_commit(SEND_DUE, countdown=delay)
-    return True

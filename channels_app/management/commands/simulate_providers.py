@@ -3,7 +3,8 @@
 from django.core.management.base import BaseCommand
 
 from channels_app.simulator.pacing import RateRule
-from channels_app.simulator.server import Simulator, SimulatorServer
+from channels_app.simulator.server import SimulatorServer
+from channels_app.simulator.state import Simulator
 
 
 class Command(BaseCommand):

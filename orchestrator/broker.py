@@ -29,6 +29,14 @@ TAKEN = ".taken"
 
 
 class Channel(filesystem.Channel):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A fresh VAR_DIR has no broker folders yet (kombu's transport expects them made): any
+        # process that reaches the broker first, a worker, the web or the scheduler, makes them.
+        for name in ("data_folder_in", "data_folder_out", "control_folder"):
+            if name in self.transport_options:
+                os.makedirs(self.transport_options[name], exist_ok=True)
+
     # The filesystem Channel's own signature, which its base class's disagrees with.
     def _put(self, queue: Any, payload: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         """Put a message on ``queue``: named as kombu names it, visible only once complete."""

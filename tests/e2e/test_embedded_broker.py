@@ -64,3 +64,14 @@ def test_concurrent_producers_and_consumers_pass_every_message_once(tmp_path: Pa
     assert errors == []
     assert len(ids) == len(set(ids)) == PRODUCERS * MESSAGES_PER_PRODUCER
     assert not list(tmp_path.iterdir())  # nothing left behind, half-written or taken
+
+
+def test_a_fresh_var_dir_gets_its_broker_folder_from_the_first_process_that_connects(tmp_path):
+    folder = tmp_path / "var" / "broker"
+    with Connection(
+        "filesystem://", transport=TRANSPORT, transport_options=_options(str(folder))
+    ) as connection:
+        queue = connection.SimpleQueue("q")
+        queue.put({"id": "first"})
+        assert queue.get(timeout=1).payload == {"id": "first"}
+    assert folder.is_dir()

@@ -17,7 +17,13 @@ PRODUCERS = CONSUMERS = 2
 
 
 def _options(folder: str) -> dict:
-    return {"data_folder_in": folder, "data_folder_out": folder, "polling_interval": 0}
+    # The control folder too: kombu's default is ./control, in whatever the working folder is.
+    return {
+        "data_folder_in": folder,
+        "data_folder_out": folder,
+        "control_folder": f"{folder}-control",
+        "polling_interval": 0,
+    }
 
 
 def _produce(folder: str, producer: int) -> None:

@@ -14,6 +14,8 @@ scheduler arms the countdown on its next tick (as it does after Redis lost the c
 
 import contextlib
 
+import psycopg
+
 from django.db import DatabaseError, connection, transaction
 
 from workflows_app.states import StepState
@@ -162,7 +164,9 @@ def insert_waiting_workflows(
     # still leaves the nearest deadlines `deadlines_from_s` ahead when it ends.
     for first in reversed(range(1, count + 1, batch)):
         last = min(count, first + batch - 1)
-        with transaction.atomic(), connection.cursor() as cursor:
+        # Client-side binding: the statements' parameters are untyped literals to PostgreSQL
+        # (jsonb_build_object's arguments), which server-side binding cannot type.
+        with transaction.atomic(), psycopg.ClientCursor(_psycopg_connection()) as cursor:
             cursor.execute("SELECT clock_timestamp()")
             params["base"] = cursor.fetchone()[0]
             cursor.execute("SET LOCAL synchronous_commit = off")
@@ -178,6 +182,11 @@ def insert_waiting_workflows(
     with connection.cursor() as cursor:
         for table in TABLES:
             cursor.execute(f"ANALYZE workflows_app_{table}")
+
+
+def _psycopg_connection() -> psycopg.Connection:
+    connection.ensure_connection()
+    return connection.connection
 
 
 TABLES = ("workflow", "step", "attempt", "providermessage", "event")

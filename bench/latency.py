@@ -6,8 +6,12 @@ answers each after its own latency (0, 250 and 1000 ms: a path prefix per accoun
 every figure below is measured in the same run, on the same processes:
 
 - **send rate by latency**: the worker's consumer is paused, N runs are accepted whose first
-  step goes out through one connection, the consumer is resumed, and the time until all N are
-  ``waiting`` gives sends/s; rounds alternate the order of the three latencies (ABBA).
+  step goes out through one connection, and the consumer is resumed. Send capacity is N over
+  the time from the resume to the simulator receiving the last of the N send requests: the rate
+  at which the provider is sent messages. Beside it, the drain rate: N over the time until all
+  N are ``waiting`` (their answers back and recorded), which also holds one provider latency
+  (the last answer's), so it cannot reach the capacity ratios for any finite N. Rounds
+  alternate the order of the three latencies (ABBA).
 - **backlog failover**: N runs queued at 250 ms, every 50th of them rejected at once by the
   provider; from the rejection being recorded to the next step being accepted (through the
   0 ms connection, so the figure is the engine's own delay, not the provider's latency).
@@ -103,7 +107,11 @@ def _first_steps_waiting(ids: list) -> int:
 
 @dataclass
 class LatencyResult:
+    # Per latency, per round: sends/s the simulator received (capacity), and sends/s until
+    # every run was waiting (drain: answers back and recorded).
     rates: dict[int, list[float]] = field(default_factory=dict)
+    drain_rates: dict[int, list[float]] = field(default_factory=dict)
+    count: int = 0  # sends per phase
     connections_opened: int = 0
     sends: int = 0
     # The last round alone: the pools are warm by then, so this is what reuse leaves.
@@ -111,8 +119,12 @@ class LatencyResult:
     warm_sends: int = 0
 
     def ratio(self, ms: int) -> float:
-        """Median of the per-round ratios: sends/s at ``ms`` / sends/s at 0 ms."""
-        return statistics.median(r / z for r, z in zip(self.rates[ms], self.rates[0], strict=True))
+        """Median of the per-round ratios: send capacity at ``ms`` / send capacity at 0 ms."""
+        return _ratio(self.rates[ms], self.rates[0])
+
+    def drain_ratio(self, ms: int) -> float:
+        """The same for the drain rates."""
+        return _ratio(self.drain_rates[ms], self.drain_rates[0])
 
     @property
     def connections_per_1000(self) -> float:
@@ -123,10 +135,24 @@ class LatencyResult:
         return 1000 * self.warm_connections_opened / max(1, self.warm_sends)
 
 
+def _ratio(rates: list[float], baseline: list[float]) -> float:
+    return statistics.median(r / z for r, z in zip(rates, baseline, strict=True))
+
+
+def _arrivals(stack: BenchStack, recipients: set[str]) -> list[float]:
+    """When each send to ``recipients`` reached the simulator (``time.time()``), in order."""
+    sends = requests.get(f"{stack.simulator_url}/_simulator/sends", timeout=60).json()["sends"]
+    return sorted(send["received_at"] for send in sends if send["recipient"] in recipients)
+
+
 def send_rates(stack: BenchStack, creds, rounds: int, count: int) -> LatencyResult:
     from bench.measure import pause_worker, resume_worker
 
-    result = LatencyResult(rates={ms: [] for ms in LATENCIES_MS})
+    result = LatencyResult(
+        rates={ms: [] for ms in LATENCIES_MS},
+        drain_rates={ms: [] for ms in LATENCIES_MS},
+        count=count,
+    )
     serial = 0
     # A warm-up through every connection first: the first sends through a connection in each
     # worker process build its session and pool, which the first timed phase would pay for.
@@ -142,11 +168,13 @@ def send_rates(stack: BenchStack, creds, rounds: int, count: int) -> LatencyResu
         round_before = stats(stack)
         for ms in order:
             pause_worker(stack)
-            ids = []
+            ids, recipients = [], set()
             for _ in range(count):
                 serial += 1
-                ids.append(sms_run(creds.account, ms, SILENT, serial).id)
-            started = time.perf_counter()
+                run = sms_run(creds.account, ms, SILENT, serial)
+                ids.append(run.id)
+                recipients.add(f"4477{serial:08d}{SILENT}")
+            started, started_at = time.perf_counter(), time.time()
             resume_worker(stack)
             wait_for(
                 lambda ids=ids: _first_steps_waiting(ids) == len(ids),
@@ -154,7 +182,10 @@ def send_rates(stack: BenchStack, creds, rounds: int, count: int) -> LatencyResu
                 interval=0.05,
                 message=f"{count} sends at {ms} ms",
             )
-            result.rates[ms].append(count / (time.perf_counter() - started))
+            result.drain_rates[ms].append(count / (time.perf_counter() - started))
+            arrivals = _arrivals(stack, recipients)
+            assert len(arrivals) == count, f"{len(arrivals)} of {count} sends reached it"
+            result.rates[ms].append(count / (arrivals[-1] - started_at))
     after = stats(stack)
     result.warm_connections_opened = (
         after["connections_opened"] - round_before["connections_opened"]

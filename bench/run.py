@@ -2,7 +2,7 @@
 cost of a million waiting workflows. Prints one table, writes docs/benchmarks.md and ends with
 the ``BENCH …`` line. Every process it starts is stopped again, also on failure.
 
-    python -m bench.run [--size small|full] [--skip-scale] [--accept-only] [--profile]
+    python -m bench.run [--size small|full] [--skip-scale] [--only accept|latency] [--profile]
 """
 
 import argparse
@@ -54,7 +54,10 @@ def main() -> None:
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument(
-        "--accept-only", action="store_true", help="only the accept phase (implies --skip-scale)"
+        "--only",
+        choices=("accept", "latency"),
+        help="one phase alone (the accept rounds, or the send rates by provider latency): "
+        "its figures are printed, no table, no docs",
     )
     parser.add_argument("--profile", action="store_true", help="py-spy the accept, send, tick")
     parser.add_argument("--docs", default=str(ROOT / "docs" / "benchmarks.md"))
@@ -80,9 +83,12 @@ def main() -> None:
     stack = None
     try:
         stack = stack_mod.BenchStack(database_url=url, log_dir=log_dir)
-        run_main_phases(stack, size, results, args.profile, log_dir, args.accept_only)
+        if args.only == "latency":
+            run_send_rates(stack, size, results)
+        else:
+            run_main_phases(stack, size, results, args.profile, log_dir, args.only == "accept")
         stack.stop_all()
-        if not (args.skip_scale or args.accept_only):
+        if not (args.skip_scale or args.only):
             stack = stack_mod.BenchStack(
                 database_url=stack_mod.recreate_database(SCALE_DB), log_dir=log_dir
             )
@@ -96,7 +102,10 @@ def main() -> None:
             stack.stop_all()
         stack_mod.flush_redis()
     results["elapsed_s"] = time.monotonic() - started
-    if args.accept_only:  # no table, no docs: the figure alone
+    if args.only == "latency":
+        print(report.latency_line(results["latency"]))
+        return
+    if args.only == "accept":  # no table, no docs: the figure alone
         accept = results["accept"]
         rounds = [
             f"{o.rate / b.rate:.2f}" for o, b in zip(accept.ours, accept.baseline, strict=True)
@@ -172,15 +181,24 @@ def run_main_phases(
     run_latency_phase(stack, size, results, log_dir)
 
 
-def run_latency_phase(stack, size: Size, results: dict, log_dir: Path) -> None:
-    """Sends through the provider simulator at 0, 250 and 1000 ms (bench/latency.py)."""
+def run_send_rates(stack, size: Size, results: dict) -> list:
+    """Start the simulator, a connection to it per latency, and measure the send rate at each;
+    returns the connections."""
     from bench import latency, measure
 
-    stack.start("simulator")
+    stack.start("simulator", "worker")  # (those already running are left as they are)
     connections = [latency.connect(stack, ms) for ms in latency.LATENCIES_MS]
     say(f"send rate at {', '.join(map(str, latency.LATENCIES_MS))} ms provider latency")
     creds = measure.new_account("bench latency")
     results["latency"] = latency.send_rates(stack, creds, size.latency_rounds, size.latency_count)
+    return connections
+
+
+def run_latency_phase(stack, size: Size, results: dict, log_dir: Path) -> None:
+    """Sends through the provider simulator at 0, 250 and 1000 ms (bench/latency.py)."""
+    from bench import latency, measure
+
+    connections = run_send_rates(stack, size, results)
     say(f"failover and timers behind a backlog of {size.backlog_count:,} sends at 250 ms")
     results["backlog"] = latency.backlog_failover(
         stack,

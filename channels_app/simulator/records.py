@@ -2,7 +2,8 @@
 and a record of every send and revoke (served under ``/_simulator/``; see
 :mod:`channels_app.simulator.server`)."""
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 FAULTS = {
     "http_500",
@@ -46,4 +47,5 @@ class SendRecord:
     fault: str
     outcome: str = ""  # accepted | rejected | transient | fault
     provider_message_ids: list[str] | None = None
-    at: float = 0.0
+    at: float = 0.0  # time.time() when it was answered
+    received_at: float = field(default_factory=time.time)  # and when it arrived

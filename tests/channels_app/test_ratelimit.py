@@ -26,7 +26,8 @@ import django
 django.setup()
 from channels_app.ratelimit import rate_admit, rate_limit_of
 limit = rate_limit_of({"max_per_second": 20, "burst": 1})
-start = float(sys.argv[1])
+print("ready", flush=True)
+start = float(sys.stdin.readline())
 time.sleep(max(0.0, start - time.time()))
 got = 0
 while time.time() < start + 1.5:
@@ -45,17 +46,23 @@ def _spend_in_two_processes(redis_url: str) -> list[int]:
         "REDIS_URL": redis_url,
     }
     env.pop("CELERY_BROKER_URL", None)
-    start = str(time.time() + 3.0)  # both have set Django up by then
     spenders = [
         subprocess.Popen(
-            [sys.executable, "-c", SPENDER, start],
+            [sys.executable, "-c", SPENDER],
             cwd=ROOT,
             env=env,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
         for _ in range(2)
     ]
+    for spender in spenders:  # both have set Django up: start them at the same moment
+        assert spender.stdout.readline().strip() == "ready"
+    start = f"{time.time() + 0.2}\n"
+    for spender in spenders:
+        spender.stdin.write(start)
+        spender.stdin.flush()
     return [json.loads(p.communicate(timeout=60)[0]) for p in spenders]
 
 

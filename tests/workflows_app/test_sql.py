@@ -12,6 +12,7 @@ from django.utils import timezone
 from tests.fixtures import run_of, spec
 from workflows_app.models import Attempt, Event, Step, Workflow
 from workflows_app.services import sql
+from workflows_app.services.clock import ClockTimestamp, db_now
 from workflows_app.services.workflows import workflow_create
 from workflows_app.states import EventKind
 
@@ -62,6 +63,23 @@ def test_run_insert_sets_the_ids_of_the_steps_in_order(account):
     stored = Step.objects.filter(id__in=ids).order_by("id").values_list("index", flat=True)
     assert list(stored) == [0, 1, 2]
     assert Event.objects.filter(workflow=workflow, kind=EventKind.WORKFLOW_CREATED).count() == 1
+
+
+def test_run_insert_keeps_every_digit_of_a_time_and_the_database_clock_where_asked(account):
+    workflow = Workflow(account=account.account, api_flavour="workflows")
+    steps = [
+        Step(workflow=workflow, index=0, channel="sms", sender={}, recipient={}, message={}),
+        Step(workflow=workflow, index=1, channel="sms", sender={}, recipient={}, message={}),
+    ]
+    steps[0].ready_at = ClockTimestamp()
+    steps[1].ready_at = timezone.now().replace(microsecond=123456)
+    before = db_now()
+    sql.run_insert(workflow, steps, Event(workflow=workflow, kind=EventKind.WORKFLOW_CREATED))
+    stored = Workflow.objects.get(pk=workflow.pk)
+    assert stored.created_at == workflow.created_at and stored.created_at.microsecond != 0
+    first, second = Step.objects.filter(workflow=workflow).order_by("index")
+    assert before <= first.ready_at <= db_now()
+    assert second.ready_at == steps[1].ready_at
 
 
 def _event(detail: str = "x") -> sql.EventRow:

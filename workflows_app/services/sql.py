@@ -2,14 +2,17 @@
 
 Every statement here is written out in full: table and column names come from the models'
 public ``_meta`` (``db_table``, ``Field.column``), values are prepared by each field
-(``Field.pre_save``, ``Field.get_db_prep_save``) and cast to its column type
-(``Field.db_type``). Nothing is compiled from the ORM's query internals, so a Django upgrade
-cannot change them. Tests: tests/workflows_app/test_sql.py.
+(``Field.pre_save``, ``Field.get_prep_value`` or ``Field.get_db_prep_save``) and cast to its
+column type (``Field.db_type``, or the table's own row type). Nothing is compiled from the
+ORM's query internals, so a Django upgrade cannot change them. Tests:
+tests/workflows_app/test_sql.py.
 
 They exist for the engine's hot paths, on PostgreSQL:
 
 - :func:`run_insert`: a new run (its Workflow, Steps and first Event) is one statement of
-  data-modifying CTEs, atomic by itself: one round trip instead of three, plus BEGIN/COMMIT;
+  data-modifying CTEs, atomic by itself: one round trip instead of three, plus BEGIN/COMMIT.
+  Each table's rows are one JSON parameter (``jsonb_populate_recordset``), so the statement's
+  text is the same for every run and is prepared once per connection;
 - :func:`steps_set_where_state`, :func:`workflow_set_where_status`: a state change and its
   Event are one statement (``WITH changed AS (UPDATE … RETURNING) INSERT … SELECT FROM
   changed``), so neither can be seen without the other;
@@ -22,8 +25,11 @@ They exist for the engine's hot paths, on PostgreSQL:
 Other databases (the embedded SQLite) run the same writes with the ORM, in a transaction.
 """
 
+import datetime
+import decimal
 import functools
 import json
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,55 +52,80 @@ def run_insert(workflow: Workflow, steps: Sequence[Step], created: Event) -> Non
             Step.objects.bulk_create(steps)
             Event.objects.bulk_create([created])
         return
+    tables = (("w", [workflow]), ("s", steps), ("e", [created]))
     parts, params = [], []
-    batches: tuple[tuple[str, Sequence[Model]], ...] = (
-        ("w", [workflow]),
-        ("s", steps),
-        ("e", [created]),
-    )
-    for name, batch in batches:
-        sql, values = _insert(batch)
+    for name, batch in tables:
+        rows, clocked = _json_rows(batch)
         returning = ' RETURNING "id"' if name == "s" else ""
-        parts.append(f"{name} AS ({sql}{returning})")
-        params += values
-    # Ids come from one sequence in VALUES order, so ordering by them keeps the steps' order.
+        parts.append(f"{name} AS ({_insert_sql(type(batch[0]), clocked)}{returning})")
+        params.append(rows)
+    # Ids come from one sequence in the rows' order, so ordering by them keeps the steps' order.
     ids = _fetch(f"WITH {', '.join(parts)} SELECT id FROM s ORDER BY id", params)
     for step, (id_,) in zip(steps, ids, strict=True):
         step.id = id_
 
 
-def _insert(objs: Sequence[Model]) -> tuple[str, list[Any]]:
-    """``INSERT INTO table (every column) VALUES (…), …`` for instances of one model; the
-    database numbers auto-increment ids. ``ClockTimestamp()`` is the database's clock."""
-    model = type(objs[0])
-    fields, casts, head = _insert_columns(model)
-    database = _database()
-    rows, params = [], []
+# A value of a timestamp column that stands for the database's clock (``ClockTimestamp()``):
+# no Python datetime is infinite, so no real value can be mistaken for it.
+_CLOCK = "infinity"
+
+
+def _json_rows(objs: Sequence[Model]) -> tuple[str, tuple[str, ...]]:
+    """Instances of one model as one JSON array of rows (column → value), and the columns
+    that hold the database's clock. One parameter per table, whatever the run's size, keeps
+    the statement's text the same for every run, so psycopg prepares it once (it re-parses
+    a statement of more than 50 parameters on every execution)."""
+    fields = _insert_fields(type(objs[0]))
+    rows, clocked = [], set()
     for obj in objs:
-        placeholders = []
-        for column, cast in zip(fields, casts, strict=True):
+        row = {}
+        for column in fields:
             value = column.pre_save(obj, add=True)  # defaults, auto_now_add
             if isinstance(value, ClockTimestamp):
-                placeholders.append("clock_timestamp()")
-                continue
-            placeholders.append(cast)
-            params.append(column.get_db_prep_save(value, database))
-        rows.append(f"({', '.join(placeholders)})")
-    return f"{head} VALUES {', '.join(rows)}", params
+                clocked.add(column.column)
+                row[column.column] = _CLOCK
+            else:
+                row[column.column] = column.get_prep_value(value)
+        rows.append(row)
+    return json.dumps(rows, default=_json_value, separators=(",", ":")), tuple(sorted(clocked))
+
+
+def _json_value(value: Any) -> str:
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()  # every digit: DjangoJSONEncoder drops the microseconds
+    if isinstance(value, uuid.UUID | decimal.Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not a column value sql.py knows")
 
 
 @functools.cache
-def _insert_columns(model: type[Model]) -> tuple[list[Field], list[str], str]:
-    """A model's inserted columns, their placeholders (``%s::type``) and the INSERT's head:
-    they never change, so they are worked out once (PostgreSQL only)."""
-    fields = [
+def _insert_fields(model: type[Model]) -> list[Field]:
+    """A model's inserted columns: all but generated ones and the auto-increment id."""
+    return [
         column
         for column in model._meta.concrete_fields
         if not column.generated and not isinstance(column, AutoField)
     ]
-    casts = [f"%s::{column.db_type(connection)}" for column in fields]
-    names = ", ".join(f'"{column.column}"' for column in fields)
-    return fields, casts, f'INSERT INTO "{model._meta.db_table}" ({names})'
+
+
+@functools.cache
+def _insert_sql(model: type[Model], clocked: tuple[str, ...]) -> str:
+    """``INSERT INTO table (columns) SELECT columns FROM jsonb_populate_recordset(…)``: the
+    parameter's rows, typed as the table's own row type, in order; the ``clocked`` columns'
+    placeholder (:data:`_CLOCK`) becomes ``clock_timestamp()``."""
+    names = [f'"{column.column}"' for column in _insert_fields(model)]
+    values = [
+        f"CASE WHEN r.{name} = '{_CLOCK}' THEN clock_timestamp() ELSE r.{name} END"
+        if name.strip('"') in clocked
+        else f"r.{name}"
+        for name in names
+    ]
+    table = f'"{model._meta.db_table}"'
+    return (
+        f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(values)} "
+        f"FROM jsonb_populate_recordset(NULL::{table}, %s::jsonb) WITH ORDINALITY AS r "
+        "ORDER BY r.ordinality"
+    )
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ scheduler arms the countdown on its next tick (as it does after Redis lost the c
 import contextlib
 
 import psycopg
-
 from django.db import DatabaseError, connection, transaction
 
 from workflows_app.states import StepState

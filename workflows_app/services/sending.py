@@ -14,9 +14,10 @@ This module holds the send loop and the claim; the record of the outcomes is
 
 import contextvars
 import logging
+import queue
 import time
 from collections import defaultdict
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import NamedTuple
 
 from django.conf import settings
@@ -81,6 +82,10 @@ def steps_send_due(
     candidates = Step.objects.all() if ids is None else Step.objects.filter(id__in=ids)
     stop_at = time.monotonic() + budget
     inflight: dict[Future[Called], SendClaim] = {}
+    # Calls put themselves here as they finish: taking one is O(1) however many are in flight
+    # (concurrent.futures.wait visits every pending future on every call).
+    finishing: queue.SimpleQueue[Future[Called]] = queue.SimpleQueue()
+    finished: list[Future[Called]] = []  # taken from ``finishing``, not recorded yet
     claimed = rounds = 0
     claims: list[SendClaim] = []
     recorded_at = time.monotonic()
@@ -95,6 +100,7 @@ def steps_send_due(
             claimed += len(claims)
             for claim in claims:
                 future = _pool().submit(contextvars.copy_context().run, _call_provider, claim)
+                future.add_done_callback(finishing.put)
                 inflight[future] = claim
             if len(claims) == room:
                 send_due_now()
@@ -105,13 +111,14 @@ def steps_send_due(
                 send_due_now()  # the budget ended with steps perhaps still due: hand them on
             return claimed
         timeout = _wait_for_calls(now, stop_at, idle_until, room, len(claims))
-        done, _ = wait(inflight, timeout=timeout, return_when=FIRST_COMPLETED)
-        if done and timeout != 0.0:
-            done = _gather(inflight, done, limit)
-        elif len(done) < limit and now - recorded_at < RECORD_WINDOW:
+        finished += _take(finishing, 0.0 if finished else timeout)
+        if finished and timeout != 0.0:
+            _gather(finishing, finished, min(limit, len(inflight)))
+        elif len(finished) < limit and now - recorded_at < RECORD_WINDOW:
             continue  # still claiming: let a claim's worth finish, or RECORD_WINDOW pass
-        if done:
-            called = [(inflight.pop(f).attempt, f.result()) for f in done]
+        if finished:
+            called = [(inflight.pop(f).attempt, f.result()) for f in finished]
+            finished = []
             outcomes_record(
                 [(attempt, result.outcome) for attempt, result in called],
                 [result.revoked for _, result in called if result.revoked is not None],
@@ -119,18 +126,28 @@ def steps_send_due(
             recorded_at = time.monotonic()
 
 
-def _gather(inflight: dict[Future[Called], SendClaim], done: set, limit: int) -> set:
-    """Wait up to ``RECORD_WINDOW`` for more calls to finish, until ``limit`` have, so that
-    one transaction records several: with slow providers calls finish spread out, and a
+def _take(finishing: queue.SimpleQueue[Future[Called]], timeout: float | None) -> list:
+    """The calls that have finished: waiting up to ``timeout`` (None: as long as it takes) for
+    the first, then those finished by then."""
+    try:
+        taken = [finishing.get(timeout=timeout) if timeout != 0.0 else finishing.get_nowait()]
+    except queue.Empty:
+        return []
+    while not finishing.empty():
+        taken.append(finishing.get_nowait())
+    return taken
+
+
+def _gather(finishing: queue.SimpleQueue[Future[Called]], finished: list, want: int) -> None:
+    """Wait up to ``RECORD_WINDOW`` for more calls to finish, until ``want`` have, so that one
+    transaction records several: with slow providers calls finish spread out, and a
     transaction per call would cost more than the calls."""
     give_up = time.monotonic() + RECORD_WINDOW
-    while len(done) < min(limit, len(inflight)):
+    while len(finished) < want:
         left = give_up - time.monotonic()
         if left <= 0:
-            break
-        wait([f for f in inflight if f not in done], timeout=left, return_when=FIRST_COMPLETED)
-        done = {future for future in inflight if future.done()}
-    return done
+            return
+        finished += _take(finishing, left)
 
 
 def _wait_for_calls(

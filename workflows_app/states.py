@@ -3,8 +3,9 @@
 Every step and workflow state change is one row of a table here, applied by
 :mod:`workflows_app.services.transitions` as a compare-and-set with an Event. Webhook
 deliveries have a machine of their own (``DELIVERY_TRANSITIONS``), applied by
-:mod:`workflows_app.webhooks.delivery`. Event kinds and attempt outcomes are enums here too, so
-that no module spells them as bare strings.
+:mod:`workflows_app.webhooks.delivery`, and so does revoke before fallback
+(``REVOKE_TRANSITIONS``, applied by :mod:`workflows_app.services.revoke`). Event kinds and
+attempt outcomes are enums here too, so that no module spells them as bare strings.
 """
 
 from enum import StrEnum
@@ -153,6 +154,24 @@ def delivery_move_check(source: DeliveryState, to: DeliveryState) -> None:
     """Raise IllegalTransition unless a delivery may move from ``source`` to ``to``."""
     if (source, to) not in DELIVERY_TRANSITIONS:
         raise IllegalTransition(f"webhook delivery {source} → {to}")
+
+
+R = RevokeState
+# ``None``: never marked. Marked when its step fails over on expiry; settled once, by the
+# provider-call thread that sends the fallback (services/revoke.py).
+REVOKE_TRANSITIONS: dict[tuple[RevokeState | None, RevokeState], str] = {
+    (None, R.PENDING): "failed over on expiry, undelivered: withdraw it before the fallback",
+    (None, R.TOO_LATE): "delivered before it failed over: nothing to withdraw",
+    (R.PENDING, R.REVOKED): "the provider withdrew it",
+    (R.PENDING, R.TOO_LATE): "the provider had delivered it",
+    (R.PENDING, R.FAILED): "the revoke request failed or timed out",
+}
+
+
+def revoke_move_check(source: RevokeState | None, to: RevokeState) -> None:
+    """Raise IllegalTransition unless a step's revoke state may move from ``source`` to ``to``."""
+    if (source, to) not in REVOKE_TRANSITIONS:
+        raise IllegalTransition(f"revoke {source} → {to}")
 
 
 ACTIVE_STEP_STATES = (S.PENDING, S.SENDING, S.WAITING)

@@ -7,6 +7,7 @@ import pytest
 from tests.fixtures import run_of, spec
 from workflows_app.models import Event, Step
 from workflows_app.services.clock import db_now
+from workflows_app.services.revoke import RevokeTask, revokes_record
 from workflows_app.services.scheduler import (
     REDISPATCH_BACKOFF_CAP,
     scheduler_round,
@@ -17,7 +18,7 @@ from workflows_app.services.scheduler import (
 from workflows_app.services.sending import steps_send_due
 from workflows_app.services.transitions import IllegalTransition, steps_transition
 from workflows_app.services.workflows import workflow_cancel, workflow_create
-from workflows_app.states import STEP_TRANSITIONS, StepState
+from workflows_app.states import STEP_TRANSITIONS, RevokeState, StepState, revoke_move_check
 
 
 @pytest.fixture
@@ -36,6 +37,23 @@ def test_a_transition_not_in_the_table_is_refused(two_steps):
     step = two_steps.steps.get(index=0)
     with pytest.raises(IllegalTransition):
         steps_transition([step], StepState.SUCCEEDED)  # pending → succeeded is not allowed
+
+
+def test_a_revoke_is_settled_once_as_its_table_allows(two_steps):
+    step = two_steps.steps.get(index=0)
+    Step.objects.filter(id=step.id).update(revoke_state=RevokeState.PENDING)
+    task = RevokeTask(step.id, two_steps.id, "msg-1", "447700900000", None)
+    revokes_record([(task, RevokeState.REVOKED, "withdrawn")])
+    revokes_record([(task, RevokeState.FAILED, "a second answer")])  # settled: changes nothing
+    step.refresh_from_db()
+    assert step.revoke_state == RevokeState.REVOKED
+    assert [e.kind for e in Event.objects.filter(step=step, kind__startswith="revoke.")] == [
+        "revoke.revoked"
+    ]
+    with pytest.raises(IllegalTransition):
+        revoke_move_check(RevokeState.REVOKED, RevokeState.PENDING)
+    with pytest.raises(IllegalTransition):
+        revoke_move_check(None, RevokeState.REVOKED)  # never asked, so never revoked
 
 
 def test_a_lost_race_changes_nothing(two_steps):

@@ -27,7 +27,13 @@ from channels_app.errors import ProviderError
 from channels_app.registry import ConnectionUnusable, Route, can_revoke, revocable_channels
 from channels_app.registry import route_of as registry_route_of
 from workflows_app.models import Attempt, Event, Step
-from workflows_app.states import REVOKE_EVENTS, AttemptOutcome, MessageStatus, RevokeState
+from workflows_app.states import (
+    REVOKE_EVENTS,
+    AttemptOutcome,
+    MessageStatus,
+    RevokeState,
+    revoke_move_check,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +82,8 @@ def steps_mark_for_revoke(steps: Sequence[Step]) -> None:
             delivered.append(step)
         else:
             pending.append(step)
-    Step.objects.filter(id__in=[s.id for s in pending]).update(revoke_state=RevokeState.PENDING)
-    Step.objects.filter(id__in=[s.id for s in delivered]).update(revoke_state=RevokeState.TOO_LATE)
+    _revoke_move([s.id for s in pending], None, RevokeState.PENDING)
+    _revoke_move([s.id for s in delivered], None, RevokeState.TOO_LATE)
     Event.objects.bulk_create(
         [
             _event(step.id, step.workflow_id, RevokeState.TOO_LATE, DELIVERED_FIRST, {})
@@ -139,12 +145,16 @@ def revoke_run(task: RevokeTask) -> tuple[RevokeState, str]:
 def revokes_record(results: Sequence[RevokeResult]) -> None:
     """Record each outcome once (inside the send's record transaction)."""
     for task, state, detail in results:
-        moved = Step.objects.filter(id=task.step_id, revoke_state=RevokeState.PENDING).update(
-            revoke_state=state
-        )
-        if moved:
+        if _revoke_move([task.step_id], RevokeState.PENDING, state):
             data = {"provider_message_id": task.provider_message_id}
             _event(task.step_id, task.workflow_id, state, detail, data).save()
+
+
+def _revoke_move(ids: list[int], source: RevokeState | None, to: RevokeState) -> int:
+    """Compare-and-set: move the revoke state of the steps ``ids`` still at ``source`` to
+    ``to``, as ``REVOKE_TRANSITIONS`` allows. Returns how many moved."""
+    revoke_move_check(source, to)
+    return Step.objects.filter(id__in=ids, revoke_state=source).update(revoke_state=to)
 
 
 def _event(step_id: int, workflow_id: Any, state: RevokeState, detail: str, data: dict) -> Event:

@@ -81,73 +81,84 @@ def steps_send_due(
     limit = limit or settings.SEND_BATCH_SIZE
     candidates = Step.objects.all() if ids is None else Step.objects.filter(id__in=ids)
     stop_at = time.monotonic() + budget
-    inflight: dict[Future[Called], SendClaim] = {}
-    # Calls put themselves here as they finish: taking one is O(1) however many are in flight
-    # (concurrent.futures.wait visits every pending future on every call).
-    finishing: queue.SimpleQueue[Future[Called]] = queue.SimpleQueue()
-    finished: list[Future[Called]] = []  # taken from ``finishing``, not recorded yet
+    calls = _Calls()
     claimed = rounds = 0
-    claims: list[SendClaim] = []
     recorded_at = time.monotonic()
     idle_until = 0.0  # after a short claim: nothing more is due, so do not ask again at once
     while True:
         now = time.monotonic()
-        room = min(limit, settings.SEND_CONCURRENCY - len(inflight))
+        room = min(limit, settings.SEND_CONCURRENCY - len(calls.inflight))
         claims = []
         if room > 0 and (rounds == 0 or (now < stop_at and now >= idle_until)):
             claims = _claim(candidates, room)
             rounds += 1
             claimed += len(claims)
-            for claim in claims:
-                future = _pool().submit(contextvars.copy_context().run, _call_provider, claim)
-                future.add_done_callback(finishing.put)
-                inflight[future] = claim
+            calls.start(claims)
             if len(claims) == room:
                 send_due_now()
             else:
                 idle_until = now + SEND_IDLE_POLL
-        if not inflight:  # nothing due (held-back steps have a countdown task) or time is up
+        if not calls.inflight:  # nothing due (held-back steps have a countdown task) or time is up
             if rounds > 1 and claimed and now >= stop_at:
                 send_due_now()  # the budget ended with steps perhaps still due: hand them on
             return claimed
         timeout = _wait_for_calls(now, stop_at, idle_until, room, len(claims))
-        finished += _take(finishing, 0.0 if finished else timeout)
-        if finished and timeout != 0.0:
-            _gather(finishing, finished, min(limit, len(inflight)))
-        elif len(finished) < limit and now - recorded_at < RECORD_WINDOW:
+        calls.take(0.0 if calls.finished else timeout)
+        if calls.finished and timeout != 0.0:
+            calls.gather(min(limit, len(calls.inflight)))
+        elif len(calls.finished) < limit and now - recorded_at < RECORD_WINDOW:
             continue  # still claiming: let a claim's worth finish, or RECORD_WINDOW pass
-        if finished:
-            called = [(inflight.pop(f).attempt, f.result()) for f in finished]
-            finished = []
-            outcomes_record(
-                [(attempt, result.outcome) for attempt, result in called],
-                [result.revoked for _, result in called if result.revoked is not None],
-            )
+        if calls.finished:
+            calls.record()
             recorded_at = time.monotonic()
 
 
-def _take(finishing: queue.SimpleQueue[Future[Called]], timeout: float | None) -> list:
-    """The calls that have finished: waiting up to ``timeout`` (None: as long as it takes) for
-    the first, then those finished by then."""
-    try:
-        taken = [finishing.get(timeout=timeout) if timeout != 0.0 else finishing.get_nowait()]
-    except queue.Empty:
-        return []
-    while not finishing.empty():
-        taken.append(finishing.get_nowait())
-    return taken
+class _Calls:
+    """One send loop's provider calls: in flight on the pool, and finished but not recorded.
 
+    A call puts itself on ``finishing`` as it ends, so taking one costs the same however many
+    are in flight (``concurrent.futures.wait`` visits every pending future on every call)."""
 
-def _gather(finishing: queue.SimpleQueue[Future[Called]], finished: list, want: int) -> None:
-    """Wait up to ``RECORD_WINDOW`` for more calls to finish, until ``want`` have, so that one
-    transaction records several: with slow providers calls finish spread out, and a
-    transaction per call would cost more than the calls."""
-    give_up = time.monotonic() + RECORD_WINDOW
-    while len(finished) < want:
-        left = give_up - time.monotonic()
-        if left <= 0:
+    def __init__(self) -> None:
+        self.inflight: dict[Future[Called], SendClaim] = {}
+        self.finishing: queue.SimpleQueue[Future[Called]] = queue.SimpleQueue()
+        self.finished: list[Future[Called]] = []
+
+    def start(self, claims: list[SendClaim]) -> None:
+        for claim in claims:
+            future = _pool().submit(contextvars.copy_context().run, _call_provider, claim)
+            future.add_done_callback(self.finishing.put)
+            self.inflight[future] = claim
+
+    def take(self, timeout: float | None) -> None:
+        """Take the calls that have finished, waiting up to ``timeout`` (None: as long as it
+        takes) for the first."""
+        try:
+            if timeout == 0.0:
+                self.finished.append(self.finishing.get_nowait())
+            else:
+                self.finished.append(self.finishing.get(timeout=timeout))
+        except queue.Empty:
             return
-        finished += _take(finishing, left)
+        while not self.finishing.empty():
+            self.finished.append(self.finishing.get_nowait())
+
+    def gather(self, want: int) -> None:
+        """Wait up to ``RECORD_WINDOW`` for more calls to finish, until ``want`` have, so that
+        one transaction records several: with slow providers calls finish spread out, and a
+        transaction per call would cost more than the calls."""
+        give_up = time.monotonic() + RECORD_WINDOW
+        while len(self.finished) < want and (left := give_up - time.monotonic()) > 0:
+            self.take(left)
+
+    def record(self) -> None:
+        """Record the finished calls' outcomes (and revokes) in one transaction."""
+        called = [(self.inflight.pop(f).attempt, f.result()) for f in self.finished]
+        self.finished = []
+        outcomes_record(
+            [(attempt, result.outcome) for attempt, result in called],
+            [result.revoked for _, result in called if result.revoked is not None],
+        )
 
 
 def _wait_for_calls(

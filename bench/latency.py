@@ -72,13 +72,18 @@ def connect(stack: BenchStack, ms: int, **config) -> ProviderConnection:
     return row
 
 
+def first_recipient(n: int, fate: str) -> str:
+    """The number the ``n``-th run's first step goes to (its last digit its sandbox fate)."""
+    return f"4477{n:08d}{fate}"
+
+
 def sms_run(account, first_ms: int, first_fate: str, n: int, next_ms: int = 0, expiry=3600):
     """Accept one two-step SMS run: the first step through the ``first_ms`` connection."""
     specs = [
         StepSpec(
             channel="sms",
             sender={"type": "sms", "number": sender(first_ms)},
-            recipient={"type": "sms", "number": f"4477{n:08d}{first_fate}"},
+            recipient={"type": "sms", "number": first_recipient(n, first_fate)},
             message={"content": {"type": "text", "text": "Your order has shipped"}},
             condition_status="delivered",
             expiry_time=expiry,
@@ -171,9 +176,8 @@ def send_rates(stack: BenchStack, creds, rounds: int, count: int) -> LatencyResu
             ids, recipients = [], set()
             for _ in range(count):
                 serial += 1
-                run = sms_run(creds.account, ms, SILENT, serial)
-                ids.append(run.id)
-                recipients.add(f"4477{serial:08d}{SILENT}")
+                ids.append(sms_run(creds.account, ms, SILENT, serial).id)
+                recipients.add(first_recipient(serial, SILENT))
             started, started_at = time.perf_counter(), time.time()
             resume_worker(stack)
             wait_for(

@@ -289,7 +289,7 @@ class RateLimitResult:
     sends: int
     rate: float  # accepted sends per second, first to last
     throttled_pct: float  # % of the send requests the simulator answered 429
-    deadline_after_wait: bool  # deadline = expiry after the send began, wait excluded
+    deadline_after_wait: bool  # every deadline = the provider's acceptance + expiry_time
 
 
 def rate_limited_burst(stack: BenchStack, creds, count: int, per_second: float) -> RateLimitResult:
@@ -317,7 +317,7 @@ def rate_limited_burst(stack: BenchStack, creds, count: int, per_second: float) 
     throttled = sum(1 for s in mine if s["outcome"] == "throttled")
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT bool_and(abs(extract(epoch FROM deadline_at - send_started_at) - expiry_time)"
+            "SELECT bool_and(abs(extract(epoch FROM deadline_at - sent_at) - expiry_time)"
             " < 0.001 AND sent_at >= send_started_at) FROM workflows_app_step "
             "WHERE workflow_id = ANY(%s) AND index = 0",
             [ids],

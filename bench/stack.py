@@ -13,7 +13,15 @@ from pathlib import Path
 import psycopg
 import redis
 
-from tests.services import BIN, ROOT, Process, celery_worker, free_port, wait_for
+from tests.services import (
+    BIN,
+    ROOT,
+    STARTUP_TIMEOUT,
+    Process,
+    celery_worker,
+    free_port,
+    wait_for,
+)
 
 PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS_BASE = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379")
@@ -216,11 +224,18 @@ class BenchStack:
                 continue
             self.processes[name] = Process(name, self.argv(name), self.env, self.log_dir).start()
         if "web" in names:
-            wait_for(self._answers, 30, message="gunicorn to answer")
+            wait_for(self._answers, STARTUP_TIMEOUT, message="gunicorn to answer")
         if "simulator" in names:
-            wait_for(self._simulator_answers, 30, message="the provider simulator to answer")
+            wait_for(
+                self._simulator_answers, STARTUP_TIMEOUT, message="the provider simulator to answer"
+            )
         if "worker" in names:
-            wait_for(self.worker_ready, 60, interval=0.3, message="the Celery worker to answer")
+            wait_for(
+                self.worker_ready,
+                STARTUP_TIMEOUT,
+                interval=0.3,
+                message="the Celery worker to answer",
+            )
 
     def stop(self, *names: str) -> None:
         for name in _with_timers(names):

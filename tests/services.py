@@ -70,6 +70,11 @@ def test_database_url() -> str:
     return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
+# Seconds a process we start (gunicorn, a worker) may take to answer: a waiting limit, not a
+# speed check. On a loaded 2-core machine importing Django has taken over 30 s.
+STARTUP_TIMEOUT = 120
+
+
 def web_answers(base_url: str) -> bool:
     """Whether a web process we started answers HTTP yet (any status will do)."""
     try:

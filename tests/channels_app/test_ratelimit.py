@@ -80,9 +80,10 @@ def test_two_processes_share_one_connections_rate(store, settings):
     settings.REDIS_URL = redis_url = _store_url(store)
     rate_reset("shared-connection")
     got = _spend_in_two_processes(redis_url)
-    # 20/s for 1.5 s plus the one-send burst: 31 in all, however the two split it. Each alone
-    # would have taken 31; a limit kept per process would let 62 through.
-    assert 28 <= sum(got) <= 33, got
+    # 20/s for 1.5 s plus the one-send burst: at most 31 in all, however the two split it. Each
+    # alone would have taken 31; a limit kept per process would let 62 through. (Fewer than
+    # 31 when the machine is loaded: with a burst of one, a token not taken in time is lost.)
+    assert 20 <= sum(got) <= 33, got
     assert all(n > 0 for n in got), got
 
 

@@ -16,6 +16,7 @@ from tests.services import (
     BIN,
     ROOT,
     STACK_SETTINGS,
+    STARTUP_TIMEOUT,
     Process,
     Stack,
     free_port,
@@ -66,7 +67,7 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
     for name in ("web", "worker", "timers", "scheduler"):
         stack.start(name)
     try:
-        wait_for(lambda: web_answers(stack.base_url), 30, message="gunicorn to answer")
+        wait_for(lambda: web_answers(stack.base_url), STARTUP_TIMEOUT, message="gunicorn to answer")
         yield stack
     finally:
         for process in stack.processes.values():
@@ -144,7 +145,7 @@ def tls_web(stack, tmp_path_factory):
             return False
         return True
 
-    wait_for(answers, 30, message="gunicorn over TLS to answer")
+    wait_for(answers, STARTUP_TIMEOUT, message="gunicorn over TLS to answer")
     return TlsWeb(host=host, ca_bundle=str(cert_path))
 
 

@@ -24,7 +24,7 @@ import requests
 from requests.structures import CaseInsensitiveDict
 
 from tests.fixtures import messenger, run, sms
-from tests.services import ROOT, wait_for
+from tests.services import ROOT, STARTUP_TIMEOUT, wait_for
 from tests.webhook_receiver import Receiver
 from workflows_app.models import Account
 
@@ -110,7 +110,7 @@ def substitute(code: str, stack, account, workflow_uuid: str) -> str:
 )
 def test_a_documented_curl_answers_the_documented_status(snippet, stack, client, account):
     # A stack just started is not ready until the scheduler's first tick (docs/operations.md).
-    wait_for(lambda: _ready(stack.base_url), 30, message="/readyz to answer 200")
+    wait_for(lambda: _ready(stack.base_url), STARTUP_TIMEOUT, message="/readyz to answer 200")
     workflow_uuid = client.create(
         run(messenger("1000000000", condition="read", expiry=60), sms("447700900000"))
     )

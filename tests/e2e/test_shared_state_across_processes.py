@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import make_jwt
 from tests.embedded_stack import embedded_env
-from tests.services import BIN, ROOT, Process, free_port, wait_for
+from tests.services import BIN, ROOT, STARTUP_TIMEOUT, Process, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -79,7 +79,7 @@ def two_web_processes(tmp_path_factory):
     ]
     try:
         for port in ports:
-            wait_for(lambda p=port: _answers(p), 30, message=f"gunicorn on {port}")
+            wait_for(lambda p=port: _answers(p), STARTUP_TIMEOUT, message=f"gunicorn on {port}")
         yield ports[0], ports[1], account, application, env
     finally:
         for process in processes:

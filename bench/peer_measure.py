@@ -109,6 +109,17 @@ class PeerStack:
             cursor = conn.execute(sql, args)
             return cursor.fetchall() if cursor.description else []
 
+    def truncate(self) -> None:
+        """Empty the peer's tables. Retried when it deadlocks with a request that wrk left in
+        flight, still inserting (TRUNCATE locks the tables one by one)."""
+        for _ in range(10):
+            try:
+                self.query("TRUNCATE peer_run CASCADE")
+                return
+            except psycopg.errors.DeadlockDetected:
+                time.sleep(0.5)
+        self.query("TRUNCATE peer_run CASCADE")
+
     def post_runs(self, count: int, body: dict) -> None:
         session = requests.Session()
         for _ in range(count):
@@ -134,7 +145,7 @@ def measure_peer(
         for _ in range(accept_rounds):
             result.accept.append(wrk_post(peer.base_url + "/runs", body, "", accept_seconds, 8))
         stack_mod.flush_redis()  # what wrk queued: the peer's worker never ran
-        peer.query("TRUNCATE peer_run CASCADE")
+        peer.truncate()
         peer.start("worker")
         for ms in (0, 250):
             requests.post(
@@ -156,7 +167,7 @@ def measure_peer(
 
 
 def _send_rate(peer: PeerStack, count: int) -> float:
-    peer.query("TRUNCATE peer_run CASCADE")
+    peer.truncate()
     peer.control.cancel_consumer("peer", destination=[peer.name], reply=True)
     peer.post_runs(count, peer_body("3", 3600))
     started = time.perf_counter()
@@ -172,7 +183,7 @@ def _send_rate(peer: PeerStack, count: int) -> float:
 
 
 def _timer_lateness(peer: PeerStack, count: int, expiry: int) -> list[float]:
-    peer.query("TRUNCATE peer_run CASCADE")
+    peer.truncate()
     peer.post_runs(count, peer_body("3", expiry))
     fired = "SELECT count(*) FROM peer_message WHERE index = 0 AND failed_over_at IS NOT NULL"
     wait_for(
@@ -191,7 +202,7 @@ def _timer_lateness(peer: PeerStack, count: int, expiry: int) -> list[float]:
 def _lost_after_flush(peer: PeerStack, count: int, expiry: int) -> tuple[int, int]:
     """Kill the worker and flush Redis once every first message is sent and its countdown
     waits: as our bench does to ours. Returns (runs, runs whose first step never failed over)."""
-    peer.query("TRUNCATE peer_run CASCADE")
+    peer.truncate()
     peer.post_runs(count, peer_body("3", expiry))
     sent = "SELECT count(*) FROM peer_message WHERE index = 0 AND sent_at IS NOT NULL"
     wait_for(lambda: peer.query(sent)[0][0] >= count, 120, interval=0.2, message="peer sends")

@@ -23,7 +23,7 @@ from pathlib import Path
 from tests.chaos import providers
 from tests.chaos.infra import ThrowawayPostgres, ThrowawayRedis
 from tests.chaos.load import Traffic
-from tests.services import Stack, free_port, wait_for, web_answers
+from tests.services import STARTUP_TIMEOUT, Stack, free_port, wait_for, web_answers
 from tests.webhook_receiver import Receiver
 
 logger = logging.getLogger("chaos")
@@ -213,7 +213,7 @@ def run_scenario(world: World, scenario: Scenario, size: Size, seed: int, log_di
     try:
         if scenario.providers:
             ctx.simulated = providers.start_simulator(stack, simulator_log)
-        wait_for(lambda: web_answers(stack.base_url), 30, message="gunicorn to answer")
+        wait_for(lambda: web_answers(stack.base_url), STARTUP_TIMEOUT, message="gunicorn to answer")
         if scenario.prepare:
             scenario.prepare(ctx)
 

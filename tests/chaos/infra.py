@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psycopg
 
-from tests.services import Process, free_port, wait_for
+from tests.services import STARTUP_TIMEOUT, Process, free_port, wait_for
 
 
 class ChaosInfraUnavailable(RuntimeError):
@@ -148,7 +148,7 @@ class ThrowawayRedis:
 
     def start(self) -> None:
         self.process.start()
-        wait_for(self.answers, 20, message="throwaway redis to answer")
+        wait_for(self.answers, STARTUP_TIMEOUT, message="throwaway redis to answer")
 
     def crash(self) -> None:
         """kill -9: everything in memory (queued tasks, countdowns, cache) is gone."""

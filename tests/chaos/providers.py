@@ -18,7 +18,7 @@ from pathlib import Path
 
 import requests
 
-from tests.services import Stack, free_port, wait_for
+from tests.services import STARTUP_TIMEOUT, Stack, free_port, wait_for
 
 # Receipts of Messenger, WhatsApp and Vonage are signed with these; Viber and Twilio sign with
 # the token they were sent. Unique strings, so a leak in a log would be easy to grep for.
@@ -112,7 +112,7 @@ def start_simulator(stack: Stack, send_log: Path) -> Simulated:
         str(send_log),
     )
     simulated = Simulated(f"http://127.0.0.1:{port}", send_log)
-    wait_for(lambda: _answers(simulated.base_url), 20, message="the provider simulator")
+    wait_for(lambda: _answers(simulated.base_url), STARTUP_TIMEOUT, message="the simulator")
     simulated.connections = _connect(simulated.base_url)
     for provider in ("messenger", "whatsapp", "viber", "vonage_sms", "vonage_messages"):
         # Where the provider's dashboard would send receipts (Twilio and Vonage also get a

@@ -205,6 +205,9 @@ class BacklogResult:
     failover_ms: list[float]  # rejection recorded -> next step accepted
     timer_lateness_ms: list[float]  # failover Event - deadline, for timers due meanwhile
     timers_unfired: int
+    # The probes' failovers hop by hop (ms each): rejection recorded -> next step claimed ->
+    # its send reached the simulator -> its outcome recorded.
+    hops: dict[str, list[float]] = field(default_factory=dict)
 
 
 def backlog_failover(
@@ -258,7 +261,36 @@ def backlog_failover(
         message="every timer due during the backlog to fire",
     )
     lateness = timer_lateness(timer_creds.account.id)
-    return BacklogResult(found, lateness, timers - len(lateness))
+    return BacklogResult(found, lateness, timers - len(lateness), _failover_hops(stack, probes))
+
+
+def _failover_hops(stack: BenchStack, probes: list) -> dict[str, list[float]]:
+    """Where each probe's failover spent its time (see ``BacklogResult.hops``)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT s1.recipient->>'number', extract(epoch FROM a0.finished_at),
+                   extract(epoch FROM s1.send_started_at), extract(epoch FROM a1.finished_at)
+            FROM workflows_app_step s0
+            JOIN workflows_app_attempt a0 ON a0.step_id = s0.id AND a0.outcome = 'error'
+            JOIN workflows_app_step s1 ON s1.workflow_id = s0.workflow_id AND s1.index = 1
+            JOIN workflows_app_attempt a1 ON a1.step_id = s1.id
+            WHERE s0.workflow_id = ANY(%s) AND s0.index = 0
+            """,
+            [probes],
+        )
+        rows = cursor.fetchall()
+    sends = requests.get(f"{stack.simulator_url}/_simulator/sends", timeout=60).json()["sends"]
+    received = {send["recipient"]: send["received_at"] for send in sends}
+    hops: dict[str, list[float]] = {"claimed": [], "reached": [], "recorded": []}
+    for number, rejected, claimed, recorded in rows:
+        reached = received.get(number)
+        if reached is None:
+            continue
+        hops["claimed"].append(1000 * float(claimed - rejected))
+        hops["reached"].append(1000 * (reached - float(claimed)))
+        hops["recorded"].append(1000 * (float(recorded) - reached))
+    return hops
 
 
 def timer_lateness(account_id: int) -> list[float]:

@@ -103,6 +103,19 @@ def latency_line(lat) -> str:
     )
 
 
+def backlog_line(backlog) -> str:
+    """``--only backlog``: the failover p99 and where it went, hop by hop (p50/p99)."""
+    hops = " ".join(
+        f"{name}={_p(values, 50):.0f}/{_p(values, 99):.0f}" for name, values in backlog.hops.items()
+    )
+    return (
+        f"BACKLOG failover_p50_ms={_p(backlog.failover_ms, 50):.0f} "
+        f"failover_p99_ms={_p(backlog.failover_ms, 99):.0f} "
+        f"timer_p99_ms={_p(backlog.timer_lateness_ms, 99):.0f} "
+        f"unfired={backlog.timers_unfired} hops_p50/p99_ms: {hops}"
+    )
+
+
 def latency_rows(r: dict) -> list[tuple[str, str, str, str]]:
     """The rows of bench/latency.py's figures (issue 15)."""
     lat, backlog, limited = r["latency"], r["backlog"], r["rate_limit"]
@@ -138,6 +151,16 @@ def latency_rows(r: dict) -> list[tuple[str, str, str, str]]:
             f"p50 {_p(backlog.failover_ms, 50):.0f}, p99 {_p(backlog.failover_ms, 99):.0f}",
             "p99 < 500",
             _ok(_p(backlog.failover_ms, 99) < 500),
+        ),
+        (
+            "its hops, p50 / p99 (ms): rejection recorded → next step claimed → its send "
+            "reached the simulator → its outcome recorded",
+            ", ".join(
+                f"{name} {_p(values, 50):.0f} / {_p(values, 99):.0f}"
+                for name, values in backlog.hops.items()
+            ),
+            "context",
+            "",
         ),
         (
             f"timer lateness while that backlog drains (ms, n={len(timers)})",

@@ -2,7 +2,8 @@
 cost of a million waiting workflows. Prints one table, writes docs/benchmarks.md and ends with
 the ``BENCH …`` line. Every process it starts is stopped again, also on failure.
 
-    python -m bench.run [--size small|full] [--skip-scale] [--only accept|latency] [--profile]
+    python -m bench.run [--size small|full] [--skip-scale] [--profile]
+                        [--only accept|latency|backlog]
 """
 
 import argparse
@@ -55,7 +56,7 @@ def main() -> None:
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument(
         "--only",
-        choices=("accept", "latency"),
+        choices=("accept", "latency", "backlog"),
         help="one phase alone (the accept rounds, or the send rates by provider latency): "
         "its figures are printed, no table, no docs",
     )
@@ -85,6 +86,8 @@ def main() -> None:
         stack = stack_mod.BenchStack(database_url=url, log_dir=log_dir)
         if args.only == "latency":
             run_send_rates(stack, size, results)
+        elif args.only == "backlog":
+            run_backlog(stack, size, results, [])
         else:
             run_main_phases(stack, size, results, args.profile, log_dir, args.only == "accept")
         stack.stop_all()
@@ -104,6 +107,9 @@ def main() -> None:
     results["elapsed_s"] = time.monotonic() - started
     if args.only == "latency":
         print(report.latency_line(results["latency"]))
+        return
+    if args.only == "backlog":
+        print(report.backlog_line(results["backlog"]))
         return
     if args.only == "accept":  # no table, no docs: the figure alone
         accept = results["accept"]
@@ -194,11 +200,14 @@ def run_send_rates(stack, size: Size, results: dict) -> list:
     return connections
 
 
-def run_latency_phase(stack, size: Size, results: dict, log_dir: Path) -> None:
-    """Sends through the provider simulator at 0, 250 and 1000 ms (bench/latency.py)."""
+def run_backlog(stack, size: Size, results: dict, connections: list) -> None:
+    """Failover and timers behind a backlog of sends at 250 ms (connecting the simulator's
+    latencies first, unless ``connections`` are those of :func:`run_send_rates`)."""
     from bench import latency, measure
 
-    connections = run_send_rates(stack, size, results)
+    if not connections:
+        stack.start("simulator", "worker", "scheduler")
+        connections += [latency.connect(stack, ms) for ms in latency.LATENCIES_MS]
     say(f"failover and timers behind a backlog of {size.backlog_count:,} sends at 250 ms")
     results["backlog"] = latency.backlog_failover(
         stack,
@@ -207,6 +216,14 @@ def run_latency_phase(stack, size: Size, results: dict, log_dir: Path) -> None:
         size.backlog_count,
         timers=500,
     )
+
+
+def run_latency_phase(stack, size: Size, results: dict, log_dir: Path) -> None:
+    """Sends through the provider simulator at 0, 250 and 1000 ms (bench/latency.py)."""
+    from bench import latency, measure
+
+    connections = run_send_rates(stack, size, results)
+    run_backlog(stack, size, results, connections)
     say(f"a burst of {size.burst_count:,} sends through a connection limited to 50/s")
     results["rate_limit"] = latency.rate_limited_burst(
         stack, measure.new_account("bench rate"), size.burst_count, 50.0

@@ -12,7 +12,7 @@ every figure below is measured in the same run, on the same processes:
   N are ``waiting`` (their answers back and recorded), which also holds one provider latency
   (the last answer's), so it cannot reach the capacity ratios for any finite N. Rounds
   alternate the order of the three latencies (ABBA).
-- **backlog failover**: N runs queued at 250 ms, every 50th of them rejected at once by the
+- **backlog failover**: N runs queued at 250 ms, every 10th of them rejected at once by the
   provider; from the rejection being recorded to the next step being accepted (through the
   0 ms connection, so the figure is the engine's own delay, not the provider's latency).
   Timers falling due while the backlog drains: their lateness.
@@ -211,7 +211,7 @@ class BacklogResult:
 
 
 def backlog_failover(
-    stack: BenchStack, creds, timer_creds, count: int, timers: int, every: int = 50
+    stack: BenchStack, creds, timer_creds, count: int, timers: int, every: int = 10
 ) -> BacklogResult:
     """A backlog of ``count`` sends at 250 ms: milliseconds from a rejection to the next step's
     acceptance, for the runs (one in ``every``) that the provider rejects at once; and the

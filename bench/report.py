@@ -395,9 +395,13 @@ HOW_TO_READ = """\
   (every worker process keeps a pool per connection, as large as its peak of calls in
   flight; the last round alone shows what a warm pool still opens).
 - **backlog_failover_p99_ms**: N runs queued at 250 ms (the consumer paused, then resumed),
-  every 50th rejected at once by the provider; from the rejection being recorded to the next
-  step being accepted through the 0 ms connection (so the figure is the engine's own delay,
-  not the provider's latency). 500 timers (bulk SQL, sandbox) fall due while that backlog
+  every 10th rejected at once by the provider (1,000 probes at full size: a p99 of 200 would
+  be the second-slowest, and swung from 280 to 520 ms between runs of the same code); from the
+  rejection being recorded to the next step being accepted through the 0 ms connection (so
+  the figure is the engine's own delay, not the provider's latency), and where that time
+  went: until the next step is claimed (the rest of the transaction recording the rejection,
+  then the next claim), until its request reaches the simulator, and until its outcome is
+  recorded (a record waits up to 25 ms to gather more outcomes). 500 timers (bulk SQL, sandbox) fall due while that backlog
   drains; their lateness is measured as above.
 - **rate limit**: a Twilio connection with `max_per_second` 50 and the simulator enforcing
   50/s (token bucket, a second's burst) on its account; N runs at once. The rate is accepted

@@ -401,8 +401,8 @@ HOW_TO_READ = """\
   the figure is the engine's own delay, not the provider's latency), and where that time
   went: until the next step is claimed (the rest of the transaction recording the rejection,
   then the next claim), until its request reaches the simulator, and until its outcome is
-  recorded (a record waits up to 25 ms to gather more outcomes). 500 timers (bulk SQL, sandbox) fall due while that backlog
-  drains; their lateness is measured as above.
+  recorded (a record waits up to 25 ms to gather more outcomes). 500 timers (bulk SQL,
+  sandbox) fall due while that backlog drains; their lateness is measured as above.
 - **rate limit**: a Twilio connection with `max_per_second` 50 and the simulator enforcing
   50/s (token bucket, a second's burst) on its account; N runs at once. The rate is accepted
   sends per second from the first to the last (the simulator's own clock);

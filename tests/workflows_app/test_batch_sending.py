@@ -10,6 +10,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Now
+from django.test.utils import CaptureQueriesContext
 
 from tests.fixtures import run_of, spec
 from workflows_app.models import Event, Step, Workflow
@@ -77,6 +78,25 @@ def test_each_outcome_in_a_batch_takes_its_own_path(account):
     assert steps_send_due(10) == 1
     assert rejected.steps.get(index=1).state == "waiting"
     assert _first(flaky).state == "pending"
+
+
+def test_a_batch_the_provider_refuses_fails_over_in_as_many_statements_whatever_its_size(
+    account,
+):
+    """A provider refusing everything (an outage, a bad sender) is when failover matters: the
+    steps fail over together, not a few statements each."""
+
+    def statements(count: int) -> int:
+        runs = _runs(account, *["447700900001"] * count)
+        firsts = [_first(run).id for run in runs]
+        with CaptureQueriesContext(connection) as queries:
+            assert steps_send_due(count, ids=firsts) == count
+        for run in runs:
+            assert (_first(run).state, _first(run).message_status) == ("failed_over", "rejected")
+            assert run.steps.get(index=1).ready_at is not None  # the next step is due
+        return len(queries)
+
+    assert statements(2) == statements(12)
 
 
 def test_a_due_step_of_a_run_that_ended_is_skipped_not_sent(account):

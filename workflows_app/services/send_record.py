@@ -123,9 +123,14 @@ def _outcomes_record_in_one_transaction(
             if step.state == StepState.SENDING and step.attempt_count == attempt.number
         ]
         steps_evaluate(steps_start_waiting(current, now=now))  # a receipt may have beaten us
-        for attempt, outcome in outcomes:
-            if isinstance(outcome, ProviderError):
-                _attempt_failed_locked(steps[attempt.step_id], now, attempt, outcome)
+        _attempts_failed_locked(
+            [
+                (steps[attempt.step_id], attempt, outcome)
+                for attempt, outcome in outcomes
+                if isinstance(outcome, ProviderError)
+            ],
+            now,
+        )
         for provider, provider_message_ids in accepted.items():
             replay_unmatched_receipts(provider, provider_message_ids)  # receipts that beat us
 
@@ -145,30 +150,45 @@ def _provider_messages(step: Step, attempt: Attempt, result: SendResult) -> list
     ]
 
 
-def _attempt_failed_locked(step: Step, now: datetime, attempt: Attempt, error: ProviderError):
-    if step.state != StepState.SENDING or step.attempt_count != attempt.number:
-        return
-    if error.kind == ErrorKind.AMBIGUOUS:
-        steps_settle_as_submitted([step], detail=f"ambiguous outcome: {error.reason}")
-        return
-    throttled = error.kind == ErrorKind.TRANSIENT and error.retry_after
-    if throttled and attempt.connection_id not in UNLIMITED:  # it said when to come back
-        rate_slow_down(attempt.connection_id, error.retry_after or 0.0)
-    if error.kind == ErrorKind.TRANSIENT and _retry_later(step, error, now):
-        return
-    if error.kind == ErrorKind.CONFIGURATION:
+def _attempts_failed_locked(
+    failed: list[tuple[Step, Attempt, ProviderError]], now: datetime
+) -> None:
+    """What each failed attempt's step does next: count as submitted (an ambiguous outcome),
+    try again later (transient, if a retry fits), or fail over. Steps that fail alike move
+    together, so a provider refusing a whole batch costs a few statements, not a few per step.
+    """
+    ambiguous: defaultdict[str, list[Step]] = defaultdict(list)
+    rejected: defaultdict[tuple[str, int | None, str], list[Step]] = defaultdict(list)
+    misconfigured: set[tuple[str, str, str]] = set()
+    for step, attempt, error in failed:
+        if step.state != StepState.SENDING or step.attempt_count != attempt.number:
+            continue
+        if error.kind == ErrorKind.AMBIGUOUS:
+            ambiguous[f"ambiguous outcome: {error.reason}"[:255]].append(step)
+            continue
+        throttled = error.kind == ErrorKind.TRANSIENT and error.retry_after
+        if throttled and attempt.connection_id not in UNLIMITED:  # it said when to come back
+            rate_slow_down(attempt.connection_id, error.retry_after or 0.0)
+        if error.kind == ErrorKind.TRANSIENT and _retry_later(step, error, now):
+            continue
+        if error.kind == ErrorKind.CONFIGURATION:
+            misconfigured.add((attempt.provider, attempt.connection_id, error.reason))
+        rejected[(error.kind, error.code, error.reason)].append(step)
+    for detail, group in ambiguous.items():
+        steps_settle_as_submitted(group, detail=detail)
+    for provider, connection_id, reason in misconfigured:
         logger.error(
             "provider configuration error on %s (connection %s): %s",
-            attempt.provider,
-            attempt.connection_id,
-            error.reason,
+            provider,
+            connection_id,
+            reason,
         )
-        connection_report_error(attempt.connection_id, error.kind, error.reason)
-    steps_message_status_advance(
-        [step], MessageStatus.REJECTED, error={"code": error.code, "reason": error.reason}
-    )
-    detail = f"{error.kind}: {error.reason}"[:255]
-    steps_fail_over([step], FailoverReason.REJECTED, detail=detail, now=now)
+        connection_report_error(connection_id, ErrorKind.CONFIGURATION, reason)
+    for (kind, code, reason), group in rejected.items():
+        steps_message_status_advance(
+            group, MessageStatus.REJECTED, error={"code": code, "reason": reason}
+        )
+        steps_fail_over(group, FailoverReason.REJECTED, detail=f"{kind}: {reason}"[:255], now=now)
 
 
 def _retry_later(step: Step, error: ProviderError, now) -> bool:

@@ -57,8 +57,8 @@ def main() -> None:
     parser.add_argument(
         "--only",
         choices=("accept", "latency", "backlog"),
-        help="one phase alone (the accept rounds, or the send rates by provider latency): "
-        "its figures are printed, no table, no docs",
+        help="one phase alone (the accept rounds, the send rates by provider latency, or the "
+        "failover behind a backlog): its figures are printed, no table, no docs",
     )
     parser.add_argument("--profile", action="store_true", help="py-spy the accept, send, tick")
     parser.add_argument("--docs", default=str(ROOT / "docs" / "benchmarks.md"))

@@ -5,6 +5,7 @@ import json
 
 from django import forms
 from django.contrib import admin
+from django.db import models
 
 from channels_app.crypto import CredentialsUnreadable
 from channels_app.models import ProviderConnection
@@ -17,6 +18,13 @@ def masked(connection: ProviderConnection) -> str:
     except CredentialsUnreadable:
         return "unreadable with the current CREDENTIALS_KEY"
     return ", ".join(f"{key}=••••••" for key in keys) or "(none)"
+
+
+def https_by_default(field: models.Field, **kwargs) -> forms.Field | None:
+    """A model field's form field, URLs without a scheme taken as https (Django 6's default)."""
+    if isinstance(field, models.URLField):
+        kwargs["assume_scheme"] = "https"
+    return field.formfield(**kwargs)
 
 
 class ProviderConnectionForm(forms.ModelForm):
@@ -32,6 +40,7 @@ class ProviderConnectionForm(forms.ModelForm):
 
     class Meta:
         model = ProviderConnection
+        formfield_callback = https_by_default
         fields = ("name", "provider", "channel", "senders", "priority", "enabled", "base_url")
 
     def clean_new_config(self):
@@ -58,6 +67,7 @@ class ProviderConnectionForm(forms.ModelForm):
 @admin.register(ProviderConnection)
 class ProviderConnectionAdmin(admin.ModelAdmin):
     form = ProviderConnectionForm
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # as the form's own
     list_display = (
         "__str__",
         "provider",

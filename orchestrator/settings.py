@@ -170,8 +170,8 @@ SENDING_LEASE = env.float("SENDING_LEASE", default=60.0)
 # records them in one transaction (workflows_app/services/sending.py).
 SEND_BATCH_SIZE = env.int("SEND_BATCH_SIZE", default=16)
 # Provider calls one worker process keeps in flight (threads; each mostly waits on the network),
-# and how long one send_due task goes on claiming, at most, before it hands on to the next task,
-# so that other tasks on its queue (webhooks, polls) get their turn.
+# and how long one send_due task goes on claiming before it hands on to the next task, so that
+# other tasks on its queue (webhooks, polls) get their turn.
 SEND_CONCURRENCY = env.int("SEND_CONCURRENCY", default=1000)
 SEND_LOOP_SECONDS = env.float("SEND_LOOP_SECONDS", default=5.0)
 SEND_MAX_ATTEMPTS = env.int("SEND_MAX_ATTEMPTS", default=4)

@@ -143,6 +143,11 @@ def test_admin_keeps_stored_credentials_when_the_field_is_left_empty():
     client.post(f"/admin/channels_app/providerconnection/{row.id}/change/", form)
     row.refresh_from_db()
     assert row.config["auth_token"] == "rotated"
+    # A base URL typed without its scheme is https (Django 6's default, ours already).
+    form.update(base_url="api.twilio.example", new_config="")
+    client.post(f"/admin/channels_app/providerconnection/{row.id}/change/", form)
+    row.refresh_from_db()
+    assert row.base_url == "https://api.twilio.example"
 
 
 @pytest.mark.parametrize("provider", ["messenger", "whatsapp"])

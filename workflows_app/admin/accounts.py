@@ -2,6 +2,7 @@
 the webhook secret's rotation."""
 
 from django.contrib import admin, messages
+from django.db import models
 
 from workflows_app.admin.base import actor
 from workflows_app.models import Account, Application
@@ -16,6 +17,7 @@ class WebhookSecretOwnerAdmin(admin.ModelAdmin):
     as Events."""
 
     actions = ["rotate_webhook_secret"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # "example.com" is https
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

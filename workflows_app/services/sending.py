@@ -15,7 +15,6 @@ This module holds the send loop and the claim; the record of the outcomes is
 import contextvars
 import logging
 import queue
-import random
 import time
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -77,14 +76,11 @@ def steps_send_due(
     finish. So throughput follows the providers' latency only past that many calls in flight.
 
     A full claim asks for another task, so that the other worker processes join in on a
-    backlog; one still due when the budget ends is handed on the same way. Each loop's budget
-    is drawn from ``[budget / 2, budget]``: worker processes that started together would
-    otherwise end their loops together, every time, and while all let their calls finish
-    nothing claims (a failover recorded then would wait for the next loops).
+    backlog; one still due when the budget ends is handed on the same way.
     """
     limit = limit or settings.SEND_BATCH_SIZE
     candidates = Step.objects.all() if ids is None else Step.objects.filter(id__in=ids)
-    stop_at = time.monotonic() + random.uniform(budget / 2, budget)
+    stop_at = time.monotonic() + budget
     calls = _Calls()
     claimed = rounds = 0
     recorded_at = time.monotonic()

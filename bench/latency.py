@@ -205,6 +205,7 @@ class BacklogResult:
     failover_ms: list[float]  # rejection recorded -> next step accepted
     timer_lateness_ms: list[float]  # failover Event - deadline, for timers due meanwhile
     timers_unfired: int
+    drain_rate: float  # first sends per second, from the resume until every one was answered
     # The probes' failovers hop by hop (ms each): rejection recorded -> next step claimed ->
     # its send reached the simulator -> its outcome recorded.
     hops: dict[str, list[float]] = field(default_factory=dict)
@@ -232,6 +233,7 @@ def backlog_failover(
         deadlines_from_s=3,
         deadlines_to_s=13,
     )
+    resumed = time.perf_counter()
     resume_worker(stack)
     query = """
         SELECT extract(epoch FROM s1.sent_at - a0.finished_at) * 1000
@@ -251,9 +253,10 @@ def backlog_failover(
     wait_for(
         lambda: _first_steps_waiting(list(_ids(creds.account))) >= count,
         count / 5 + 120,
-        interval=0.5,
+        interval=0.1,
         message="the backlog to drain",
     )
+    drain_rate = count / (time.perf_counter() - resumed)
     wait_for(
         lambda: len(timer_lateness(timer_creds.account.id)) >= timers,
         60,
@@ -261,7 +264,9 @@ def backlog_failover(
         message="every timer due during the backlog to fire",
     )
     lateness = timer_lateness(timer_creds.account.id)
-    return BacklogResult(found, lateness, timers - len(lateness), _failover_hops(stack, probes))
+    return BacklogResult(
+        found, lateness, timers - len(lateness), drain_rate, _failover_hops(stack, probes)
+    )
 
 
 def _failover_hops(stack: BenchStack, probes: list) -> dict[str, list[float]]:

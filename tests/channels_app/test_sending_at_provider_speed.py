@@ -14,7 +14,7 @@ from tests.channels_app.conftest import SPECS, connect
 from tests.fixtures import start_run
 from workflows_app.models import Step
 from workflows_app.services import dispatch
-from workflows_app.services.sending import steps_send_due
+from workflows_app.services.sending import sends_finish, steps_send_due
 
 
 def stats(simulator) -> dict:
@@ -39,6 +39,25 @@ def test_calls_stay_in_flight_together_so_slow_answers_overlap(account, simulato
     # 24 answers of 0.5 s each, three claims of 8: one after another would take 12 s.
     assert time.monotonic() - began < 4
     assert Step.objects.filter(id__in=[s.id for s in steps], state="waiting").count() == 24
+
+
+@pytest.mark.django_db(transaction=True)  # the calls are recorded by another thread
+def test_a_loop_whose_time_is_up_leaves_its_calls_to_be_recorded_as_they_end(
+    account, simulator, settings
+):
+    """It does not wait a provider latency with nothing claimed: the next loop claims while a
+    thread of the same process records what this one sent."""
+    settings.SEND_BATCH_SIZE = 4
+    connect(SPECS["twilio"], simulator.base_url)
+    simulator.post("latency", {"seconds": 1.0})
+    ids = [step.id for step in runs(account, 12)]
+    assert steps_send_due(budget=0.2) == 12  # three full claims, then nothing more is due
+    assert Step.objects.filter(id__in=ids, state="sending").count() == 12  # no answer yet
+    sends_finish()
+    assert Step.objects.filter(id__in=ids, state="waiting").count() == 12
+    assert all(
+        step.attempts.get().outcome == "accepted" for step in Step.objects.filter(id__in=ids)
+    )
 
 
 @pytest.mark.django_db

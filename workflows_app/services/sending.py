@@ -15,13 +15,14 @@ This module holds the send loop and the claim; the record of the outcomes is
 import contextvars
 import logging
 import queue
+import threading
 import time
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import NamedTuple
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from uuid6 import uuid7
 
@@ -71,12 +72,15 @@ def steps_send_due(
     provider calls run on this process's pool of ``SEND_CONCURRENCY`` threads, outside any
     transaction, and outcomes are recorded as they come back, a few at a time. With no
     ``budget`` that is one claim. With ``budget`` seconds (the ``send_due`` task) it claims
-    again whenever calls finish, keeping up to ``SEND_CONCURRENCY`` in flight however slowly the
-    providers answer, until nothing is due or the budget is spent; then it lets its calls
-    finish. So throughput follows the providers' latency only past that many calls in flight.
+    again whenever calls finish, keeping up to ``SEND_CONCURRENCY`` in flight (in this process)
+    however slowly the providers answer, until nothing is due or the budget is spent. So
+    throughput follows the providers' latency only past that many calls in flight.
 
     A full claim asks for another task, so that the other worker processes join in on a
-    backlog; one still due when the budget ends is handed on the same way.
+    backlog. When the budget is spent the loop asks for one too and returns at once, leaving
+    its calls in flight to a thread of this process that records them as they end (see
+    :func:`_finish_elsewhere`): the next loop claims meanwhile, instead of a provider latency
+    passing with nothing claimed.
     """
     limit = limit or settings.SEND_BATCH_SIZE
     candidates = Step.objects.all() if ids is None else Step.objects.filter(id__in=ids)
@@ -87,7 +91,7 @@ def steps_send_due(
     idle_until = 0.0  # after a short claim: nothing more is due, so do not ask again at once
     while True:
         now = time.monotonic()
-        room = min(limit, settings.SEND_CONCURRENCY - len(calls.inflight))
+        room = min(limit, settings.SEND_CONCURRENCY - len(calls.inflight) - _finishing_count())
         claims = []
         if room > 0 and (rounds == 0 or (now < stop_at and now >= idle_until)):
             claims = _claim(candidates, room)
@@ -98,9 +102,13 @@ def steps_send_due(
                 send_due_now()
             else:
                 idle_until = now + SEND_IDLE_POLL
+        spent = rounds > 1 and now >= stop_at
+        if spent and claimed:
+            send_due_now()  # the budget ended with steps perhaps still due: hand them on
         if not calls.inflight:  # nothing due (held-back steps have a countdown task) or time is up
-            if rounds > 1 and claimed and now >= stop_at:
-                send_due_now()  # the budget ended with steps perhaps still due: hand them on
+            return claimed
+        if spent:
+            _finish_elsewhere(calls)
             return claimed
         timeout = _wait_for_calls(now, stop_at, idle_until, room, len(claims))
         calls.take(0.0 if calls.finished else timeout)
@@ -159,6 +167,48 @@ class _Calls:
             [(attempt, result.outcome) for attempt, result in called],
             [result.revoked for _, result in called if result.revoked is not None],
         )
+
+
+# The calls of send loops that ended before them, each set recorded by a thread of its own.
+_finishing: dict[_Calls, threading.Thread] = {}
+_finishing_lock = threading.Lock()
+
+
+def _finish_elsewhere(calls: _Calls) -> None:
+    """Record ``calls`` as they end, on a new thread (with its own database connection)."""
+    thread = threading.Thread(target=_finish, args=(calls,), name="send-finish", daemon=True)
+    with _finishing_lock:
+        _finishing[calls] = thread
+    thread.start()
+
+
+def _finish(calls: _Calls) -> None:
+    try:
+        while calls.inflight:
+            calls.take(None)
+            calls.gather(min(settings.SEND_BATCH_SIZE, len(calls.inflight)))
+            calls.record()  # (never raises for one step's trouble: see outcomes_record)
+    except Exception:  # the database is gone: the steps left sending are settled after the lease
+        logger.exception("recording %d finished provider calls failed", len(calls.inflight))
+    finally:
+        with _finishing_lock:
+            del _finishing[calls]
+        connection.close()  # this thread's
+
+
+def _finishing_count() -> int:
+    """Calls in flight that ended send loops left behind in this process."""
+    with _finishing_lock:
+        return sum(len(calls.inflight) for calls in _finishing)
+
+
+def sends_finish(timeout: float | None = None) -> None:
+    """Wait for the calls send loops left behind to end and be recorded (a worker process
+    stopping calls this, so that a warm shutdown leaves no step ``sending``)."""
+    with _finishing_lock:
+        threads = list(_finishing.values())
+    for thread in threads:
+        thread.join(timeout)
 
 
 def _wait_for_calls(

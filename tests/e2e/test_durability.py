@@ -30,10 +30,13 @@ def test_a_waiting_run_fails_over_on_time_after_redis_loses_everything(client, s
         run(messenger("1000000003", condition="read", expiry=4), sms("447700900000"))
     )
     step = wait_for_state(workflow_uuid, 0, "waiting")
-    # The armed countdown lives in the broker and in the worker's memory: lose both.
-    stack.processes["worker"].kill()
+    # The armed countdown lives in the broker and in the timers worker's memory: lose both.
+    # (The send worker too, as a host going down would.)
+    for name in ("worker", "timers"):
+        stack.processes[name].kill()
     stack.lose_broker()
-    stack.start("worker")
+    for name in ("worker", "timers"):
+        stack.start(name)
 
     result = client.wait_until_finished(workflow_uuid, timeout=30)
     assert summary(result) == [

@@ -80,6 +80,7 @@ def test_each_outcome_in_a_batch_takes_its_own_path(account):
     assert _first(flaky).state == "pending"
 
 
+@pytest.mark.needs_services("postgresql")  # SQLite's compare-and-sets go row by row (sql.py)
 def test_a_batch_the_provider_refuses_fails_over_in_as_many_statements_whatever_its_size(
     account,
 ):

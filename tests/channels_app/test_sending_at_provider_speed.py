@@ -14,6 +14,7 @@ from tests.channels_app.conftest import SPECS, connect
 from tests.fixtures import start_run
 from workflows_app.models import Step
 from workflows_app.services import dispatch
+from workflows_app.services import sending
 from workflows_app.services.sending import sends_finish, steps_send_due
 
 
@@ -58,6 +59,23 @@ def test_a_loop_whose_time_is_up_leaves_its_calls_to_be_recorded_as_they_end(
     assert all(
         step.attempts.get().outcome == "accepted" for step in Step.objects.filter(id__in=ids)
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_calls_a_loop_took_but_did_not_record_are_recorded_by_the_thread_it_leaves(
+    account, simulator
+):
+    connect(SPECS["twilio"], simulator.base_url)
+    ids = [step.id for step in runs(account, 3, first_digit="7")]
+    calls = sending._Calls()
+    calls.start(sending._claim(Step.objects.filter(id__in=ids), 3))
+    calls.take(None)
+    calls.gather(3)
+    assert len(calls.finished) == 3  # every call has ended: none is left to wake the thread
+    sending._finish_elsewhere(calls)
+    sends_finish(timeout=10)
+    assert not sending._finishing
+    assert Step.objects.filter(id__in=ids, state="waiting").count() == 3
 
 
 @pytest.mark.django_db

@@ -185,7 +185,8 @@ def _finish_elsewhere(calls: _Calls) -> None:
 def _finish(calls: _Calls) -> None:
     try:
         while calls.inflight:
-            calls.take(None)
+            if not calls.finished:  # (the loop may have taken some it did not record)
+                calls.take(None)
             calls.gather(min(settings.SEND_BATCH_SIZE, len(calls.inflight)))
             calls.record()  # (never raises for one step's trouble: see outcomes_record)
     except Exception:  # the database is gone: the steps left sending are settled after the lease

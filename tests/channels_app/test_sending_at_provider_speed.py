@@ -13,8 +13,7 @@ from channels_app.ratelimit import rate_reset
 from tests.channels_app.conftest import SPECS, connect
 from tests.fixtures import start_run
 from workflows_app.models import Step
-from workflows_app.services import dispatch
-from workflows_app.services import sending
+from workflows_app.services import dispatch, sending
 from workflows_app.services.sending import sends_finish, steps_send_due
 
 

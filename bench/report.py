@@ -99,7 +99,15 @@ def latency_line(lat) -> str:
         f"sends_per_s={'/'.join(f'{v:.0f}' for v in rates.values())} "
         f"drain_ratios={lat.drain_ratio(250):.2f}/{lat.drain_ratio(1000):.2f} "
         f"drain_per_s={'/'.join(f'{v:.0f}' for v in drains.values())} "
-        f"connections_per_1000={lat.connections_per_1000:.1f}"
+        f"connections_per_1000={lat.connections_per_1000:.1f} rounds={_rounds(lat)}"
+    )
+
+
+def _rounds(lat) -> str:
+    """Each round's sends/s at 0/250/1000 ms, rounds apart by commas (the ratios are their
+    medians, so a round that paid for growing the pools shows here)."""
+    return ",".join(
+        "/".join(f"{lat.rates[ms][n]:.0f}" for ms in lat.rates) for n in range(len(lat.rates[0]))
     )
 
 
@@ -127,7 +135,8 @@ def latency_rows(r: dict) -> list[tuple[str, str, str, str]]:
         (
             "sends/s through the simulator at 0 / 250 / 1000 ms provider latency (median)",
             f"{rates[0]:.0f} / {rates[250]:.0f} / {rates[1000]:.0f} → "
-            f"latency250_ratio {lat.ratio(250):.2f}, latency1000_ratio {lat.ratio(1000):.2f}",
+            f"latency250_ratio {lat.ratio(250):.2f}, latency1000_ratio {lat.ratio(1000):.2f} "
+            f"(rounds: {_rounds(lat).replace(',', '; ')})",
             "≥ 0.90 and ≥ 0.80",
             _ok(lat.ratio(250) >= 0.9 and lat.ratio(1000) >= 0.8),
         ),

@@ -144,10 +144,14 @@ def _ratio(rates: list[float], baseline: list[float]) -> float:
     return statistics.median(r / z for r, z in zip(rates, baseline, strict=True))
 
 
+def _received(stack: BenchStack) -> list[dict]:
+    """Every send request the simulator has received (its recipient, ``received_at``, …)."""
+    return requests.get(f"{stack.simulator_url}/_simulator/sends", timeout=60).json()["sends"]
+
+
 def _arrivals(stack: BenchStack, recipients: set[str]) -> list[float]:
     """When each send to ``recipients`` reached the simulator (``time.time()``), in order."""
-    sends = requests.get(f"{stack.simulator_url}/_simulator/sends", timeout=60).json()["sends"]
-    return sorted(send["received_at"] for send in sends if send["recipient"] in recipients)
+    return sorted(s["received_at"] for s in _received(stack) if s["recipient"] in recipients)
 
 
 def send_rates(stack: BenchStack, creds, rounds: int, count: int) -> LatencyResult:
@@ -285,8 +289,7 @@ def _failover_hops(stack: BenchStack, probes: list) -> dict[str, list[float]]:
             [probes],
         )
         rows = cursor.fetchall()
-    sends = requests.get(f"{stack.simulator_url}/_simulator/sends", timeout=60).json()["sends"]
-    received = {send["recipient"]: send["received_at"] for send in sends}
+    received = {send["recipient"]: send["received_at"] for send in _received(stack)}
     hops: dict[str, list[float]] = {"claimed": [], "reached": [], "recorded": []}
     for number, rejected, claimed, recorded in rows:
         reached = received.get(number)

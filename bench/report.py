@@ -111,11 +111,17 @@ def _rounds(lat) -> str:
     )
 
 
+def _hops(backlog) -> list[tuple[str, str]]:
+    """Each hop of the backlog's failovers, with its p50/p99 in ms."""
+    return [
+        (name, f"{_p(values, 50):.0f}/{_p(values, 99):.0f}")
+        for name, values in backlog.hops.items()
+    ]
+
+
 def backlog_line(backlog) -> str:
     """``--only backlog``: the failover p99 and where it went, hop by hop (p50/p99)."""
-    hops = " ".join(
-        f"{name}={_p(values, 50):.0f}/{_p(values, 99):.0f}" for name, values in backlog.hops.items()
-    )
+    hops = " ".join(f"{name}={figures}" for name, figures in _hops(backlog))
     return (
         f"BACKLOG failover_p50_ms={_p(backlog.failover_ms, 50):.0f} "
         f"failover_p99_ms={_p(backlog.failover_ms, 99):.0f} "
@@ -172,10 +178,7 @@ def latency_rows(r: dict) -> list[tuple[str, str, str, str]]:
         (
             "its hops, p50 / p99 (ms): rejection recorded → next step claimed → its send "
             "reached the simulator → its outcome recorded",
-            ", ".join(
-                f"{name} {_p(values, 50):.0f} / {_p(values, 99):.0f}"
-                for name, values in backlog.hops.items()
-            ),
+            ", ".join(f"{name} {figures.replace('/', ' / ')}" for name, figures in _hops(backlog)),
             "context",
             "",
         ),

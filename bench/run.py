@@ -87,7 +87,7 @@ def main() -> None:
         if args.only == "latency":
             run_send_rates(stack, size, results)
         elif args.only == "backlog":
-            run_backlog(stack, size, results, [])
+            run_backlog(stack, size, results, connect=True)
         else:
             run_main_phases(stack, size, results, args.profile, log_dir, args.only == "accept")
         stack.stop_all()
@@ -200,14 +200,15 @@ def run_send_rates(stack, size: Size, results: dict) -> list:
     return connections
 
 
-def run_backlog(stack, size: Size, results: dict, connections: list) -> None:
-    """Failover and timers behind a backlog of sends at 250 ms (connecting the simulator's
-    latencies first, unless ``connections`` are those of :func:`run_send_rates`)."""
+def run_backlog(stack, size: Size, results: dict, *, connect: bool = False) -> None:
+    """Failover and timers behind a backlog of sends at 250 ms (with ``connect``, alone: the
+    processes and the simulator's latencies first, as :func:`run_send_rates` leaves them)."""
     from bench import latency, measure
 
-    if not connections:
+    if connect:
         stack.start("simulator", "worker", "scheduler")
-        connections += [latency.connect(stack, ms) for ms in latency.LATENCIES_MS]
+        for ms in latency.LATENCIES_MS:
+            latency.connect(stack, ms)
     say(f"failover and timers behind a backlog of {size.backlog_count:,} sends at 250 ms")
     results["backlog"] = latency.backlog_failover(
         stack,
@@ -223,7 +224,7 @@ def run_latency_phase(stack, size: Size, results: dict, log_dir: Path) -> None:
     from bench import latency, measure
 
     connections = run_send_rates(stack, size, results)
-    run_backlog(stack, size, results, connections)
+    run_backlog(stack, size, results)
     say(f"a burst of {size.burst_count:,} sends through a connection limited to 50/s")
     results["rate_limit"] = latency.rate_limited_burst(
         stack, measure.new_account("bench rate"), size.burst_count, 50.0

@@ -181,3 +181,44 @@ def test_a_step_another_transaction_holds_is_left_to_it(account):
         assert _first(runs[0]).attempts.count() == 1
     finally:
         other.close()
+
+
+@pytest.mark.needs_services("postgresql")  # the plan of PostgreSQL's index scan
+def test_a_claim_reads_only_the_due_steps_however_many_wait_for_later(account):
+    """Steps held back (a rate limit, a retry's backoff) are pending but not due: a claim must
+    not read them one by one, or every claim, and every idle poll, costs as much as they are
+    many. The claim's scan of the pending index is bounded by the clock, not filtered by it."""
+    (run,) = _runs(account, "447700900003")
+    later = _first(run)
+    fields = [f.attname for f in Step._meta.concrete_fields if f.attname != "id"]
+    held = [
+        Step(
+            **{
+                **{name: getattr(later, name) for name in fields},
+                "index": 10 + n,
+                "message_uuid": None,
+                "ready_at": later.ready_at + timedelta(hours=1),
+            }
+        )
+        for n in range(300)
+    ]
+    Step.objects.bulk_create(held)
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # the plan of a table too big to scan
+        cursor.execute("ANALYZE workflows_app_step")
+        with CaptureQueriesContext(connection) as queries:
+            assert steps_send_due(10) == 1
+        claim = next(q["sql"] for q in queries if "SKIP LOCKED" in q["sql"])
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + claim)
+        plan = cursor.fetchone()[0][0]["Plan"]
+
+    def scans(node):
+        if "Index Name" in node and node.get("Relation Name") == "workflows_app_step":
+            yield node
+        for child in node.get("Plans", []):
+            yield from scans(child)
+
+    [scan] = scans(plan)
+    assert scan["Index Name"] == "step_pending_ready"
+    assert "ready_at" in scan.get("Index Cond", ""), scan
+    assert scan.get("Rows Removed by Filter", 0) == 0, scan

@@ -29,6 +29,19 @@ class ClockTimestamp(Func):
     output_field = DateTimeField()
 
 
+class ClockBound(ClockTimestamp):
+    """The same clock as the bound of an index scan: ``(SELECT clock_timestamp())``.
+
+    PostgreSQL cannot bound an index scan with a volatile function, so ``ready_at <=
+    clock_timestamp()`` filters every entry of the index in turn: the steps not yet due too
+    (held back by a rate limit, retrying later), each a heap fetch, on every claim. An
+    uncorrelated subquery is evaluated once per execution (an InitPlan), and its value bounds
+    the scan. (On SQLite, the same SQL.)
+    """
+
+    template = "(SELECT clock_timestamp())"
+
+
 def sqlite_clock_timestamp() -> str:
     """Now, in UTC, as Django stores a datetime in SQLite (``str()`` of a naive datetime:
     ``YYYY-MM-DD HH:MM:SS[.ffffff]``), so that text comparisons with stored values order as

@@ -32,7 +32,7 @@ from channels_app.errors import ErrorKind, ProviderError
 from channels_app.registry import Route, routes_for
 from workflows_app import logcontext
 from workflows_app.models import Attempt, Step
-from workflows_app.services.clock import ClockTimestamp
+from workflows_app.services.clock import ClockBound, ClockTimestamp
 from workflows_app.services.dispatch import send_due_now
 from workflows_app.services.revoke import RevokeResult, RevokeTask, revoke_run, revokes_for
 from workflows_app.services.send_admission import steps_admit
@@ -266,7 +266,7 @@ def _claim(candidates: QuerySet[Step], limit: int) -> list[SendClaim]:
             candidates.select_for_update(of=("self",), skip_locked=True)
             .select_related("workflow")
             .annotate(db_now=ClockTimestamp())
-            .filter(state=StepState.PENDING, ready_at__lte=ClockTimestamp())
+            .filter(state=StepState.PENDING, ready_at__lte=ClockBound())
             .order_by("ready_at")[:limit]
         )
         if not steps:

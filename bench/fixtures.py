@@ -191,12 +191,17 @@ def _psycopg_connection() -> psycopg.Connection:
 TABLES = ("workflow", "step", "attempt", "providermessage", "event")
 
 
-def settle_after_bulk_load() -> None:
+def settle_tables() -> None:
     """Leave the tables as a service that grew them over a day would have them: vacuumed
-    (hint bits and visibility map set, statistics fresh) and checkpointed. Measured straight
-    after a load, PostgreSQL is still writing out gigabytes of freshly dirtied pages and
-    setting hint bits on first read, and that background work, not the table size, is what the
-    first minutes' figures show (scale accept fell from ~100 to ~50 req/s, then recovered)."""
+    (dead rows gone, hint bits and visibility map set, statistics fresh) and checkpointed.
+
+    Measured straight after a bulk load, PostgreSQL is still writing out gigabytes of freshly
+    dirtied pages and setting hint bits on first read, and that background work, not the
+    table size, is what the first minutes' figures show (scale accept fell from ~100 to ~50
+    req/s, then recovered). And every send leaves dead row versions (each state change is an
+    update that touches indexed columns); with autovacuum off, as on the bench machine, a phase
+    run after others pays for their dead rows (sends/s at 0 ms fell from ~780 to ~620 over one
+    latency run)."""
     with connection.cursor() as cursor:
         for table in TABLES:
             cursor.execute(f"VACUUM (ANALYZE) workflows_app_{table}")

@@ -161,6 +161,7 @@ def _arrivals(stack: BenchStack, recipients: set[str]) -> list[float]:
 
 
 def send_rates(stack: BenchStack, creds, rounds: int, count: int) -> LatencyResult:
+    from bench.fixtures import settle_tables
     from bench.measure import pause_worker, resume_worker
 
     result = LatencyResult(
@@ -182,6 +183,7 @@ def send_rates(stack: BenchStack, creds, rounds: int, count: int) -> LatencyResu
         order = LATENCIES_MS if number % 2 == 0 else LATENCIES_MS[::-1]
         round_before = stats(stack)
         for ms in order:
+            settle_tables()  # each phase from vacuumed tables, not the dead rows of the last
             pause_worker(stack)
             ids, recipients = [], set()
             for _ in range(count):

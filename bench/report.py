@@ -402,13 +402,17 @@ HOW_TO_READ = """\
 - **latency** (bench/latency.py): three Twilio connections, each for its own sender, point at
   the provider simulator (`manage.py simulate_providers`, a process of its own, over loopback
   HTTP), which answers each after 0, 250 or 1000 ms. After a warm-up, per latency: the
-  worker's consumer is paused, N runs are accepted whose first step goes out through that
-  connection (silent recipient, expiry an hour), and the consumer is resumed. Send capacity
-  (sends/s) is N over the time from the resume to the simulator receiving the last of the N
-  send requests: the rate at which messages are handed to the provider. Rounds alternate the
-  order of the latencies; `latency250_ratio` and `latency1000_ratio` are the medians of the
-  per-round ratios to 0 ms (goals 0.9 and 0.8). The drain rate beside it is N over the time
-  until all N are `waiting` (every answer back and recorded): it also holds the last send's
+  tables are vacuumed and checkpointed (autovacuum is off on the bench machine: without this a
+  phase paid for the dead rows of those before it), the worker's consumer is paused, N runs
+  are accepted whose first step goes out through that connection (silent recipient, expiry an
+  hour), and the consumer is resumed. Send capacity (sends/s) is N over the time from the
+  resume to the simulator receiving the last of the N send requests: the rate at which
+  messages are handed to the provider. Rounds (4 at full size: one phase's rate varies by
+  ±10% between rounds) alternate the order of the latencies; `latency250_ratio` and
+  `latency1000_ratio` are the medians of the per-round ratios to 0 ms (goals 0.9 and 0.8).
+  The drain rate beside it is N over the time until the last of the N is `waiting` (every
+  answer back and recorded; timed by the steps' own `updated_at`, polled a few times a second,
+  as each poll reads N rows of the database being measured): it holds the last send's
   answer, one provider latency whatever the concurrency, so its ratio cannot exceed
   T0 / (T0 + latency), T0 being the time N sends take at 0 ms (the table gives that ceiling).
   Connections opened: TCP connections the simulator accepted per 1,000 sends it answered

@@ -45,7 +45,7 @@ class Size:
 
 
 SIZES = {
-    "full": Size(5, 10, 8, 3, 500, 300, 10, 10_000, 60, 25, 1_000_000, 30, 2, 3000, 10_000, 2000),
+    "full": Size(5, 10, 8, 3, 500, 300, 10, 10_000, 60, 25, 1_000_000, 30, 4, 3000, 10_000, 2000),
     "small": Size(3, 3, 8, 2, 200, 60, 10, 1000, 15, 10, 20_000, 10, 1, 1500, 2000, 500),
 }
 
@@ -261,7 +261,7 @@ def clear_backlog(stack) -> None:
 
 def run_scale_phase(stack, size: Size, results: dict, profile: bool, log_dir: Path) -> None:
     from bench import measure
-    from bench.fixtures import insert_waiting_workflows, settle_after_bulk_load
+    from bench.fixtures import insert_waiting_workflows, settle_tables
 
     measure.use_database(SCALE_DB)
     stack_mod.flush_redis()
@@ -277,7 +277,7 @@ def run_scale_phase(stack, size: Size, results: dict, profile: bool, log_dir: Pa
     )
     results["scale_insert_s"] = time.monotonic() - began
     say("vacuum and checkpoint after the load")
-    settle_after_bulk_load()
+    settle_tables()
     results["scale_count"] = size.scale_count
     stack.start("web", "worker", "scheduler")
     time.sleep(15)  # the scheduler arms the countdowns inside TIMER_HORIZON

@@ -229,9 +229,10 @@ def backlog_failover(
     """A backlog of ``count`` sends at 250 ms: milliseconds from a rejection to the next step's
     acceptance, for the runs (one in ``every``) that the provider rejects at once; and the
     lateness of ``timers`` deadlines falling due while the backlog drains."""
-    from bench.fixtures import insert_waiting_workflows
+    from bench.fixtures import insert_waiting_workflows, settle_tables
     from bench.measure import pause_worker, resume_worker
 
+    settle_tables()  # from vacuumed tables, as each latency phase
     pause_worker(stack)
     ids, probes = [], []
     for n in range(count):

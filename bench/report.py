@@ -418,7 +418,8 @@ HOW_TO_READ = """\
   Connections opened: TCP connections the simulator accepted per 1,000 sends it answered
   (every worker process keeps a pool per connection, as large as its peak of calls in
   flight; the last round alone shows what a warm pool still opens).
-- **backlog_failover_p99_ms**: N runs queued at 250 ms (the consumer paused, then resumed),
+- **backlog_failover_p99_ms**: N runs queued at 250 ms (on vacuumed tables, as for each
+  latency phase; the consumer paused, then resumed),
   every 10th rejected at once by the provider (1,000 probes at full size: a p99 of 200 would
   be the second-slowest, and swung from 280 to 520 ms between runs of the same code); from the
   rejection being recorded to the next step being accepted through the 0 ms connection (so

@@ -67,7 +67,7 @@ def session() -> requests.Session:
             found.mount("https://", adapter)
             found.headers["User-Agent"] = USER_AGENT
             # requests reads the environment (proxies, no_proxy, CA bundle, ~/.netrc) on every
-            # call, scanning all of os.environ: ~15% of a call's CPU. request() reads it once
+            # call, scanning all of os.environ: ~17% of a call's CPU. request() reads it once
             # per provider host instead (no netrc: a provider's credentials are its config's).
             found.trust_env = False
             _sessions[key] = found

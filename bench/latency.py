@@ -352,8 +352,11 @@ def rate_limited_burst(stack: BenchStack, creds, count: int, per_second: float) 
         )
     finally:
         control(stack, "rate_limit", {"per_second": None})
-    sends = requests.get(f"{stack.simulator_url}/_simulator/sends", timeout=30).json()["sends"]
-    mine = [s for s in sends if s["recipient"].startswith("4477") and s["recipient"][4] == "2"]
+    mine = [
+        s
+        for s in _received(stack)
+        if s["recipient"].startswith("4477") and s["recipient"][4] == "2"
+    ]
     accepted = sorted(s["at"] for s in mine if s["outcome"] == "accepted")
     throttled = sum(1 for s in mine if s["outcome"] == "throttled")
     with connection.cursor() as cursor:

@@ -189,20 +189,13 @@ def test_a_claim_reads_only_the_due_steps_however_many_wait_for_later(account):
     not read them one by one, or every claim, and every idle poll, costs as much as they are
     many. The claim's scan of the pending index is bounded by the clock, not filtered by it."""
     (run,) = _runs(account, "447700900003")
-    later = _first(run)
-    fields = [f.attname for f in Step._meta.concrete_fields if f.attname != "id"]
-    held = [
-        Step(
-            **{
-                **{name: getattr(later, name) for name in fields},
-                "index": 10 + n,
-                "message_uuid": None,
-                "ready_at": later.ready_at + timedelta(hours=1),
-            }
-        )
+    due = _first(run)
+    copied = {f.attname: getattr(due, f.attname) for f in Step._meta.concrete_fields}
+    later = due.ready_at + timedelta(hours=1)
+    Step.objects.bulk_create(
+        Step(**copied | {"id": None, "index": 10 + n, "message_uuid": None, "ready_at": later})
         for n in range(300)
-    ]
-    Step.objects.bulk_create(held)
+    )
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")  # the plan of a table too big to scan
         cursor.execute("ANALYZE workflows_app_step")

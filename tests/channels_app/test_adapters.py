@@ -5,6 +5,7 @@ import uuid
 
 import pytest
 
+from channels_app import http
 from channels_app.adapters.base import OutboundMessage
 from channels_app.errors import ErrorKind, ProviderError
 from channels_app.registry import ADAPTERS, connection_config
@@ -28,7 +29,9 @@ def outbound(provider: str, recipient: str, **step) -> OutboundMessage:
 def send(provider: str, recipient: str, base_url: str, *, config: dict | None = None, **step):
     connection = connect(SPECS[provider], base_url, **(config or {}))
     adapter = ADAPTERS[provider]
-    return adapter.send(outbound(provider, recipient, **step), connection_config(connection))
+    return http.run(
+        adapter.send(outbound(provider, recipient, **step), connection_config(connection))
+    )
 
 
 def failure(provider: str, recipient: str, base_url: str, **kwargs) -> ProviderError:
@@ -163,7 +166,7 @@ def test_twilio_sends_mms_images(simulator):
     connection = connect(SPECS["twilio"], simulator.base_url, channel="mms")
     message = outbound("twilio", "447700900000", content=content)
     message = OutboundMessage(**{**message.__dict__, "channel": "mms"})
-    result = ADAPTERS["twilio"].send(message, connection_config(connection))
+    result = http.run(ADAPTERS["twilio"].send(message, connection_config(connection)))
     assert result.provider_message_ids[0].startswith("MM")
 
 
@@ -177,6 +180,6 @@ def test_twilio_can_be_polled_for_a_messages_status(simulator):
     connection = connect(SPECS["twilio"], simulator.base_url)
     config = connection_config(connection)
     adapter = ADAPTERS["twilio"]
-    sid = adapter.send(outbound("twilio", "447700900004"), config).provider_message_ids[0]
-    [receipt] = adapter.poll(sid, config)
+    sid = http.run(adapter.send(outbound("twilio", "447700900004"), config)).provider_message_ids[0]
+    [receipt] = http.run(adapter.poll(sid, config))
     assert (receipt.provider_message_id, receipt.status) == (sid, "submitted")

@@ -4,6 +4,7 @@ and how each failure is classified. No HTTP is mocked."""
 import uuid
 
 import pytest
+import requests
 
 from channels_app import http
 from channels_app.adapters.base import OutboundMessage
@@ -28,10 +29,8 @@ def outbound(provider: str, recipient: str, **step) -> OutboundMessage:
 
 def send(provider: str, recipient: str, base_url: str, *, config: dict | None = None, **step):
     connection = connect(SPECS[provider], base_url, **(config or {}))
-    adapter = ADAPTERS[provider]
-    return http.run(
-        adapter.send(outbound(provider, recipient, **step), connection_config(connection))
-    )
+    message = outbound(provider, recipient, **step)
+    return http.run(ADAPTERS[provider].send(message, connection_config(connection)))
 
 
 def failure(provider: str, recipient: str, base_url: str, **kwargs) -> ProviderError:
@@ -80,6 +79,16 @@ def test_a_connection_reset_after_sending_is_ambiguous(provider, simulator):
     simulator.fault("447700900000", "reset")
     assert failure(provider, "447700900000", simulator.base_url).kind == ErrorKind.AMBIGUOUS
     assert simulator.messages() == {}
+
+
+def test_a_send_whose_kept_alive_connection_drops_is_never_made_again(simulator):
+    """aiohttp makes a request again when a connection it kept alive turns out closed, but
+    only for idempotent methods: a send's POST that may have arrived must never be repeated."""
+    send("twilio", "447700900000", simulator.base_url)  # leaves a kept-alive connection
+    simulator.fault("447700910000", "reset", times=0)  # every request for it is dropped
+    assert failure("twilio", "447700910000", simulator.base_url).kind == ErrorKind.AMBIGUOUS
+    sends = requests.get(f"{simulator.base_url}/_simulator/sends", timeout=5).json()["sends"]
+    assert [send["recipient"] for send in sends].count("447700910000") == 1
 
 
 @pytest.mark.parametrize("provider", ["messenger", "vonage_sms", "twilio"])

@@ -23,7 +23,6 @@ Config: ``service_account`` (the key file's JSON object), ``agent_id``; optional
 RBM reports no price, so its messages' cost stays unknown (null).
 """
 
-import asyncio
 import threading
 import uuid
 from typing import Any, ClassVar
@@ -31,7 +30,6 @@ from urllib.parse import quote
 
 import google.auth.exceptions
 import google.auth.transport.requests
-import requests
 from google.oauth2 import service_account
 
 from channels_app import http
@@ -76,13 +74,13 @@ class GoogleRbmAdapter(Adapter):
     required_config: ClassVar[tuple[str, ...]] = ("service_account", "agent_id")
     revocable_channels: ClassVar[frozenset[str]] = frozenset({"rcs"})
 
-    async def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
+    def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
         self.require_config(config)
         body = agent_message(message)
         phone = e164(message.to)
         if message.content_type in FEATURES or config.get("capability_check"):
-            await self.check_capable(phone, FEATURES.get(message.content_type), config)
-        response = await self.call(
+            self.check_capable(phone, FEATURES.get(message.content_type), config)
+        response = self.call(
             "POST",
             f"/v1/phones/{phone}/agentMessages",
             config,
@@ -93,9 +91,9 @@ class GoogleRbmAdapter(Adapter):
             return SendResult([message.client_ref], {"status": response.status_code})
         raise self.error(response)
 
-    async def check_capable(self, phone: str, feature: str | None, config: dict[str, Any]) -> None:
+    def check_capable(self, phone: str, feature: str | None, config: dict[str, Any]) -> None:
         """Raise a permanent error unless the phone has RCS (and ``feature``, if named)."""
-        response = await self.call(
+        response = self.call(
             "GET",
             f"/v1/phones/{phone}/capabilities",
             config,
@@ -112,11 +110,11 @@ class GoogleRbmAdapter(Adapter):
                 provider_code=feature,
             )
 
-    async def revoke(
+    def revoke(
         self, provider_message_id: str, recipient: str, config: dict[str, Any]
     ) -> RevokeOutcome:
         self.require_config(config)
-        response = await self.call(
+        response = self.call(
             "DELETE",
             f"/v1/phones/{e164(recipient)}/agentMessages/{quote(provider_message_id, safe='')}",
             config,
@@ -128,11 +126,9 @@ class GoogleRbmAdapter(Adapter):
             return RevokeOutcome.TOO_LATE
         raise self.error(response)
 
-    async def call(self, method: str, path: str, config: dict[str, Any], **kwargs: Any) -> Any:
-        # A cached token costs a lookup; fetching one blocks, so it runs off the loop's thread.
-        token = valid_token(config) or await asyncio.to_thread(access_token, config)
-        headers = {"Authorization": f"Bearer {token}"}
-        response = await http.request(
+    def call(self, method: str, path: str, config: dict[str, Any], **kwargs: Any) -> Any:
+        headers = {"Authorization": f"Bearer {access_token(config)}"}
+        response = http.request(
             method, self.base_url(config) + path, config=config, headers=headers, **kwargs
         )
         if response.status_code == 401:  # a token Google no longer takes: fetch a new one next
@@ -240,14 +236,10 @@ def suggestion(spec: Any) -> dict[str, Any]:
 
 
 class _Transport(google.auth.transport.requests.Request):
-    """google-auth's requests transport with our connection's timeouts (its default is 120 s).
-    Token fetches are rare (one an hour per service account), so they keep requests' blocking
-    session, on a thread of their own (see :meth:`GoogleRbmAdapter.call`)."""
-
-    session = requests.Session()
+    """google-auth's requests transport with our connection's timeouts (its default is 120 s)."""
 
     def __init__(self, timeout: tuple[float, float]) -> None:
-        super().__init__(session=self.session)
+        super().__init__(session=http.session())
         self.timeout = timeout
 
     def __call__(self, url, method="GET", body=None, headers=None, timeout=None, **kwargs):
@@ -273,14 +265,6 @@ def _token_key(config: dict[str, Any]) -> tuple[str, str]:
 def forget_token(config: dict[str, Any]) -> None:
     with _tokens_lock:
         _tokens.pop(_token_key(config), None)
-
-
-def valid_token(config: dict[str, Any]) -> str | None:
-    """The cached access token for the connection's service account while it is valid."""
-    key = _token_key(config)
-    with _tokens_lock:
-        credentials = _tokens.get(key)
-        return str(credentials.token) if credentials is not None and credentials.valid else None
 
 
 def access_token(config: dict[str, Any]) -> str:

@@ -45,9 +45,9 @@ class ViberAdapter(Adapter):
     default_base_url: ClassVar[str] = "https://chatapi.viber.com"
     required_config: ClassVar[tuple[str, ...]] = ("auth_token",)
 
-    async def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
+    def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
         self.require_config(config)
-        response = await http.request(
+        response = http.request(
             "POST",
             f"{self.base_url(config)}/pa/send_message",
             config=config,

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from channels_app import http
 from channels_app.adapters.base import Adapter, OutboundMessage, SendResult, address_of
 from channels_app.adapters.google_rbm import GoogleRbmAdapter
 from channels_app.adapters.messenger import MessengerAdapter
@@ -47,7 +48,7 @@ class UnroutedAdapter(Adapter):
     name = "unrouted"
     channels = frozenset()
 
-    def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
+    async def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
         raise ProviderError(
             ErrorKind.CONFIGURATION,
             f"no usable provider connection serves sender {message.from_!r} on {message.channel}",
@@ -226,7 +227,7 @@ def poll(provider: str, connection_id: str, provider_message_id: str) -> list:
     """
     adapter = ADAPTERS[provider]
     connection = ProviderConnection.objects.get(id=connection_id)
-    events = adapter.poll(provider_message_id, connection_config(connection))
+    events = http.run(adapter.poll(provider_message_id, connection_config(connection)))
     return [replace(event, connection_ids=(connection_id,)) for event in events]
 
 

@@ -169,7 +169,7 @@ SENDING_LEASE = env.float("SENDING_LEASE", default=60.0)
 # A send_due task claims at most this many due steps, calls their providers concurrently and
 # records them in one transaction (workflows_app/services/sending.py).
 SEND_BATCH_SIZE = env.int("SEND_BATCH_SIZE", default=16)
-# Provider calls one worker process keeps in flight (threads; each mostly waits on the network),
+# Provider calls one worker process keeps in flight (coroutines on its provider-call loop),
 # and how long one send_due task goes on claiming before it hands on to the next task, so that
 # other tasks on its queue (webhooks, polls) get their turn.
 SEND_CONCURRENCY = env.int("SEND_CONCURRENCY", default=1000)

@@ -107,18 +107,18 @@ class Adapter:
         if missing:
             raise missing_config(self.name, *missing)
 
-    def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
+    async def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
         """Send one message. Returns the provider's ids; raises ProviderError by kind."""
         raise NotImplementedError
 
-    def poll(self, provider_message_id: str, config: dict[str, Any]) -> list[ReceiptEvent]:
+    async def poll(self, provider_message_id: str, config: dict[str, Any]) -> list[ReceiptEvent]:
         """Ask the provider for a message's current status, as receipts (possibly none).
 
         Raises ProviderError when the provider cannot answer.
         """
         raise NotImplementedError
 
-    def revoke(
+    async def revoke(
         self, provider_message_id: str, recipient: str, config: dict[str, Any]
     ) -> RevokeOutcome:
         """Ask the provider not to deliver a sent message (``recipient`` as the step's ``to``).

@@ -23,6 +23,7 @@ Config: ``service_account`` (the key file's JSON object), ``agent_id``; optional
 RBM reports no price, so its messages' cost stays unknown (null).
 """
 
+import asyncio
 import threading
 import uuid
 from typing import Any, ClassVar
@@ -30,6 +31,7 @@ from urllib.parse import quote
 
 import google.auth.exceptions
 import google.auth.transport.requests
+import requests
 from google.oauth2 import service_account
 
 from channels_app import http
@@ -74,13 +76,13 @@ class GoogleRbmAdapter(Adapter):
     required_config: ClassVar[tuple[str, ...]] = ("service_account", "agent_id")
     revocable_channels: ClassVar[frozenset[str]] = frozenset({"rcs"})
 
-    def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
+    async def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
         self.require_config(config)
         body = agent_message(message)
         phone = e164(message.to)
         if message.content_type in FEATURES or config.get("capability_check"):
-            self.check_capable(phone, FEATURES.get(message.content_type), config)
-        response = self.call(
+            await self.check_capable(phone, FEATURES.get(message.content_type), config)
+        response = await self.call(
             "POST",
             f"/v1/phones/{phone}/agentMessages",
             config,
@@ -91,9 +93,9 @@ class GoogleRbmAdapter(Adapter):
             return SendResult([message.client_ref], {"status": response.status_code})
         raise self.error(response)
 
-    def check_capable(self, phone: str, feature: str | None, config: dict[str, Any]) -> None:
+    async def check_capable(self, phone: str, feature: str | None, config: dict[str, Any]) -> None:
         """Raise a permanent error unless the phone has RCS (and ``feature``, if named)."""
-        response = self.call(
+        response = await self.call(
             "GET",
             f"/v1/phones/{phone}/capabilities",
             config,
@@ -110,11 +112,11 @@ class GoogleRbmAdapter(Adapter):
                 provider_code=feature,
             )
 
-    def revoke(
+    async def revoke(
         self, provider_message_id: str, recipient: str, config: dict[str, Any]
     ) -> RevokeOutcome:
         self.require_config(config)
-        response = self.call(
+        response = await self.call(
             "DELETE",
             f"/v1/phones/{e164(recipient)}/agentMessages/{quote(provider_message_id, safe='')}",
             config,
@@ -126,9 +128,11 @@ class GoogleRbmAdapter(Adapter):
             return RevokeOutcome.TOO_LATE
         raise self.error(response)
 
-    def call(self, method: str, path: str, config: dict[str, Any], **kwargs: Any) -> Any:
-        headers = {"Authorization": f"Bearer {access_token(config)}"}
-        response = http.request(
+    async def call(self, method: str, path: str, config: dict[str, Any], **kwargs: Any) -> Any:
+        # A cached token costs a lookup; fetching one blocks, so it runs off the loop's thread.
+        token = valid_token(config) or await asyncio.to_thread(access_token, config)
+        headers = {"Authorization": f"Bearer {token}"}
+        response = await http.request(
             method, self.base_url(config) + path, config=config, headers=headers, **kwargs
         )
         if response.status_code == 401:  # a token Google no longer takes: fetch a new one next
@@ -236,10 +240,14 @@ def suggestion(spec: Any) -> dict[str, Any]:
 
 
 class _Transport(google.auth.transport.requests.Request):
-    """google-auth's requests transport with our connection's timeouts (its default is 120 s)."""
+    """google-auth's requests transport with our connection's timeouts (its default is 120 s).
+    Token fetches are rare (one an hour per service account), so they keep requests' blocking
+    session, on a thread of their own (see :meth:`GoogleRbmAdapter.call`)."""
+
+    session = requests.Session()
 
     def __init__(self, timeout: tuple[float, float]) -> None:
-        super().__init__(session=http.session())
+        super().__init__(session=self.session)
         self.timeout = timeout
 
     def __call__(self, url, method="GET", body=None, headers=None, timeout=None, **kwargs):
@@ -265,6 +273,14 @@ def _token_key(config: dict[str, Any]) -> tuple[str, str]:
 def forget_token(config: dict[str, Any]) -> None:
     with _tokens_lock:
         _tokens.pop(_token_key(config), None)
+
+
+def valid_token(config: dict[str, Any]) -> str | None:
+    """The cached access token for the connection's service account while it is valid."""
+    key = _token_key(config)
+    with _tokens_lock:
+        credentials = _tokens.get(key)
+        return str(credentials.token) if credentials is not None and credentials.valid else None
 
 
 def access_token(config: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ from channels_app.errors import ProviderError
 class GraphAdapter(Adapter):
     default_base_url: ClassVar[str] = "https://graph.facebook.com"
 
-    def graph_post(
+    async def graph_post(
         self, config: dict[str, Any], path: str, token: str, payload: dict[str, Any]
     ) -> tuple[Any, dict[str, Any] | None]:
         """POST ``payload`` to ``/<api_version>/<path>``; return the response and its JSON body,
@@ -25,7 +25,7 @@ class GraphAdapter(Adapter):
         parameter, so it can never leak through a logged URL; the Graph API accepts both.
         """
         version = config.get("api_version", "v19.0")
-        response = http.request(
+        response = await http.request(
             "POST",
             f"{self.base_url(config)}/{version}/{path}",
             config=config,

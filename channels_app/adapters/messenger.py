@@ -43,9 +43,9 @@ class MessengerAdapter(GraphAdapter):
     channels: ClassVar[frozenset[str]] = frozenset({"messenger"})
     required_config: ClassVar[tuple[str, ...]] = ("page_access_token",)
 
-    def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
+    async def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
         self.require_config(config)
-        response, body = self.graph_post(
+        response, body = await self.graph_post(
             config, "me/messages", config["page_access_token"], self.payload(message)
         )
         if body is None or not body.get("message_id"):

@@ -2,12 +2,13 @@
 
 It stands in for a remote provider, so its "remote side" (posting receipts later) runs as a
 Celery task, and its receipts travel through :func:`channels_app.receipts.ingest` like every
-real provider's.
+real provider's. That side is reached through blocking calls (the broker, the database, a log
+file), so they run off the provider-call loop's thread (``asyncio.to_thread``).
 """
 
+import asyncio
 import json
 import os
-import time
 import uuid
 from typing import Any, ClassVar
 
@@ -26,7 +27,13 @@ class SandboxAdapter(Adapter):
     )
     revocable_channels: ClassVar[frozenset[str]] = REVOCABLE_CHANNELS
 
-    def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
+    async def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
+        result = await asyncio.to_thread(self._accept, message, config)
+        # Fault injection: the message has left, but the answer is slow to come back.
+        await asyncio.sleep(float(config.get("send_delay") or 0.0))
+        return result
+
+    def _accept(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
         recipient = message.to
         fate = fate_of(recipient)
         if fate == Fate.REJECTED:
@@ -47,18 +54,16 @@ class SandboxAdapter(Adapter):
         provider_message_id = f"sbx-{uuid.uuid4()}"
         _log_call(config, message, recipient, "accepted", provider_message_id)
         self._schedule_receipts(message, fate, provider_message_id, config)
-        # Fault injection: the message has left, but the answer is slow to come back.
-        time.sleep(float(config.get("send_delay") or 0.0))
         return SendResult(
             provider_message_ids=[provider_message_id],
             response={"message_id": provider_message_id, "fate": fate.value},
         )
 
-    def revoke(
+    async def revoke(
         self, provider_message_id: str, recipient: str, config: dict[str, Any]
     ) -> RevokeOutcome:
         """Withdraw an RCS message unless its delivered receipt went out first."""
-        won = revocations.claim(provider_message_id, revocations.REVOKED)
+        won = await asyncio.to_thread(revocations.claim, provider_message_id, revocations.REVOKED)
         return RevokeOutcome.REVOKED if won == revocations.REVOKED else RevokeOutcome.TOO_LATE
 
     @staticmethod

@@ -61,9 +61,9 @@ class TwilioAdapter(Adapter):
     def messages_url(self, config: dict[str, Any]) -> str:
         return f"{self.base_url(config)}/2010-04-01/Accounts/{config['account_sid']}/Messages"
 
-    def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
+    async def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
         self.require_config(config)
-        response = http.request(
+        response = await http.request(
             "POST",
             self.messages_url(config) + ".json",
             config=config,
@@ -120,10 +120,10 @@ class TwilioAdapter(Adapter):
             retry_after=retry_after,
         )
 
-    def poll(self, provider_message_id: str, config: dict[str, Any]) -> list[ReceiptEvent]:
+    async def poll(self, provider_message_id: str, config: dict[str, Any]) -> list[ReceiptEvent]:
         """Fetch the Message resource: the backstop for a status callback that never came."""
         self.require_config(config)
-        response = http.request(
+        response = await http.request(
             "GET",
             f"{self.messages_url(config)}/{provider_message_id}.json",
             config=config,

@@ -45,9 +45,9 @@ class ViberAdapter(Adapter):
     default_base_url: ClassVar[str] = "https://chatapi.viber.com"
     required_config: ClassVar[tuple[str, ...]] = ("auth_token",)
 
-    def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
+    async def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
         self.require_config(config)
-        response = http.request(
+        response = await http.request(
             "POST",
             f"{self.base_url(config)}/pa/send_message",
             config=config,

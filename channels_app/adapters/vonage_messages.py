@@ -68,10 +68,10 @@ class VonageMessagesAdapter(Adapter):
     required_config: ClassVar[tuple[str, ...]] = ("application_id", "private_key")
     revocable_channels: ClassVar[frozenset[str]] = frozenset({"rcs"})
 
-    def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
+    async def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
         self.require_config(config)
         payload = self.payload(message, config)
-        response = http.request(
+        response = await http.request(
             "POST",
             f"{self.base_url(config)}/v1/messages",
             config=config,
@@ -85,13 +85,13 @@ class VonageMessagesAdapter(Adapter):
             return SendResult([str(body["message_uuid"])], {"status": response.status_code})
         raise self.error(response, body)
 
-    def revoke(
+    async def revoke(
         self, provider_message_id: str, recipient: str, config: dict[str, Any]
     ) -> RevokeOutcome:
         """``PATCH /v1/messages/{uuid}``: a 2xx means Vonage took the request (it does not
         promise the message is withdrawn); anything else raises ProviderError."""
         self.require_config(config)
-        response = http.request(
+        response = await http.request(
             "PATCH",
             f"{self.base_url(config)}/v1/messages/{provider_message_id}",
             config=config,

@@ -73,7 +73,7 @@ class VonageSmsAdapter(Adapter):
     default_base_url: ClassVar[str] = "https://rest.nexmo.com"
     required_config: ClassVar[tuple[str, ...]] = ("api_key", "api_secret")
 
-    def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
+    async def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
         self.require_config(config)
         if message.content_type != "text":
             raise unsupported_content(self.name, message)
@@ -90,7 +90,7 @@ class VonageSmsAdapter(Adapter):
         callback = config.get("callback") or config.get("receipt_url")
         if callback:
             form["callback"] = callback
-        response = http.request(
+        response = await http.request(
             "POST", f"{self.base_url(config)}/sms/json", config=config, data=form
         )
         body = http.json_body(response)

@@ -60,9 +60,9 @@ class WhatsAppAdapter(GraphAdapter):
     channels: ClassVar[frozenset[str]] = frozenset({"whatsapp"})
     required_config: ClassVar[tuple[str, ...]] = ("access_token", "phone_number_id")
 
-    def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
+    async def send(self, message: OutboundMessage, config: dict[str, Any]) -> SendResult:
         self.require_config(config)
-        response, body = self.graph_post(
+        response, body = await self.graph_post(
             config,
             f"{config['phone_number_id']}/messages",
             config["access_token"],

@@ -4,7 +4,9 @@ and how each failure is classified. No HTTP is mocked."""
 import uuid
 
 import pytest
+import requests
 
+from channels_app import http
 from channels_app.adapters.base import OutboundMessage
 from channels_app.errors import ErrorKind, ProviderError
 from channels_app.registry import ADAPTERS, connection_config
@@ -27,8 +29,8 @@ def outbound(provider: str, recipient: str, **step) -> OutboundMessage:
 
 def send(provider: str, recipient: str, base_url: str, *, config: dict | None = None, **step):
     connection = connect(SPECS[provider], base_url, **(config or {}))
-    adapter = ADAPTERS[provider]
-    return adapter.send(outbound(provider, recipient, **step), connection_config(connection))
+    message = outbound(provider, recipient, **step)
+    return http.run(ADAPTERS[provider].send(message, connection_config(connection)))
 
 
 def failure(provider: str, recipient: str, base_url: str, **kwargs) -> ProviderError:
@@ -77,6 +79,16 @@ def test_a_connection_reset_after_sending_is_ambiguous(provider, simulator):
     simulator.fault("447700900000", "reset")
     assert failure(provider, "447700900000", simulator.base_url).kind == ErrorKind.AMBIGUOUS
     assert simulator.messages() == {}
+
+
+def test_a_send_whose_kept_alive_connection_drops_is_never_made_again(simulator):
+    """aiohttp makes a request again when a connection it kept alive turns out closed, but
+    only for idempotent methods: a send's POST that may have arrived must never be repeated."""
+    send("twilio", "447700900000", simulator.base_url)  # leaves a kept-alive connection
+    simulator.fault("447700910000", "reset", times=0)  # every request for it is dropped
+    assert failure("twilio", "447700910000", simulator.base_url).kind == ErrorKind.AMBIGUOUS
+    sends = requests.get(f"{simulator.base_url}/_simulator/sends", timeout=5).json()["sends"]
+    assert [send["recipient"] for send in sends].count("447700910000") == 1
 
 
 @pytest.mark.parametrize("provider", ["messenger", "vonage_sms", "twilio"])
@@ -163,7 +175,7 @@ def test_twilio_sends_mms_images(simulator):
     connection = connect(SPECS["twilio"], simulator.base_url, channel="mms")
     message = outbound("twilio", "447700900000", content=content)
     message = OutboundMessage(**{**message.__dict__, "channel": "mms"})
-    result = ADAPTERS["twilio"].send(message, connection_config(connection))
+    result = http.run(ADAPTERS["twilio"].send(message, connection_config(connection)))
     assert result.provider_message_ids[0].startswith("MM")
 
 
@@ -177,6 +189,6 @@ def test_twilio_can_be_polled_for_a_messages_status(simulator):
     connection = connect(SPECS["twilio"], simulator.base_url)
     config = connection_config(connection)
     adapter = ADAPTERS["twilio"]
-    sid = adapter.send(outbound("twilio", "447700900004"), config).provider_message_ids[0]
-    [receipt] = adapter.poll(sid, config)
+    sid = http.run(adapter.send(outbound("twilio", "447700900004"), config)).provider_message_ids[0]
+    [receipt] = http.run(adapter.poll(sid, config))
     assert (receipt.provider_message_id, receipt.status) == (sid, "submitted")

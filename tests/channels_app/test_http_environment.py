@@ -40,7 +40,7 @@ def proxy(monkeypatch):
 
 
 def test_a_proxy_named_by_the_environment_carries_provider_calls(proxy):
-    response = http.request("GET", "http://provider.invalid/send", config={})
+    response = http.run(http.request("GET", "http://provider.invalid/send", config={}))
     assert (response.status_code, response.text) == (200, "ok")
     assert proxy == ["http://provider.invalid/send"]
 
@@ -48,12 +48,12 @@ def test_a_proxy_named_by_the_environment_carries_provider_calls(proxy):
 def test_no_proxy_sends_that_host_direct(proxy, monkeypatch):
     monkeypatch.setenv("NO_PROXY", "provider.invalid")
     with pytest.raises(ProviderError) as raised:  # direct: the name does not resolve
-        http.request("GET", "http://provider.invalid/send", config={"connect_timeout": 2})
+        http.run(http.request("GET", "http://provider.invalid/send", config={"connect_timeout": 2}))
     assert raised.value.kind == ErrorKind.TRANSIENT
     assert proxy == []
 
 
 def test_an_unparsable_provider_url_is_a_configuration_error(db):
     with pytest.raises(ProviderError) as raised:
-        http.request("GET", "http://[::1/send", config={})
+        http.run(http.request("GET", "http://[::1/send", config={}))
     assert raised.value.kind == ErrorKind.CONFIGURATION

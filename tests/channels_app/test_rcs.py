@@ -8,6 +8,7 @@ import pytest
 import requests
 from django.test import Client
 
+from channels_app import http
 from channels_app.adapters.base import OutboundMessage, RevokeOutcome
 from channels_app.errors import ErrorKind, ProviderError
 from channels_app.receipts.google_rbm import GoogleRbmReceiptParser
@@ -65,7 +66,7 @@ def sent(simulator, message_id: str) -> dict:
 
 def test_rbm_sends_under_our_message_id_with_the_ttl(simulator):
     message = rcs_message("447700900000", ttl=600)
-    result = ADAPTERS["google_rbm"].send(message, rbm_config(simulator))
+    result = http.run(ADAPTERS["google_rbm"].send(message, rbm_config(simulator)))
     assert result.provider_message_ids == [message.client_ref]
     assert sent(simulator, message.client_ref)["extra"] == {"kind": ["text"], "ttl": "600s"}
     assert result.price is None  # RBM reports no price: unknown, not zero
@@ -78,14 +79,14 @@ def test_rbm_sends_cards_and_carousels_as_rich_cards(simulator):
         {"type": "carousel", "carousel": {"cards": [CARD, CARD]}},
     ):
         message = rcs_message("447700900000", content)
-        ADAPTERS["google_rbm"].send(message, config)
+        http.run(ADAPTERS["google_rbm"].send(message, config))
         assert sent(simulator, message.client_ref)["extra"]["kind"] == ["richCard"]
 
 
 def test_rbm_fetches_one_token_for_many_sends(simulator):
     config = rbm_config(simulator, service_account=service_account_key("cached@acme.iam"))
     for _ in range(3):
-        ADAPTERS["google_rbm"].send(rcs_message("447700900000"), config)
+        http.run(ADAPTERS["google_rbm"].send(rcs_message("447700900000"), config))
     answer = requests.get(f"{simulator.base_url}/_simulator/revokes", timeout=5).json()
     assert answer["tokens"] == 1
 
@@ -93,21 +94,21 @@ def test_rbm_fetches_one_token_for_many_sends(simulator):
 def test_a_phone_without_rcs_is_a_permanent_rejection_by_the_capability_check(simulator):
     message = rcs_message("447700900001", {"type": "card", "card": CARD})
     with pytest.raises(ProviderError) as raised:
-        ADAPTERS["google_rbm"].send(message, rbm_config(simulator))
+        http.run(ADAPTERS["google_rbm"].send(message, rbm_config(simulator)))
     assert (raised.value.kind, raised.value.code) == (ErrorKind.PERMANENT, 1300)
     assert simulator.messages() == {}
 
 
 def test_a_phone_without_rcs_is_a_permanent_rejection_by_the_send(simulator):
     with pytest.raises(ProviderError) as raised:
-        ADAPTERS["google_rbm"].send(rcs_message("447700900001"), rbm_config(simulator))
+        http.run(ADAPTERS["google_rbm"].send(rcs_message("447700900001"), rbm_config(simulator)))
     assert (raised.value.kind, raised.value.code) == (ErrorKind.PERMANENT, 1300)
 
 
 def test_an_unreadable_200_from_rbm_is_still_accepted_because_the_id_is_ours(simulator):
     simulator.fault("447700900000", "malformed")
     message = rcs_message("447700900000")
-    result = ADAPTERS["google_rbm"].send(message, rbm_config(simulator))
+    result = http.run(ADAPTERS["google_rbm"].send(message, rbm_config(simulator)))
     assert result.provider_message_ids == [message.client_ref]
 
 
@@ -118,7 +119,7 @@ def test_an_unreachable_token_endpoint_is_transient_and_nothing_is_sent(simulato
         token_url=f"http://127.0.0.1:{free_port()}/token",
     )
     with pytest.raises(ProviderError) as raised:
-        ADAPTERS["google_rbm"].send(rcs_message("447700900000"), config)
+        http.run(ADAPTERS["google_rbm"].send(rcs_message("447700900000"), config))
     assert raised.value.kind == ErrorKind.TRANSIENT
     assert simulator.messages() == {}
 
@@ -130,7 +131,7 @@ def test_a_refused_service_account_is_a_configuration_error(simulator):
         token_url=f"{simulator.base_url}/not-a-token-endpoint",
     )
     with pytest.raises(ProviderError) as raised:
-        ADAPTERS["google_rbm"].send(rcs_message("447700900000"), config)
+        http.run(ADAPTERS["google_rbm"].send(rcs_message("447700900000"), config))
     assert raised.value.kind == ErrorKind.CONFIGURATION
     assert simulator.messages() == {}
 
@@ -138,8 +139,8 @@ def test_a_refused_service_account_is_a_configuration_error(simulator):
 def test_rbm_revokes_an_undelivered_message_and_it_is_never_delivered(simulator):
     config = rbm_config(simulator)
     message = rcs_message("447700900003")  # accepted, then silence
-    ADAPTERS["google_rbm"].send(message, config)
-    outcome = ADAPTERS["google_rbm"].revoke(message.client_ref, "447700900003", config)
+    http.run(ADAPTERS["google_rbm"].send(message, config))
+    outcome = http.run(ADAPTERS["google_rbm"].revoke(message.client_ref, "447700900003", config))
     assert outcome == RevokeOutcome.REVOKED
     assert [r["outcome"] for r in revokes(simulator)] == ["revoked"]
     assert sent(simulator, message.client_ref)["status"] == "revoked"
@@ -148,19 +149,19 @@ def test_rbm_revokes_an_undelivered_message_and_it_is_never_delivered(simulator)
 def test_a_revoke_after_delivery_is_too_late(simulator):
     config = rbm_config(simulator)
     message = rcs_message("447700900004")  # delivered after 0.2 s
-    ADAPTERS["google_rbm"].send(message, config)
+    http.run(ADAPTERS["google_rbm"].send(message, config))
     wait_for(lambda: sent(simulator, message.client_ref)["status"] == "delivered", 5)
-    outcome = ADAPTERS["google_rbm"].revoke(message.client_ref, "447700900004", config)
+    outcome = http.run(ADAPTERS["google_rbm"].revoke(message.client_ref, "447700900004", config))
     assert outcome == RevokeOutcome.TOO_LATE
 
 
 def test_a_failing_revoke_raises_by_kind(simulator):
     config = rbm_config(simulator)
     message = rcs_message("447700900003")
-    ADAPTERS["google_rbm"].send(message, config)
+    http.run(ADAPTERS["google_rbm"].send(message, config))
     simulator.fault("revoke:447700900003", "http_500")
     with pytest.raises(ProviderError) as raised:
-        ADAPTERS["google_rbm"].revoke(message.client_ref, "447700900003", config)
+        http.run(ADAPTERS["google_rbm"].revoke(message.client_ref, "447700900003", config))
     assert raised.value.kind == ErrorKind.TRANSIENT
 
 
@@ -210,16 +211,16 @@ def test_an_rbm_expiry_revoke_event_means_undeliverable():
 
 def test_vonage_sends_rcs_cards_with_the_ttl(simulator):
     message = rcs_message("447700900000", {"type": "card", "card": CARD}, ttl=300)
-    result = ADAPTERS["vonage_messages"].send(message, vonage_rcs_config(simulator))
+    result = http.run(ADAPTERS["vonage_messages"].send(message, vonage_rcs_config(simulator)))
     record = sent(simulator, result.provider_message_ids[0])
     assert (record["channel"], record["extra"]["message_type"]) == ("rcs", "card")
 
 
 def test_vonage_revokes_rcs_with_a_patch(simulator):
     config = vonage_rcs_config(simulator)
-    result = ADAPTERS["vonage_messages"].send(rcs_message("447700900003"), config)
+    result = http.run(ADAPTERS["vonage_messages"].send(rcs_message("447700900003"), config))
     uuid_ = result.provider_message_ids[0]
-    assert ADAPTERS["vonage_messages"].revoke(uuid_, "447700900003", config) == "revoked"
+    assert http.run(ADAPTERS["vonage_messages"].revoke(uuid_, "447700900003", config)) == "revoked"
     assert [(r["provider"], r["message_id"]) for r in revokes(simulator)] == [
         ("vonage_messages", uuid_)
     ]
@@ -227,7 +228,7 @@ def test_vonage_revokes_rcs_with_a_patch(simulator):
 
 def test_vonage_reports_a_phone_without_rcs_as_rejected_after_accepting(simulator):
     config = vonage_rcs_config(simulator)
-    result = ADAPTERS["vonage_messages"].send(rcs_message("447700900001"), config)
+    result = http.run(ADAPTERS["vonage_messages"].send(rcs_message("447700900001"), config))
     uuid_ = result.provider_message_ids[0]
     wait_for(lambda: sent(simulator, uuid_)["status"] == "rejected", 5)
 
@@ -242,7 +243,7 @@ def send(provider: str, recipient: str, simulator, **step):
         shaped["channel"], shaped["sender"], shaped["recipient"], shaped["message"], "ref-1"
     )
     config = connection_config(connect(spec, simulator.base_url))
-    return ADAPTERS[provider].send(message, config), config
+    return http.run(ADAPTERS[provider].send(message, config)), config
 
 
 def test_vonage_sms_reports_the_price_of_every_part(simulator):
@@ -259,7 +260,7 @@ def test_twilio_reports_no_price_at_send_and_its_price_once_polled(simulator):
     assert result.price is None
     sid = result.provider_message_ids[0]
     wait_for(lambda: sent(simulator, sid)["status"] == "delivered", 5)
-    [receipt] = ADAPTERS["twilio"].poll(sid, config)
+    [receipt] = http.run(ADAPTERS["twilio"].poll(sid, config))
     assert receipt.price == Price("0.00750", "USD")
 
 

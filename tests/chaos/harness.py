@@ -77,10 +77,33 @@ class Context:
     simulated: providers.Simulated | None = None
     receiver: Receiver | None = None
     notes: list[str] = field(default_factory=list)
+    finished: threading.Event = field(default_factory=threading.Event)
+    supervisor: threading.Thread | None = None
 
     def note(self, message: str) -> None:
         logger.info(message)
         self.notes.append(message)
+
+    def supervise_workers(self) -> None:
+        """From now until the scenario ends, do what the deployment's supervisor does
+        (docker-compose: ``restart: unless-stopped``): start again every worker that exits,
+        whenever it exits, not only those that had exited when the fault ended."""
+        if self.supervisor is None:
+            self.supervisor = threading.Thread(target=self._supervise, name="supervisor")
+            self.supervisor.start()
+
+    def _supervise(self) -> None:
+        while not self.finished.wait(0.25):
+            for name, process in self.stack.processes.items():
+                code = process.popen.poll() if process.popen else None
+                if name.startswith(("worker", "timers")) and code is not None:
+                    process.start()
+                    self.note(f"{name} had exited (code {code}); restarted it")
+
+    def stop_supervising(self) -> None:
+        self.finished.set()
+        if self.supervisor is not None:
+            self.supervisor.join()
 
 
 @dataclass(frozen=True)
@@ -259,6 +282,7 @@ def run_scenario(world: World, scenario: Scenario, size: Size, seed: int, log_di
         outcome.violations.append(f"harness error: {error!r}")
     finally:
         stop_watching.set()
+        ctx.stop_supervising()
         for process in stack.processes.values():
             process.kill()
         if receiver:

@@ -181,9 +181,15 @@ def two_schedulers(ctx: Context) -> None:
 
 def restart_redis_empty(ctx: Context) -> None:
     """kill -9 Redis (no persistence) while runs wait, restart it empty. Every queued send,
-    armed countdown and sandbox receipt in it is gone; timers must come from Postgres."""
+    armed countdown and sandbox receipt in it is gone; timers must come from Postgres.
+
+    On some Redis losses kombu ends the Celery worker ("Unrecoverable error: AttributeError:
+    'NoneType' object has no attribute 'hostname'", celery/kombu#970 and its kin), sometimes
+    seconds later, once its running tasks end: the supervisor starts it again whenever it
+    exits, and the sends Redis lost must still be re-dispatched from Postgres."""
     from workflows_app.models import Step
 
+    ctx.supervise_workers()
     for round_ in range(max(1, ctx.size.kills // 2)):
         wait_for(
             lambda: Step.objects.filter(state="waiting").count() >= 5, 30, message="waiting runs"
@@ -194,19 +200,6 @@ def restart_redis_empty(ctx: Context) -> None:
         ctx.redis.start()
         ctx.note(f"round {round_ + 1}: Redis lost everything with {waiting} steps waiting")
         time.sleep(2)
-        _restart_exited_workers(ctx)
-
-
-def _restart_exited_workers(ctx: Context) -> None:
-    """Do what the deployment's supervisor does (docker-compose: ``restart: unless-stopped``).
-    On some Redis losses kombu ends the Celery worker ("Unrecoverable error: AttributeError:
-    'NoneType' object has no attribute 'hostname'" in ``restore_unacked_once``); the worker
-    comes back, and the sends Redis lost must still be re-dispatched from Postgres."""
-    for name, process in ctx.stack.processes.items():
-        code = process.popen.poll() if process.popen else None
-        if name.startswith("worker") and code is not None:
-            process.start()
-            ctx.note(f"{name} had exited (code {code}); restarted it")
 
 
 # --- PostgreSQL -------------------------------------------------------------------------------

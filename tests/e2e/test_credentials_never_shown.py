@@ -20,6 +20,7 @@ import requests
 from django.contrib.auth.models import User
 from django.test import Client as DjangoClient
 
+from channels_app import http
 from channels_app.adapters.base import OutboundMessage
 from channels_app.errors import ProviderError
 from channels_app.models import ProviderConnection
@@ -125,10 +126,10 @@ def _in_process(messenger, twilio, simulator) -> str:
             client_ref=str(uuid.uuid4()),
         )
         adapter = ADAPTERS[row.provider]
-        out.append(repr(adapter.send(message, connection_config(row))))
+        out.append(repr(http.run(adapter.send(message, connection_config(row)))))
         simulator.fault(recipient, "http_500", times=1)
         with pytest.raises(ProviderError) as failure:
-            adapter.send(message, connection_config(row))
+            http.run(adapter.send(message, connection_config(row)))
         out += [str(failure.value), repr(failure.value), repr(failure.value.__dict__)]
     forged = DjangoClient().post(
         f"/webhooks/receipts/messenger/{messenger.id}",

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 
+from channels_app import http
 from tests.fixtures import run_of, spec
 from workflows_app.models import Event, Step
 from workflows_app.services.clock import db_now
@@ -150,7 +151,7 @@ def test_cancelling_during_a_send_stops_the_run_there(two_steps):
     step = two_steps.steps.get(index=0)
     [(attempt, route, outbound, _)] = sending._claim(Step.objects.filter(id=step.id), 1)
     assert workflow_cancel(two_steps) is True
-    send_record.outcomes_record([(attempt, route.adapter.send(outbound, route.config))])
+    send_record.outcomes_record([(attempt, http.run(route.adapter.send(outbound, route.config)))])
     step.refresh_from_db()
     assert step.state == "cancelled"
     assert step.attempts.get().outcome == "accepted"  # recorded, but the run stays cancelled

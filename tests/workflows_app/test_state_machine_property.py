@@ -22,7 +22,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from channels_app import receipts
+from channels_app import http, receipts
 from channels_app.errors import ErrorKind, ProviderError
 from channels_app.statuses import ReceiptEvent, ReceiptStatus
 from tests.chaos import checker
@@ -107,7 +107,7 @@ class EngineMachine(RuleBasedStateMachine):
         attempt, route, outbound, _ = self.in_flight.pop(attempt_id)
         if outcome == "provider":
             try:
-                result = route.adapter.send(outbound, route.config)
+                result = http.run(route.adapter.send(outbound, route.config))
             except ProviderError as error:
                 send_record.outcomes_record([(attempt, error)])
             else:

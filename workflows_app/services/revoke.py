@@ -6,7 +6,7 @@ next step goes out, so that a person does not get the message twice.
    message is marked ``pending``; one already delivered (its ``read`` deadline passed) is
    recorded ``too_late`` at once, with no request.
 2. The worker that claims the next step finds the revoke due before it (:func:`revokes_for`,
-   inside the claim), and its provider-call thread asks the provider to revoke the message
+   inside the claim), and its provider call asks the provider to revoke the message
    (:func:`revoke_run`, after the claim committed, just before the send, outside any
    transaction), each request bounded by ``REVOKE_TIMEOUT``; a failed or slow revoke is
    recorded and the send goes on.
@@ -123,7 +123,7 @@ def revokes_for(next_steps: Sequence[Step]) -> dict[int, RevokeTask]:
     return tasks
 
 
-def revoke_run(task: RevokeTask) -> tuple[RevokeState, str]:
+async def revoke_run(task: RevokeTask) -> tuple[RevokeState, str]:
     """Ask the provider to withdraw the message, within ``REVOKE_TIMEOUT`` per request. Never
     raises; a provider error, a timeout or a bug is a failed revoke. Outside any transaction."""
     if task.route is None:
@@ -131,7 +131,7 @@ def revoke_run(task: RevokeTask) -> tuple[RevokeState, str]:
     bound = settings.REVOKE_TIMEOUT
     config = {**task.route.config, "connect_timeout": bound, "read_timeout": bound}
     try:
-        outcome = task.route.adapter.revoke(task.provider_message_id, task.recipient, config)
+        outcome = await task.route.adapter.revoke(task.provider_message_id, task.recipient, config)
     except ProviderError as error:
         return RevokeState.FAILED, f"{error.kind}: {error.reason}"[:255]
     except Exception as error:  # an adapter bug must not hold the fallback back

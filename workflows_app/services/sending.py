@@ -12,13 +12,12 @@ This module holds the send loop and the claim; the record of the outcomes is
 :mod:`workflows_app.services.send_record`.
 """
 
-import contextvars
 import logging
 import queue
 import threading
 import time
 from collections import defaultdict
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import NamedTuple
 
 from django.conf import settings
@@ -69,12 +68,13 @@ def steps_send_due(
     that another worker is sending, is left alone, so calling this twice sends nothing twice.
 
     Each claim takes up to ``limit`` (``SEND_BATCH_SIZE``) steps in one transaction; their
-    provider calls run on this process's pool of ``SEND_CONCURRENCY`` threads, outside any
-    transaction, and outcomes are recorded as they come back, a few at a time. With no
-    ``budget`` that is one claim. With ``budget`` seconds (the ``send_due`` task) it claims
-    again whenever calls finish, keeping up to ``SEND_CONCURRENCY`` in flight (in this process)
-    however slowly the providers answer, until nothing is due or the budget is spent. So
-    throughput follows the providers' latency only past that many calls in flight.
+    provider calls run as coroutines on this process's provider-call loop
+    (:func:`channels_app.http.submit`), outside any transaction, and outcomes are recorded as
+    they come back, a few at a time. With no ``budget`` that is one claim. With ``budget``
+    seconds (the ``send_due`` task) it claims again whenever calls finish, keeping up to
+    ``SEND_CONCURRENCY`` in flight (in this process) however slowly the providers answer,
+    until nothing is due or the budget is spent. So throughput follows the providers' latency
+    only past that many calls in flight.
 
     A full claim asks for another task, so that the other worker processes join in on a
     backlog. When the budget is spent the loop asks for one too and returns at once, leaving
@@ -122,7 +122,7 @@ def steps_send_due(
 
 
 class _Calls:
-    """One send loop's provider calls: in flight on the pool, and finished but not recorded.
+    """One send loop's provider calls: in flight on the loop, and finished but not recorded.
 
     A call puts itself on ``finishing`` as it ends, so taking one costs the same however many
     are in flight (``concurrent.futures.wait`` visits every pending future on every call)."""
@@ -134,7 +134,7 @@ class _Calls:
 
     def start(self, claims: list[SendClaim]) -> None:
         for claim in claims:
-            future = _pool().submit(contextvars.copy_context().run, _call_provider, claim)
+            future = http.submit(_call_provider(claim))
             future.add_done_callback(self.finishing.put)
             self.inflight[future] = claim
 
@@ -230,26 +230,16 @@ def _wait_for_calls(
 SEND_IDLE_POLL = 0.05
 RECORD_WINDOW = 0.025
 
-_threads: ThreadPoolExecutor | None = None
 
-
-def _pool() -> ThreadPoolExecutor:
-    """This process's provider-call threads (made after a prefork worker forked)."""
-    global _threads
-    if _threads is None:
-        _threads = ThreadPoolExecutor(settings.SEND_CONCURRENCY, thread_name_prefix="send")
-    return _threads
-
-
-def _call_provider(claim: SendClaim) -> Called:
-    """On a provider-call thread, outside any transaction: the revoke due first (bounded by
+async def _call_provider(claim: SendClaim) -> Called:
+    """On the provider-call loop, outside any transaction: the revoke due first (bounded by
     ``REVOKE_TIMEOUT``, so a slow one delays the fallback by at most that), then the send."""
     attempt, route, outbound, revoke = claim
     logcontext.bind(workflow_uuid=attempt.step.workflow_id, message_uuid=attempt.step.message_uuid)
-    revoked = (revoke, *revoke_run(revoke)) if revoke is not None else None
+    revoked = (revoke, *await revoke_run(revoke)) if revoke is not None else None
     try:
         with http.for_connection(route.connection_id):  # its keep-alive session
-            return Called(route.adapter.send(outbound, route.config), revoked)
+            return Called(await route.adapter.send(outbound, route.config), revoked)
     except ProviderError as error:
         return Called(error, revoked)
     except Exception as error:  # an adapter bug: the message may or may not have left

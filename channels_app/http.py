@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 import aiohttp
 import certifi
 import requests
+import uvloop
 from django.conf import settings
 
 from channels_app.errors import ErrorKind, ProviderError
@@ -59,7 +60,7 @@ def _running_loop() -> asyncio.AbstractEventLoop:
     global _loop, _loop_pid
     with _loop_lock:
         if _loop is None or _loop_pid != os.getpid():
-            _loop, _loop_pid = asyncio.new_event_loop(), os.getpid()
+            _loop, _loop_pid = uvloop.new_event_loop(), os.getpid()
             _sessions.clear()
             thread = threading.Thread(target=_loop.run_forever, name="provider-calls", daemon=True)
             thread.start()

@@ -3,6 +3,8 @@
 Provider calls are coroutines on one event loop per process (:func:`submit`, :func:`run`), over
 aiohttp: a hundred sends waiting on a slow provider are a hundred sockets in one thread, not a
 hundred threads taking turns with the send loop for the interpreter (bench/findings.md, 31).
+The loop is uvloop's (libuv): the send loop's thread shares the interpreter with it, so the
+less CPU the loop spends per call, the more sends a process makes (finding 32).
 
 This module owns timeouts and the mapping of network failures to error kinds, so no adapter has
 to decide what a reset socket means:

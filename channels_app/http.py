@@ -3,6 +3,8 @@
 Provider calls are coroutines on one event loop per process (:func:`submit`, :func:`run`), over
 aiohttp: a hundred sends waiting on a slow provider are a hundred sockets in one thread, not a
 hundred threads taking turns with the send loop for the interpreter (bench/findings.md, 31).
+The loop is uvloop's (libuv): the send loop's thread shares the interpreter with it, so the
+less CPU the loop spends per call, the more sends a process makes (finding 32).
 
 This module owns timeouts and the mapping of network failures to error kinds, so no adapter has
 to decide what a reset socket means:
@@ -36,6 +38,7 @@ from typing import Any, TypeVar
 import aiohttp
 import certifi
 import requests
+import uvloop
 from django.conf import settings
 
 from channels_app.errors import ErrorKind, ProviderError
@@ -59,7 +62,7 @@ def _running_loop() -> asyncio.AbstractEventLoop:
     global _loop, _loop_pid
     with _loop_lock:
         if _loop is None or _loop_pid != os.getpid():
-            _loop, _loop_pid = asyncio.new_event_loop(), os.getpid()
+            _loop, _loop_pid = uvloop.new_event_loop(), os.getpid()
             _sessions.clear()
             thread = threading.Thread(target=_loop.run_forever, name="provider-calls", daemon=True)
             thread.start()

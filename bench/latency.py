@@ -116,12 +116,29 @@ def _answered_at(ids: list) -> float | None:
     return float(last) if answered == len(ids) else None
 
 
+def _errors(ids: list) -> int:
+    """Attempts of the runs ``ids``' first steps that ended in an error."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM workflows_app_attempt a JOIN workflows_app_step s "
+            "ON s.id = a.step_id WHERE s.workflow_id = ANY(%s) AND s.index = 0 "
+            "AND a.outcome = 'error'",
+            [ids],
+        )
+        return int(cursor.fetchone()[0])
+
+
 @dataclass
 class LatencyResult:
     # Per latency, per round: sends/s the simulator received (capacity), and sends/s until
     # every run was waiting (drain: answers back and recorded).
     rates: dict[int, list[float]] = field(default_factory=dict)
     drain_rates: dict[int, list[float]] = field(default_factory=dict)
+    # Per latency, per round: seconds from the 99th percentile send's arrival to the last one's
+    # (a straggler makes it long; a stall of every send lowers the rate and leaves it short),
+    # and the attempts that ended in an error (each one retried or failed over).
+    tails: dict[int, list[float]] = field(default_factory=dict)
+    errors: dict[int, list[int]] = field(default_factory=dict)
     count: int = 0  # sends per phase
     connections_opened: int = 0
     sends: int = 0
@@ -167,6 +184,8 @@ def send_rates(stack: BenchStack, creds, rounds: int, count: int) -> LatencyResu
     result = LatencyResult(
         rates={ms: [] for ms in LATENCIES_MS},
         drain_rates={ms: [] for ms in LATENCIES_MS},
+        tails={ms: [] for ms in LATENCIES_MS},
+        errors={ms: [] for ms in LATENCIES_MS},
         count=count,
     )
     serial = 0
@@ -202,6 +221,8 @@ def send_rates(stack: BenchStack, creds, rounds: int, count: int) -> LatencyResu
             arrivals = _arrivals(stack, recipients)
             assert len(arrivals) == count, f"{len(arrivals)} of {count} sends reached it"
             result.rates[ms].append(count / (arrivals[-1] - started_at))
+            result.tails[ms].append(arrivals[-1] - arrivals[int(0.99 * (count - 1))])
+            result.errors[ms].append(_errors(ids))
     after = stats(stack)
     result.warm_connections_opened = (
         after["connections_opened"] - round_before["connections_opened"]

@@ -99,16 +99,21 @@ def latency_line(lat) -> str:
         f"sends_per_s={'/'.join(f'{v:.0f}' for v in rates.values())} "
         f"drain_ratios={lat.drain_ratio(250):.2f}/{lat.drain_ratio(1000):.2f} "
         f"drain_per_s={'/'.join(f'{v:.0f}' for v in drains.values())} "
-        f"connections_per_1000={lat.connections_per_1000:.1f} rounds={_rounds(lat)}"
+        f"connections_per_1000={lat.connections_per_1000:.1f} rounds={_rounds(lat)} "
+        f"tails_s={_by_round(lat.tails, '.1f', ',')} errors={_by_round(lat.errors, 'd', ',')}"
     )
 
 
 def _rounds(lat) -> str:
     """Each round's sends/s at 0/250/1000 ms, rounds apart by commas (the ratios are their
     medians, so a round that paid for growing the pools shows here)."""
-    return ",".join(
-        "/".join(f"{lat.rates[ms][n]:.0f}" for ms in lat.rates) for n in range(len(lat.rates[0]))
-    )
+    return _by_round(lat.rates, ".0f", ",")
+
+
+def _by_round(figures: dict, spec: str, between: str = "; ") -> str:
+    """A per-latency, per-round figure as ``0ms/250ms/1000ms`` for each round."""
+    rounds = range(len(next(iter(figures.values()))))
+    return between.join("/".join(format(figures[ms][n], spec) for ms in figures) for n in rounds)
 
 
 def _hops(backlog) -> list[tuple[str, str]]:
@@ -145,6 +150,13 @@ def latency_rows(r: dict) -> list[tuple[str, str, str, str]]:
             f"(rounds: {_rounds(lat).replace(',', '; ')})",
             "≥ 0.90 and ≥ 0.80",
             _ok(lat.ratio(250) >= 0.9 and lat.ratio(1000) >= 0.8),
+        ),
+        (
+            "each phase's slowest 1 %: seconds from the 99th percentile send's arrival to the "
+            "last one's, 0 / 250 / 1000 ms by round; attempts that ended in an error",
+            f"{_by_round(lat.tails, '.1f')}; errors {_by_round(lat.errors, 'd')}",
+            "context",
+            "",
         ),
         (
             "drain: sends/s until every run waits (answers back and recorded), same phases",

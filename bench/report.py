@@ -99,19 +99,15 @@ def latency_line(lat) -> str:
         f"sends_per_s={'/'.join(f'{v:.0f}' for v in rates.values())} "
         f"drain_ratios={lat.drain_ratio(250):.2f}/{lat.drain_ratio(1000):.2f} "
         f"drain_per_s={'/'.join(f'{v:.0f}' for v in drains.values())} "
-        f"connections_per_1000={lat.connections_per_1000:.1f} rounds={_rounds(lat)} "
+        f"connections_per_1000={lat.connections_per_1000:.1f} "
+        f"rounds={_by_round(lat.rates, '.0f', ',')} "
         f"tails_s={_by_round(lat.tails, '.1f', ',')} errors={_by_round(lat.errors, 'd', ',')}"
     )
 
 
-def _rounds(lat) -> str:
-    """Each round's sends/s at 0/250/1000 ms, rounds apart by commas (the ratios are their
-    medians, so a round that paid for growing the pools shows here)."""
-    return _by_round(lat.rates, ".0f", ",")
-
-
 def _by_round(figures: dict, spec: str, between: str = "; ") -> str:
-    """A per-latency, per-round figure as ``0ms/250ms/1000ms`` for each round."""
+    """A per-latency, per-round figure as ``0ms/250ms/1000ms`` for each round (the ratios are
+    medians of rounds, so a round that paid for growing the pools, or stalled, shows here)."""
     rounds = range(len(next(iter(figures.values()))))
     return between.join("/".join(format(figures[ms][n], spec) for ms in figures) for n in rounds)
 
@@ -147,7 +143,7 @@ def latency_rows(r: dict) -> list[tuple[str, str, str, str]]:
             "sends/s through the simulator at 0 / 250 / 1000 ms provider latency (median)",
             f"{rates[0]:.0f} / {rates[250]:.0f} / {rates[1000]:.0f} → "
             f"latency250_ratio {lat.ratio(250):.2f}, latency1000_ratio {lat.ratio(1000):.2f} "
-            f"(rounds: {_rounds(lat).replace(',', '; ')})",
+            f"(rounds: {_by_round(lat.rates, '.0f')})",
             "≥ 0.90 and ≥ 0.80",
             _ok(lat.ratio(250) >= 0.9 and lat.ratio(1000) >= 0.8),
         ),
